@@ -1,0 +1,291 @@
+"""The background sender: a bounded queue drained by one daemon thread that batches and retries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from ._transport import Outcome, Transport, pack
+from .config import Config
+
+__all__ = ["Sender"]
+
+_log = logging.getLogger("tokentra")
+_WAKE = object()  # queued by flush() and close() to end a blocking get early
+_MAX_RETRY_AFTER = 120.0
+_COUNTERS = (
+    "enqueued", "sent", "accepted", "duplicates", "rejected", "dropped_queue_full", "dropped_failed",
+    "dropped_unauthorized", "retries", "requests", "internal_errors",
+)
+
+
+class Sender:
+    """Queues events without blocking and delivers them to the ingest endpoint from a worker thread.
+
+    `submit` only ever does a non-blocking put; everything else (finishing events, JSON, HTTP,
+    retries) runs on the worker, which starts on first use.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: Optional[Any] = None,
+        sleep: Optional[Callable[[float], None]] = None,
+        rng: Optional[random.Random] = None,
+    ) -> None:
+        self.config = config
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=config.max_queue_size)
+        self._transport = transport if transport is not None else Transport(config)
+        self._sleep = sleep if sleep is not None else self._abortable_sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._cond = threading.Condition()
+        self._counts: Dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._settled = 0
+        self._warned: set = set()
+        self._flush_requested = threading.Event()
+        self._stopping = threading.Event()
+        self._abort = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+
+    # -- caller side -------------------------------------------------------------------------------
+
+    def submit(self, item: Any) -> bool:
+        """Queue one event (a dict, or an object with `to_event()`); False if it was dropped."""
+        if self._thread is None:
+            self._start()
+        if self._closed:
+            self._count("dropped_failed")
+            return False
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._count("dropped_queue_full")
+            self._warn_once("full", "tokentra: event queue full, dropping events (see tokentra.stats())")
+            return False
+        self._count("enqueued")
+        return True
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every event queued so far is delivered or given up on; True if none is left."""
+        with self._cond:
+            target = self._counts["enqueued"]
+            if self._settled >= target:
+                return True
+        self._flush_requested.set()
+        self._wake()
+        with self._cond:
+            return self._cond.wait_for(lambda: self._settled >= target, timeout)
+
+    def close(self, timeout: Optional[float] = None) -> bool:
+        """Flush, then stop the worker; events still pending after `timeout` are dropped and counted."""
+        timeout = self.config.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        done = self.flush(timeout)
+        self._closed = True
+        self._stopping.set()
+        if not done:
+            self._abort.set()
+        self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        return done
+
+    def stats(self) -> Dict[str, int]:
+        with self._cond:
+            snapshot = dict(self._counts)
+        snapshot["queued"] = self._queue.qsize()
+        return snapshot
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a counter; also used by the wrapper for its own swallowed errors."""
+        self._count(name, n)
+
+    # -- worker side -------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._cond:
+            if self._thread is not None or self._closed:
+                return
+            thread = threading.Thread(target=self._run, name="tokentra-sender", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                if self._flush_requested.is_set() or self._stopping.is_set():
+                    # Clear before draining, so a flush asked for during the drain is seen next round.
+                    self._flush_requested.clear()
+                    self._drain()
+                    if self._stopping.is_set():
+                        break
+                    continue
+                batch = self._collect()
+                if batch:
+                    self._deliver(batch)
+        except Exception:  # pragma: no cover - a bug here must not kill the process's exit path
+            _log.exception("tokentra: sender stopped after an internal error")
+        finally:
+            self._drop_remaining()
+            self._transport.close()
+
+    def _collect(self) -> List[Any]:
+        """Wait for a first event, then for up to `flush_interval` more, returning early when asked."""
+        size, interval = self.config.batch_size, self.config.flush_interval
+        items: List[Any] = []
+        deadline: Optional[float] = None
+        while len(items) < size:
+            timeout = interval if deadline is None else deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                if items:
+                    break
+                continue
+            if item is _WAKE:
+                if self._flush_requested.is_set() or self._stopping.is_set():
+                    break
+                continue
+            items.append(item)
+            if deadline is None:
+                deadline = time.monotonic() + interval
+        return items
+
+    def _drain(self) -> None:
+        while True:
+            items = self._take_nowait(self.config.batch_size)
+            if not items:
+                return
+            self._deliver(items)
+
+    def _take_nowait(self, limit: int) -> List[Any]:
+        items: List[Any] = []
+        while len(items) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _WAKE:
+                items.append(item)
+        return items
+
+    def _deliver(self, items: Sequence[Any]) -> None:
+        parts: List[bytes] = []
+        for item in items:
+            try:
+                event = item.to_event() if hasattr(item, "to_event") else item
+                parts.append(json.dumps(event, separators=(",", ":"), default=str).encode("utf-8"))
+            except Exception:
+                _log.debug("tokentra: could not build an event", exc_info=True)
+                self._count("internal_errors")
+                self._settle(1)
+        for group in pack(parts):
+            self._send(group)
+
+    def _send(self, group: List[bytes]) -> None:
+        attempt = 0
+        while True:
+            if self._abort.is_set():
+                self._give_up("dropped_failed", len(group))
+                return
+            outcome = self._post(group)
+            if outcome.kind == Outcome.OK:
+                self._record_ok(outcome, len(group))
+                return
+            if outcome.kind == Outcome.SPLIT and len(group) > 1:
+                middle = len(group) // 2
+                self._send(group[:middle])
+                self._send(group[middle:])
+                return
+            if outcome.kind in (Outcome.SPLIT, Outcome.REJECTED):
+                self._warn_once(f"status-{outcome.status}", f"tokentra: ingest refused events (HTTP {outcome.status})")
+                self._give_up("rejected", len(group))
+                return
+            if outcome.kind == Outcome.UNAUTHORIZED:
+                self._warn_once("auth", "tokentra: ingest refused the API key (HTTP 401) or none is set; "
+                                        "events are dropped")
+                self._give_up("dropped_unauthorized", len(group))
+                return
+            if attempt >= self.config.max_retries or self._abort.is_set():
+                self._warn_once("failed", "tokentra: ingest unreachable after retries, dropping events")
+                self._give_up("dropped_failed", len(group))
+                return
+            delay = self._retry_delay(outcome, attempt)
+            attempt += 1
+            self._count("retries")
+            _log.debug("tokentra: ingest attempt failed (status %s), retrying in %.2fs", outcome.status, delay)
+            self._sleep(delay)
+
+    def _post(self, group: List[bytes]) -> Outcome:
+        self._count("requests")
+        try:
+            return self._transport.post(group)
+        except Exception:
+            _log.debug("tokentra: unexpected error while posting", exc_info=True)
+            return Outcome(Outcome.RETRY)
+
+    def _retry_delay(self, outcome: Outcome, attempt: int) -> float:
+        if outcome.retry_after is not None:
+            return min(outcome.retry_after, _MAX_RETRY_AFTER)
+        ceiling = min(self.config.max_backoff, self.config.backoff_base * (2 ** attempt))
+        # "Equal jitter": never less than half the step, so retries still spread out but keep backing off.
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def _record_ok(self, outcome: Outcome, n: int) -> None:
+        if outcome.rejected:
+            self._warn_once("rejected", "tokentra: ingest rejected some events (details at debug level)")
+            for entry in outcome.rejected[:20]:
+                if isinstance(entry, dict):
+                    _log.debug("tokentra: rejected index=%s field=%s: %s",
+                               entry.get("index"), entry.get("field"), entry.get("message"))
+        with self._cond:
+            self._counts["sent"] += n
+            self._counts["accepted"] += outcome.accepted
+            self._counts["duplicates"] += outcome.duplicates
+            self._counts["rejected"] += len(outcome.rejected)
+            self._settled += n
+            self._cond.notify_all()
+
+    def _give_up(self, counter: str, n: int) -> None:
+        with self._cond:
+            self._counts[counter] += n
+            self._settled += n
+            self._cond.notify_all()
+
+    def _drop_remaining(self) -> None:
+        dropped = len(self._take_nowait(self._queue.maxsize + 1))
+        if dropped:
+            self._give_up("dropped_failed", dropped)
+
+    def _settle(self, n: int) -> None:
+        with self._cond:
+            self._settled += n
+            self._cond.notify_all()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._cond:
+            self._counts[name] += n
+
+    def _wake(self) -> None:
+        try:
+            self._queue.put_nowait(_WAKE)
+        except queue.Full:
+            pass  # a full queue means the worker is not waiting for items
+
+    def _abortable_sleep(self, delay: float) -> None:
+        self._abort.wait(delay)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning(message)

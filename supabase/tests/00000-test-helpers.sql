@@ -1,0 +1,101 @@
+-- Test helpers, installed (not rolled back) before the other files run, in the `tests` schema the
+-- API never exposes. Modelled on supabase-test-helpers: impersonate users through request.jwt.claims.
+create extension if not exists pgtap with schema extensions;
+create schema if not exists tests;
+grant usage on schema tests to anon, authenticated;
+
+create or replace function tests.create_user(identifier text) returns uuid
+language sql volatile set search_path = '' as $$
+  insert into auth.users (email) values (identifier || '@tests.tokentra.local')
+  on conflict (email) do update set updated_at = now()
+  returning id
+$$;
+comment on function tests.create_user(text) is 'Create (or find) a test user named by identifier.';
+
+create or replace function tests.uid(identifier text) returns uuid
+language sql stable set search_path = '' as $$
+  select id from auth.users where email = identifier || '@tests.tokentra.local'
+$$;
+comment on function tests.uid(text) is 'The id of a test user.';
+
+create or replace function tests.authenticate_as(identifier text) returns void
+language plpgsql volatile set search_path = '' as $$
+begin
+  perform set_config('request.jwt.claims',
+    json_build_object('sub', tests.uid(identifier), 'role', 'authenticated')::text, true);
+  perform set_config('role', 'authenticated', true);
+end
+$$;
+comment on function tests.authenticate_as(text) is 'Act as a signed-in test user for the rest of the transaction.';
+
+create or replace function tests.become_anon() returns void
+language plpgsql volatile set search_path = '' as $$
+begin
+  perform set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
+  perform set_config('role', 'anon', true);
+end
+$$;
+comment on function tests.become_anon() is 'Act as an anonymous API caller.';
+
+create or replace function tests.clear_authentication() returns void
+language plpgsql volatile set search_path = '' as $$
+begin
+  perform set_config('role', 'postgres', true);
+  perform set_config('request.jwt.claims', '', true);
+end
+$$;
+comment on function tests.clear_authentication() is 'Back to the test runner''s own role.';
+
+-- Tables that belong to an organization (have org_id), excluding partitions of a partitioned parent.
+create or replace function tests.tenant_tables() returns setof regclass
+language sql stable set search_path = '' as $$
+  select c.oid::regclass
+  from pg_catalog.pg_class c
+  join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped
+  where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition
+  order by 1::text
+$$;
+comment on function tests.tenant_tables() is 'Every public table that holds organization rows.';
+
+-- One row in every tenant table for an organization, as the service would write them.
+create or replace function tests.seed_org(org uuid, tag text) returns void
+language plpgsql volatile set search_path = '' as $$
+declare
+  team uuid;
+  budget uuid;
+  rule uuid;
+  rec uuid;
+begin
+  insert into public.teams (org_id, name) values (org, 'team-' || tag) returning id into team;
+  insert into public.projects (org_id, team_id, name) values (org, team, 'project-' || tag);
+  insert into public.billing_profiles (org_id) values (org) on conflict do nothing;
+  perform private.new_api_key(org, null, 'key-' || tag);
+  insert into public.provider_connections (org_id, provider, key_hint, ciphertext, wrapped_key)
+  values (org, 'openai', 'abcd', '\x01', '\x02');
+  insert into public.usage_records (org_id, occurred_at, request_id, provider, model, input_tokens, output_tokens)
+  values (org, now(), 'req-' || tag, 'openai', 'gpt-4o', 10, 5);
+  insert into public.budgets (org_id, name, amount, period) values (org, 'budget-' || tag, 100, 'monthly')
+  returning id into budget;
+  insert into public.alert_rules (org_id, name, type) values (org, 'rule-' || tag, 'budget_threshold')
+  returning id into rule;
+  insert into public.alert_events (org_id, rule_id, budget_id, dedup_key, title)
+  values (org, rule, budget, 'dedup-' || tag, 'event-' || tag);
+  insert into public.recommendations (org_id, category, fingerprint, title)
+  values (org, 'task_aware_routing', 'fp-' || tag, 'rec-' || tag) returning id into rec;
+  insert into public.routing_rules (org_id, name, action, recommendation_id)
+  values (org, 'route-' || tag, '{"model": "gpt-4o-mini"}', rec);
+  insert into public.anomalies (org_id, metric, severity, window_start)
+  values (org, 'cost', 'high', now() - interval '1 hour');
+  insert into public.semantic_cache (org_id, model, embedding_model, embedding, prompt_hash, response)
+  values (org, 'gpt-4o', 'text-embedding-3-small', array_fill(0.1, array[1536])::extensions.vector,
+          'hash-' || tag, '{}');
+end
+$$;
+comment on function tests.seed_org(uuid, text) is 'Insert one row into every tenant table for org.';
+
+-- The helpers file itself is a test file for pg_prove: one trivial assertion.
+select extensions.plan(1);
+-- the helpers exist
+select extensions.has_function('tests', 'seed_org', array['uuid', 'text']);
+select * from extensions.finish();

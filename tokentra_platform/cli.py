@@ -1,0 +1,177 @@
+"""The `tokentra` command: operators' and tests' entry point to the platform."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import admin, localdb
+from .db import connect
+from .migrations import MigrationError, migrate
+from .platform_status import read_status
+from .settings import get_settings
+
+app = typer.Typer(help="TokenTRA: AI cost intelligence on Postgres.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: start, stop, status, reset, migrate.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their memberships.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+prices_app = typer.Typer(help="Model prices.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(prices_app, name="prices")
+
+console = Console()
+err = Console(stderr=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _local_only(action: str) -> None:
+    if not get_settings().uses_local_db:
+        _fail(f"`tokentra db {action}` manages the embedded database; DATABASE_URL points elsewhere")
+
+
+# ---------------------------------------------------------------- db
+@db_app.command("start")
+def db_start() -> None:
+    """Provision (once) and start the embedded Postgres on 127.0.0.1:54322."""
+    _local_only("start")
+    try:
+        root = localdb.start(log=lambda m: err.print(m))
+    except localdb.SetupError as exc:
+        _fail(str(exc))
+    console.print(f"Postgres {localdb.PG_MAJOR} running at {get_settings().dsn} (root {root})")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres."""
+    _local_only("stop")
+    localdb.stop()
+    console.print("stopped")
+
+
+@db_app.command("reset")
+def db_reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Drop all local data, start an empty cluster and apply the migrations."""
+    _local_only("reset")
+    if not yes and sys.stdin.isatty():
+        typer.confirm("Erase every row in the local database?", abort=True)
+    try:
+        localdb.reset(log=lambda m: err.print(m))
+        migrate(log=lambda m: err.print(m))
+    except (localdb.SetupError, MigrationError) as exc:
+        _fail(str(exc))
+    console.print("local database reset and migrated")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations from supabase/migrations (recorded as the Supabase CLI does)."""
+    try:
+        done = migrate(log=lambda m: err.print(m))
+    except MigrationError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # connection refused and the like: one line, with the way out
+        _fail(f"cannot reach the database ({exc.__class__.__name__}); run `tokentra db start` or check DATABASE_URL")
+    console.print(f"{len(done)} migration(s) applied")
+
+
+@db_app.command("status")
+def db_status(as_json: JsonFlag = False) -> None:
+    """Server version and what the platform chose (partitioning, periodic jobs, secrets), and why."""
+    settings = get_settings()
+    local = localdb.status() if settings.uses_local_db else None
+    try:
+        with connect() as conn:
+            status = read_status(conn)
+    except Exception as exc:
+        if local and not local.running:
+            _fail("the embedded database is not running: `tokentra db start`")
+        _fail(f"cannot reach the database: {exc.__class__.__name__}")
+    if as_json:
+        print(status.model_dump_json())
+        return
+    table = Table(show_header=False)
+    table.add_row("database", "embedded (local chroot)" if local else "DATABASE_URL")
+    table.add_row("server", f"PostgreSQL {status.server_version}" + (" on Supabase" if status.supabase else ""))
+    table.add_row("usage table", f"{status.usage_layout}: {status.usage_layout_reason}")
+    table.add_row("timescaledb", status.timescaledb_license or "absent")
+    table.add_row("periodic jobs", status.periodic_jobs)
+    table.add_row("secrets", status.secrets)
+    table.add_row("migrations", str(status.migrations_applied))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- admin
+@orgs_app.command("create")
+def orgs_create(name: str, as_json: JsonFlag = False) -> None:
+    """Create an organization."""
+    with connect() as conn:
+        org = admin.create_org(conn, name)
+    print(org.model_dump_json() if as_json else f"organization {org.id} ({org.name})")
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    org: Annotated[UUID | None, typer.Option("--org", help="Organization to join.")] = None,
+    role: Annotated[str, typer.Option("--role", help="owner, admin, member, viewer or billing.")] = "member",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a user (local auth.users, or Supabase's admin API when configured) and its membership."""
+    try:
+        with connect() as conn:
+            user = admin.create_user(conn, email, org, role)
+    except ValueError as exc:
+        _fail(str(exc))
+    print(user.model_dump_json() if as_json else f"user {user.id} ({user.email})")
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[UUID, typer.Option("--org", help="Organization the key reports for.")],
+    project: Annotated[UUID | None, typer.Option("--project", help="Pin the key to a project.")] = None,
+    test: Annotated[bool, typer.Option("--test", help="A tt_test_ key.")] = False,
+    name: Annotated[str, typer.Option("--name")] = "default",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    with connect() as conn:
+        key = admin.create_key(conn, org, project, test, name)
+    if as_json:
+        print(key.model_dump_json())
+    else:
+        print(f"key {key.id}: {key.key}\n(shown once; store it now)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: UUID) -> None:
+    """Revoke an API key; it stops working at once."""
+    with connect() as conn:
+        if not admin.revoke_key(conn, key_id):
+            _fail(f"no active key {key_id}")
+    print(f"revoked {key_id}")
+
+
+@prices_app.command("sync")
+def prices_sync(as_json: JsonFlag = False) -> None:
+    """Load every price genai-prices knows and re-price unpriced and affected usage."""
+    from .pricing import sync_prices
+
+    with connect() as conn:
+        result = sync_prices(conn)
+    print(json.dumps(result.model_dump(mode="json")) if as_json else str(result))

@@ -1,0 +1,66 @@
+"""The one settings object. Every knob TokenTRA reads from the environment is declared here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The URL `supabase start` prints; the local database is provisioned to answer on it.
+LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+# The JWT secret `supabase start` uses locally. Refused outside development (see check_production).
+LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOKENTRA_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "TOKENTRA_DATABASE_URL")
+    )
+    home: Path = Field(default=Path.home() / ".cache" / "tokentra")
+    debian_mirror: str | None = None
+    environment: str = "development"
+
+    # Envelope encryption of provider credentials where Supabase Vault is absent.
+    secret_key: str | None = None
+
+    functions_host: str = "127.0.0.1"
+    functions_port: int = 54321
+    supabase_url: str | None = Field(default=None, validation_alias=AliasChoices("SUPABASE_URL"))
+    supabase_service_role_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY")
+    )
+    supabase_jwt_secret: str = Field(
+        default=LOCAL_JWT_SECRET, validation_alias=AliasChoices("SUPABASE_JWT_SECRET")
+    )
+
+    ingest_max_events: int = 1000
+    ingest_max_bytes: int = 1024 * 1024
+    retention_days: int = 400
+
+    @property
+    def uses_local_db(self) -> bool:
+        """True when no DATABASE_URL is given and the embedded Postgres is ours to manage."""
+        return self.database_url is None
+
+    @property
+    def dsn(self) -> str:
+        return self.database_url or LOCAL_DATABASE_URL
+
+    def check_production(self) -> None:
+        """Refuse development defaults where real data lives."""
+        if self.environment == "development":
+            return
+        if self.supabase_jwt_secret == LOCAL_JWT_SECRET:
+            raise RuntimeError("SUPABASE_JWT_SECRET is the local default; set the project's secret")
+        if not self.secret_key:
+            raise RuntimeError("TOKENTRA_SECRET_KEY must be set outside development")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
