@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
 
+from tokentra_platform import admin
 from tokentra_platform.db import connect
 from tokentra_platform.migrations import migrate
 from tokentra_platform.settings import get_settings
@@ -25,3 +28,77 @@ def db(dsn: str) -> Iterator[psycopg.Connection]:
     with connect(dsn) as conn:
         yield conn
         conn.rollback()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def functions_url(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real functions server (`tokentra serve`) on a free port; its log is kept for secret checks."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("functions") / "server.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 - closed after the server stops
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "functions.app:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "info"],
+        stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "DATABASE_URL": dsn},
+    )
+    url = f"http://127.0.0.1:{port}/functions/v1"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError(f"functions server did not start; see {log_path}")
+    os.environ["TOKENTRA_TEST_SERVER_LOG"] = str(log_path)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log_file.close()
+
+
+@dataclass
+class Tenant:
+    org_id: str
+    key: str
+    key_id: str
+
+
+@pytest.fixture
+def tenant(dsn: str) -> Tenant:
+    """A committed organization with a live API key, fresh for each test."""
+    with connect(dsn, autocommit=True) as conn:
+        org = admin.create_org(conn, f"test-{uuid.uuid4().hex[:8]}")
+        key = admin.create_key(conn, org.id)
+    return Tenant(str(org.id), key.key, str(key.id))
+
+
+@pytest.fixture
+def scratch_dsn(dsn: str) -> Iterator[str]:
+    """A new, empty database on the same server, dropped afterwards. pg_cron lives only in the database
+    named by cron.database_name, so a scratch database is also a platform without pg_cron."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"tokentra_scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield make_conninfo(**{**conninfo_to_dict(dsn), "dbname": name})
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'drop database "{name}" with (force)')

@@ -167,6 +167,35 @@ def keys_revoke(key_id: UUID) -> None:
     print(f"revoked {key_id}")
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 54321, Supabase's API port).")] = None,
+) -> None:
+    """Serve every function at http://HOST:PORT/functions/v1/<name>."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("functions.app:app", host=host or settings.functions_host, port=port or settings.functions_port,
+                log_level="warning")
+
+
+@app.command("worker")
+def worker(
+    once: Annotated[str | None, typer.Option("--once", help="Run one job (or `periodic`) and exit.")] = None,
+) -> None:
+    """Run the scheduled jobs (periodic SQL where pg_cron is absent)."""
+    import logging
+
+    from worker.main import run_forever, run_once
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if once:
+        print(json.dumps(run_once(once)))
+    else:
+        run_forever()
+
+
 @prices_app.command("sync")
 def prices_sync(as_json: JsonFlag = False) -> None:
     """Load every price genai-prices knows and re-price unpriced and affected usage."""
@@ -175,3 +204,5 @@ def prices_sync(as_json: JsonFlag = False) -> None:
     with connect() as conn:
         result = sync_prices(conn)
     print(json.dumps(result.model_dump(mode="json")) if as_json else str(result))
+if __name__ == "__main__":
+    app()

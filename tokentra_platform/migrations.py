@@ -87,7 +87,7 @@ def apply_compat(conn: psycopg.Connection) -> bool:
     return True
 
 
-def migrate(dsn: str | None = None, log=print) -> list[Migration]:
+def migrate(dsn: str | None = None, log=print, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply pending migrations; return those applied."""
     done = []
     with connect(dsn, autocommit=True) as conn:
@@ -95,7 +95,7 @@ def migrate(dsn: str | None = None, log=print) -> list[Migration]:
         conn.execute("select pg_advisory_lock(hashtext('tokentra.migrate'))")
         apply_compat(conn)
         seen = applied(conn)
-        for mig in discover():
+        for mig in discover(folder):
             if mig.version in seen:
                 continue
             with conn.transaction():

@@ -51,6 +51,7 @@ def _emit(sql: str, start: int, end: int, out: list[tuple[int, str]]) -> None:
     text = sql[start:end]
     body = re.sub(r"--[^\n]*", "", text).strip().rstrip(";").strip()
     if body:
-        lead = len(text) - len(text.lstrip())
-        line = sql.count("\n", 0, start + lead) + 1
-        out.append((line, text.strip()))
+        # The statement's line is that of its first word, past leading blank and comment lines.
+        code = re.match(r"(?:\s|--[^\n]*)*", text).end()
+        line = sql.count("\n", 0, start + code) + 1
+        out.append((line, text[code:].strip()))

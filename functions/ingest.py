@@ -1,0 +1,124 @@
+"""POST /functions/v1/ingest: store a batch of usage events exactly once, priced in SQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from tokentra_platform.settings import get_settings
+
+from ._app import Pool, error, function_app
+from .auth import ApiKeyOrg, authenticate, presented_key
+from .models import ErrorBody, IngestEvent, IngestResult, Rejection
+
+router = APIRouter(tags=["ingest"])
+log = logging.getLogger("tokentra.ingest")
+UNAUTHORIZED = {"error": "unauthorized", "message": "a valid API key is required"}
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than limit (without reading much past it)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+async def authorize(request: Request, pool: Pool) -> ApiKeyOrg | JSONResponse:
+    """The key's organization, or the 401/429 response to send instead."""
+    async with pool.connection() as conn:
+        key = await authenticate(conn, presented_key(request))
+        if key is None:
+            return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        cur = await conn.execute("select * from private.take_rate_limit(%s, %s)",
+                                 (key.key_id, key.rate_limit_per_minute))
+        limit = await cur.fetchone()
+    if not limit["allowed"]:
+        return error(429, "rate_limited", "the API key's request rate limit is exceeded",
+                     {"Retry-After": str(max(1, limit["retry_after"]))})
+    return key
+
+
+def validate(raw: list, now: datetime, retention_days: int) -> tuple[list[dict], list[Rejection]]:
+    rows, rejected = [], []
+    for idx, item in enumerate(raw):
+        try:
+            event = IngestEvent.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "event"
+            rejected.append(Rejection(index=idx, field=field, message=first["msg"]))
+            continue
+        why = event.check_time(now, retention_days)
+        if why:
+            rejected.append(Rejection(index=idx, field="timestamp", message=why))
+            continue
+        rows.append(event.row(idx))
+    return rows, rejected
+
+
+async def store_events(pool: Pool, key: ApiKeyOrg, raw: list) -> IngestResult:
+    """Validate and store events for the key's organization; every valid event is stored or reported."""
+    settings = get_settings()
+    rows, rejected = validate(raw, datetime.now(UTC), settings.retention_days)
+    accepted = duplicates = unpriced = 0
+    if rows:
+        async with pool.connection() as conn:
+            cur = await conn.execute("select * from private.ingest_events(%s, %s, %s, %s)",
+                                     (key.org_id, key.key_id, key.project_id, Jsonb(rows)))
+            for r in await cur.fetchall():
+                if r["outcome"] == "accepted":
+                    accepted += 1
+                    unpriced += not r["priced"]
+                elif r["outcome"] == "duplicate":
+                    duplicates += 1
+                else:
+                    rejected.append(Rejection(
+                        index=r["idx"], field="request_id",
+                        message="conflicts with the stored event of this request_id (content differs); not stored"))
+    rejected.sort(key=lambda r: r.index)
+    log.info("ingest org=%s accepted=%d duplicates=%d rejected=%d", key.org_id, accepted, duplicates, len(rejected))
+    return IngestResult(accepted=accepted, duplicates=duplicates, unpriced=unpriced, rejected=rejected)
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestResult,
+    responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
+               422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+    summary="Store a batch of up to 1,000 usage events",
+)
+async def ingest(request: Request, pool: Pool) -> JSONResponse:
+    settings = get_settings()
+    key = await authorize(request, pool)
+    if isinstance(key, JSONResponse):
+        return key
+    if "ingest" not in key.scopes:
+        return JSONResponse(UNAUTHORIZED, status_code=401)
+    body = await read_limited_body(request, settings.ingest_max_bytes)
+    if body is None:
+        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "not_json", "the body is not valid JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        return error(422, "invalid_request", 'events: the body must be an object {"events": [...]}')
+    if len(payload["events"]) > settings.ingest_max_events:
+        return error(413, "too_many_events", f"events: at most {settings.ingest_max_events} events a request")
+    result = await store_events(pool, key, payload["events"])
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+app = function_app(router, title="TokenTRA ingest")

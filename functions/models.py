@@ -1,0 +1,131 @@
+"""The wire models of the functions: what clients send and what they get back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Count = Annotated[int, Field(ge=0, le=10**10)]
+Short = Annotated[str, Field(min_length=1, max_length=200)]
+Hash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16,128}$")]
+# Fields lifted from metadata into their own columns; the rest of metadata is kept as given.
+ATTRIBUTION = {"feature": "feature", "user_id": "end_user_id", "team": "team", "project": "project"}
+
+
+class IngestEvent(BaseModel):
+    """One LLM call. Token convention (OpenAI's and genai-prices'): input_tokens counts every input
+    token, cache reads and writes included; output_tokens counts every output token, reasoning included."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    request_id: Short
+    provider: Annotated[str, Field(min_length=1, max_length=64)]
+    model: Short
+    endpoint: Annotated[str, Field(max_length=100)] | None = None
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cached_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    service_tier: Annotated[str, Field(max_length=50)] | None = None
+    latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    time_to_first_token_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    status: Literal["success", "error", "timeout", "rate_limited", "cancelled"] = "success"
+    error_code: Annotated[str, Field(max_length=100)] | None = None
+    retry_count: Annotated[int, Field(ge=0, le=1000)] = 0
+    is_streaming: bool = False
+    is_timeout: bool = False
+    is_rate_limited: bool = False
+    routed_from_model: Annotated[str, Field(max_length=200)] | None = None
+    cache_hit: bool = False
+    prompt_hash: Hash | None = None
+    system_prompt_hash: Hash | None = None
+    task_type: Annotated[str, Field(max_length=64)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime
+    cost_usd: Annotated[Decimal, Field(ge=0, le=10**9)] | None = Field(
+        default=None, description="The cost the client was billed, kept beside ours."
+    )
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    raw_usage: dict[str, Any] | None = Field(default=None, description="The provider's usage object.")
+    source: Literal["sdk", "otel", "api"] = "sdk"
+
+    @field_validator("provider")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(v, default=str)) > 16_384:
+            raise ValueError("metadata is larger than 16 KiB")
+        return v
+
+    @model_validator(mode="after")
+    def _parts_within_totals(self) -> IngestEvent:
+        if self.cached_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError("cached_tokens + cache_write_tokens exceed input_tokens (input counts cache reads and writes)")
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError("reasoning_tokens exceed output_tokens (output counts reasoning)")
+        return self
+
+    def check_time(self, now: datetime, retention_days: int) -> str | None:
+        """Why the timestamp cannot be stored, or None."""
+        if self.timestamp > now + timedelta(minutes=5):
+            return "timestamp is more than 5 minutes in the future"
+        if self.timestamp < now - timedelta(days=retention_days):
+            return f"timestamp is older than the {retention_days}-day retention period"
+        return None
+
+    def row(self, idx: int) -> dict[str, Any]:
+        """The usage_records columns for this event, as ingest_events expects them."""
+        meta = dict(self.metadata)
+        lifted = {col: _text(meta.pop(key, None)) for key, col in ATTRIBUTION.items()}
+        body = self.model_dump(mode="json", exclude={"metadata", "timestamp", "cost_usd"})
+        body.update(lifted)
+        body["metadata"] = meta
+        body["client_cost_usd"] = str(self.cost_usd) if self.cost_usd is not None else None
+        body["is_timeout"] = self.is_timeout or self.status == "timeout"
+        body["is_rate_limited"] = self.is_rate_limited or self.status == "rate_limited"
+        # The content hash leaves out the timestamp: a retry stamped later is still the same event.
+        body["content_hash"] = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        body["occurred_at"] = self.timestamp.isoformat()
+        body["idx"] = idx
+        return body
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v)[:200]
+
+
+class IngestBatch(BaseModel):
+    events: list[Any] = Field(max_length=1000)
+
+
+class Rejection(BaseModel):
+    index: int
+    field: str
+    message: str
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    unpriced: int = Field(description="Accepted events whose model has no known price yet.")
+    rejected: list[Rejection]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
