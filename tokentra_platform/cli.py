@@ -180,6 +180,17 @@ def serve(
                 log_level="warning")
 
 
+@app.command("demo")
+def demo(
+    days: Annotated[int, typer.Option(help="Days of traffic to send.")] = 30,
+    keep_serving: Annotated[bool, typer.Option(help="Keep the functions running afterwards.")] = False,
+) -> None:
+    """The main job: a demo organization sends a month of traffic through the SDK; print what we know."""
+    from .demo import run
+
+    run(days, keep_serving)
+
+
 @app.command("worker")
 def worker(
     once: Annotated[str | None, typer.Option("--once", help="Run one job (or `periodic`) and exit.")] = None,

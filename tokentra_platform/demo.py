@@ -1,0 +1,128 @@
+"""`tokentra demo`: the main job. A demo organization sends a month of traffic through the real SDK
+to the real ingest function, and the platform shows what it knows."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import admin
+from .db import connect
+from .settings import get_settings
+from .traffic import month_of_traffic
+
+console = Console()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start_functions(port: int) -> tuple[subprocess.Popen, str]:
+    """Start `functions.app` on port (the next free one if taken); return the process and base URL."""
+    while not _port_free(port):
+        port += 1
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "functions.app:app", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"])
+    url = f"http://127.0.0.1:{port}/functions/v1"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the functions server did not start")
+
+
+def send_traffic(url: str, key: str, days: int) -> dict[str, int]:
+    import tokentra
+
+    tokentra.configure(api_key=key, url=url, max_queue_size=200_000)
+    events = list(month_of_traffic(days=days))
+    with Progress(TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"{days} days of traffic", total=len(events))
+        for i, event in enumerate(events, 1):
+            tokentra.record(event)
+            if i % 1000 == 0:
+                progress.update(task, completed=i)
+        tokentra.flush()
+        progress.update(task, completed=len(events))
+    return tokentra.stats()
+
+
+def _money(v: Decimal | None) -> str:
+    return f"${(v or 0):,.2f}"
+
+
+def _table(title: str, rows: list[dict], label: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(label)
+    table.add_column("requests", justify="right")
+    table.add_column("spend", justify="right")
+    for r in rows:
+        table.add_row(str(r["k"]), f"{r['n']:,}", _money(r["cost"]))
+    return table
+
+
+def report(org_id: str) -> None:
+    """What the platform knows about the organization's spend (from SQL over usage_records)."""
+    def by(column: str, limit: int = 10) -> list[dict]:
+        return conn.execute(
+            f"select coalesce({column}, '(none)') as k, count(*) as n, sum(cost_usd) as cost "  # noqa: S608
+            "from public.usage_records where org_id = %s group by 1 order by cost desc nulls last limit %s",
+            (org_id, limit)).fetchall()
+
+    with connect() as conn:
+        total = conn.execute("select count(*) as n, sum(cost_usd) as cost, count(*) filter (where not priced) as u "
+                             "from public.usage_records where org_id = %s", (org_id,)).fetchone()
+        daily = conn.execute("select date_trunc('day', occurred_at) as d, sum(cost_usd) as cost "
+                             "from public.usage_records where org_id = %s group by 1 order by 1", (org_id,)).fetchall()
+        console.print(f"\n[bold]{total['n']:,} requests, {_money(total['cost'])} spent[/bold] "
+                      f"({total['u']} unpriced)")
+        console.print(_table("Spend by model", by("model"), "model"))
+        console.print(_table("Spend by team", by("team"), "team"))
+        console.print(_table("Spend by feature", by("feature"), "feature"))
+        console.print(_table("Top end users", by("end_user_id", 5), "end user"))
+    chart(daily)
+
+
+def chart(daily: list[dict]) -> None:
+    """Daily spend as a terminal bar chart."""
+    peak = max((d["cost"] or 0 for d in daily), default=0) or 1
+    console.print("\n[bold]Daily spend[/bold]")
+    for d in daily:
+        width = int(50 * (d["cost"] or 0) / peak)
+        console.print(f"{d['d']:%a %d %b} [cyan]{'█' * width}[/cyan] {_money(d['cost'])}")
+
+
+def run(days: int = 30, keep_serving: bool = False) -> None:
+    settings = get_settings()
+    with connect() as conn:
+        org = admin.create_org(conn, "Demo Co")
+        key = admin.create_key(conn, org.id, name="demo")
+    proc, url = start_functions(settings.functions_port)
+    try:
+        console.print(f"[bold]Functions[/bold]  {url}  (OpenAPI: {url}/openapi.json)")
+        console.print(f"[bold]Database[/bold]   {settings.dsn if not settings.database_url else 'DATABASE_URL'}")
+        console.print(f"[bold]Demo org[/bold]   {org.id}")
+        console.print(f"[bold]API key[/bold]    {key.key}  (shown once; only its hash is stored)")
+        stats = send_traffic(url, key.key, days)
+        console.print(f"SDK: {stats}")
+        report(str(org.id))
+        if keep_serving:
+            console.print(f"\nServing at {url}; Ctrl-C stops.")
+            proc.wait()
+    finally:
+        proc.terminate()
+        proc.wait(10)
