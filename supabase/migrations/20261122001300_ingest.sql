@@ -39,6 +39,7 @@ select private.schedule_periodic_jobs();
 create function private.ingest_events(org uuid, key uuid, key_project uuid, events jsonb)
 returns table (idx integer, outcome text, priced boolean)
 language plpgsql volatile set search_path = '' as $$
+#variable_conflict use_column
 declare
   stored_ids text[];
   unpriced_ids text[];

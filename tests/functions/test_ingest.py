@@ -133,7 +133,8 @@ def test_unknown_model_is_stored_unpriced_and_counted(functions_url, tenant, dsn
 
 
 def test_client_cost_is_kept_beside_ours(functions_url, tenant, dsn):
-    post(functions_url, tenant.key, {"events": [event(cost_usd="0.0123")]})
+    r = post(functions_url, tenant.key, {"events": [event(cost_usd="0.0123")]})
+    assert r.json()["accepted"] == 1, r.text
     row = stored(dsn, tenant.org_id)[0]
     assert str(row["client_cost_usd"]).startswith("0.0123") and row["cost_usd"] != row["client_cost_usd"]
 
