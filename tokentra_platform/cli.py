@@ -28,6 +28,9 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(prices_app, name="prices")
+bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline measured in the same run.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 console = Console()
 err = Console(stderr=True)
@@ -205,6 +208,17 @@ def worker(
         print(json.dumps(run_once(once)))
     else:
         run_forever()
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    events: Annotated[int, typer.Option(help="Events to send.")] = 50_000,
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 4,
+) -> None:
+    """Ingest throughput and batch latency beside a raw COPY of the same rows."""
+    from .bench_ingest import run
+
+    run(events, clients)
 
 
 @prices_app.command("sync")
