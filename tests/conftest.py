@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
+from secret_registry import SECRETS_SEEN
 
 from tokentra_platform import admin
 from tokentra_platform.db import connect
@@ -67,11 +68,14 @@ def functions_url(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     else:
         proc.kill()
         raise RuntimeError(f"functions server did not start; see {log_path}")
-    os.environ["TOKENTRA_TEST_SERVER_LOG"] = str(log_path)
     yield url
     proc.terminate()
     proc.wait(10)
     log_file.close()
+    # No API key or planted prompt text may ever reach the server's log.
+    text = log_path.read_text()
+    leaked = [s[:12] + "..." for s in SECRETS_SEEN if s in text]
+    assert not leaked, f"secrets found in the functions log {log_path}: {leaked}"
 
 
 @dataclass
@@ -87,6 +91,7 @@ def tenant(dsn: str) -> Tenant:
     with connect(dsn, autocommit=True) as conn:
         org = admin.create_org(conn, f"test-{uuid.uuid4().hex[:8]}")
         key = admin.create_key(conn, org.id)
+    SECRETS_SEEN.append(key.key)
     return Tenant(str(org.id), key.key, str(key.id))
 
 

@@ -194,20 +194,63 @@ def demo(
     run(days, keep_serving)
 
 
-@app.command("worker")
+worker_app = typer.Typer(help="The scheduled worker: `tokentra worker` runs it, `--once JOB` runs one job, "
+                         "`status` shows every job's runs.", invoke_without_command=True)
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback()
 def worker(
-    once: Annotated[str | None, typer.Option("--once", help="Run one job (or `periodic`) and exit.")] = None,
+    ctx: typer.Context,
+    once: Annotated[str | None, typer.Option("--once", help="Run one job (rollups, budgets, alerts, a periodic "
+                                                            "SQL job, or `periodic` for all of them) and exit.")] = None,
 ) -> None:
-    """Run the scheduled jobs (periodic SQL where pg_cron is absent)."""
+    """Run the scheduled jobs (Python jobs always; periodic SQL where pg_cron is absent)."""
+    if ctx.invoked_subcommand is not None:
+        return
     import logging
 
     from worker.main import run_forever, run_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if once:
-        print(json.dumps(run_once(once)))
+        try:
+            result = run_once(once)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+        print(json.dumps(result))
+        if any(str(v).startswith("failed") for v in result.values()):
+            raise typer.Exit(1)
     else:
         run_forever()
+
+
+@worker_app.command("status")
+def worker_status(as_json: JsonFlag = False) -> None:
+    """Workers alive, each job's schedule, where it runs, its last run and recent failures."""
+    from worker.status import read_status as read_worker_status
+
+    with connect() as conn:
+        status = read_worker_status(conn)
+    if as_json:
+        print(status.model_dump_json())
+        return
+    alive = [w for w in status.workers if w.alive]
+    console.print(f"workers alive: {len(alive)}" + "".join(f"\n  {w.name} (since {w.started_at:%Y-%m-%d %H:%M:%S})"
+                                                             for w in alive))
+    table = Table(title="jobs", title_justify="left")
+    for col in ("job", "schedule", "runs in", "last start", "last end", "outcome", "running", "24h ok/failed"):
+        table.add_column(col)
+    for j in status.jobs:
+        table.add_row(j.name, j.schedule or "", j.runs_in,
+                      f"{j.last_started_at:%m-%d %H:%M:%S}" if j.last_started_at else "never",
+                      f"{j.last_finished_at:%H:%M:%S}" if j.last_finished_at else "",
+                      (j.last_outcome or "") + (f": {j.last_error[:60]}" if j.last_error else ""),
+                      str(j.running + j.retrying), f"{j.ok_24h}/{j.failed_24h}")
+    console.print(table)
+    o = status.alert_outbox
+    console.print(f"alert outbox: {o.pending} pending, {o.sending} sending, {o.delivered_24h} delivered (24h), "
+                  f"{o.failed} failed")
 
 
 @bench_app.command("ingest")
@@ -219,6 +262,17 @@ def bench_ingest(
     from .bench_ingest import run
 
     run(events, clients)
+
+
+@bench_app.command("sdk")
+def bench_sdk(
+    calls: Annotated[int, typer.Option(help="Wrapped calls to time.")] = 20_000,
+    stream: Annotated[bool, typer.Option(help="Time streamed calls read to the end.")] = False,
+) -> None:
+    """The SDK's added time per wrapped call (p50/p99 in microseconds; target p99 under 50)."""
+    from tokentra._bench import measure_overhead
+
+    console.print_json(data=measure_overhead(calls, stream=stream))
 
 
 @prices_app.command("sync")

@@ -28,15 +28,14 @@ PACKAGES = [
     f"postgresql-{PG_MAJOR}-timescaledb",
     f"postgresql-{PG_MAJOR}-pgtap",
 ]
-PORT = 54322
 DATA_DIR = "/pgdata"  # inside the chroot
 BIN = f"/usr/lib/postgresql/{PG_MAJOR}/bin"
 # Bumped when the package list or server settings change, so cached roots are rebuilt.
 ROOT_VERSION = "1"
 
-SERVER_CONF = f"""
+SERVER_CONF = """
 listen_addresses = '127.0.0.1'
-port = {PORT}
+port = {port}
 unix_socket_directories = '/tmp'
 shared_preload_libraries = 'pg_cron,timescaledb'
 cron.database_name = 'postgres'
@@ -95,8 +94,8 @@ def _run(cmd: list[str], what: str, fix: str, **kw) -> subprocess.CompletedProce
 
 def provision(settings: Settings | None = None, log=print) -> Path:
     """Build the trixie root with Postgres and its extensions once; later calls return at once."""
-    root = root_dir(settings)
     settings = settings or get_settings()
+    root = root_dir(settings)
     if _marker(root).exists() and _marker(root).read_text().strip() == ROOT_VERSION:
         return root
     if os.geteuid() != 0:
@@ -153,7 +152,7 @@ def initialized(root: Path) -> bool:
     return (root / DATA_DIR.lstrip("/") / "PG_VERSION").exists()
 
 
-def init_data(root: Path) -> None:
+def init_data(root: Path, port: int) -> None:
     data = root / DATA_DIR.lstrip("/")
     if initialized(root):
         return
@@ -172,10 +171,10 @@ def init_data(root: Path) -> None:
     finally:
         pwfile.unlink(missing_ok=True)
     with open(data / "postgresql.auto.conf", "a") as conf:
-        conf.write(SERVER_CONF)
+        conf.write(SERVER_CONF.format(port=port))
 
 
-def running(root: Path) -> bool:
+def running(root: Path, port: int) -> bool:
     pid = root / DATA_DIR.lstrip("/") / "postmaster.pid"
     if not pid.exists():
         return False
@@ -183,39 +182,42 @@ def running(root: Path) -> bool:
         os.kill(int(pid.read_text().split()[0]), 0)
     except (ProcessLookupError, ValueError):
         return False
-    return _port_open()
+    return _port_open(port)
 
 
-def _port_open() -> bool:
+def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", PORT)) == 0
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start(settings: Settings | None = None, log=print) -> Path:
     """Provision if needed, then start the server; a running server is left alone."""
+    settings = settings or get_settings()
+    port = settings.db_port
     root = provision(settings, log)
     _ensure_proc(root)
-    init_data(root)
-    if running(root):
+    init_data(root, port)
+    if running(root, port):
         return root
-    if _port_open():
-        raise SetupError(f"port {PORT} is taken by another process; stop it, or set DATABASE_URL to use it")
+    if _port_open(port):
+        raise SetupError(f"port {port} is taken by another process; stop it, or set DATABASE_URL to use it")
     stale = root / DATA_DIR.lstrip("/") / "postmaster.pid"
     stale.unlink(missing_ok=True)  # left by a server killed with the session; its process is gone
     _as_postgres(root, f"{BIN}/pg_ctl", "-D", DATA_DIR, "-l", f"{DATA_DIR}/server.log", "-w", "-t", "60",
                  "start", what="starting Postgres",
                  fix=f"see {root}{DATA_DIR}/server.log, or run `tokentra db reset`")
     for _ in range(50):
-        if _port_open():
+        if _port_open(port):
             return root
         time.sleep(0.1)
-    raise SetupError(f"Postgres started but does not answer on {PORT}; see {root}{DATA_DIR}/server.log")
+    raise SetupError(f"Postgres started but does not answer on {port}; see {root}{DATA_DIR}/server.log")
 
 
 def stop(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
     root = root_dir(settings)
-    if running(root):
+    if running(root, settings.db_port):
         _as_postgres(root, f"{BIN}/pg_ctl", "-D", DATA_DIR, "-m", "fast", "-w", "stop",
                      what="stopping Postgres", fix="kill the postgres process by hand")
 
@@ -231,5 +233,6 @@ def reset(settings: Settings | None = None, log=print) -> Path:
 
 
 def status(settings: Settings | None = None) -> Status:
+    settings = settings or get_settings()
     root = root_dir(settings)
-    return Status(_marker(root).exists(), initialized(root), running(root), root)
+    return Status(_marker(root).exists(), initialized(root), running(root, settings.db_port), root)

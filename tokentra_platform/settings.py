@@ -9,7 +9,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The URL `supabase start` prints; the local database is provisioned to answer on it.
-LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:54322/postgres"
+LOCAL_DB_PORT = 54322
+LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
 # The JWT secret `supabase start` uses locally. Refused outside development (see check_production).
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "TOKENTRA_DATABASE_URL")
     )
     home: Path = Field(default=Path.home() / ".cache" / "tokentra")
+    # Another port only to run a second embedded database beside the first (e.g. a fresh-machine check).
+    db_port: int = LOCAL_DB_PORT
     debian_mirror: str | None = None
     environment: str = "development"
 
@@ -42,6 +45,32 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = 1024 * 1024
     retention_days: int = 400
 
+    # The worker (issue 5): job leases, and retries of a failed run with exponential backoff.
+    worker_lease_seconds: float = Field(default=60, gt=0)
+    worker_poll_seconds: float = Field(default=2, gt=0)
+    worker_retry_base_seconds: float = Field(default=5, gt=0)
+    worker_retry_max_seconds: float = Field(default=600, gt=0)
+    worker_max_attempts: int = Field(default=5, ge=1)
+
+    # Budgets: strict reservations expire after this TTL unless the call is reported first.
+    budget_reservation_ttl_seconds: int = Field(default=600, ge=1)
+    # Output ceiling reserved for a call that sets no max_tokens (genai-prices has no output limits).
+    budget_default_max_output_tokens: int = Field(default=32_768, ge=1)
+
+    # Alert delivery: backoff between attempts, HTTP timeout, SSRF exceptions (comma-separated CIDRs
+    # where private, loopback or link-local targets are allowed, e.g. "127.0.0.0/8" in tests).
+    alert_retry_base_seconds: float = Field(default=10, gt=0)
+    alert_retry_max_seconds: float = Field(default=3600, gt=0)
+    alert_http_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_allowed_networks: str = ""
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "TokenTRA alerts <alerts@tokentra.local>"
+
     @property
     def uses_local_db(self) -> bool:
         """True when no DATABASE_URL is given and the embedded Postgres is ours to manage."""
@@ -49,7 +78,7 @@ class Settings(BaseSettings):
 
     @property
     def dsn(self) -> str:
-        return self.database_url or LOCAL_DATABASE_URL
+        return self.database_url or LOCAL_DATABASE_URL.format(port=self.db_port)
 
     def check_production(self) -> None:
         """Refuse development defaults where real data lives."""

@@ -1,1 +1,31 @@
-"""TokenTRA SDK."""
+"""TokenTRA SDK: wrap OpenAI and Anthropic clients and report token usage, latency and attribution.
+
+    import tokentra, openai
+    client = tokentra.wrap(openai.OpenAI())
+    with tokentra.tags(feature="search", team="growth"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+"""
+
+from ._state import configure, flush, stats
+from .classifier import TASK_CATEGORY, TASK_TYPES, classify
+from .config import Config
+from .record import record
+from .tags import current_tags, tags
+from .wrap import wrap
+
+__all__ = [
+    "TASK_CATEGORY",
+    "TASK_TYPES",
+    "Config",
+    "__version__",
+    "classify",
+    "configure",
+    "current_tags",
+    "record",
+    "flush",
+    "stats",
+    "tags",
+    "wrap",
+]
+
+__version__ = "0.1.0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .config import Config
 from .sender import Sender
@@ -13,8 +13,8 @@ from .sender import Sender
 __all__ = ["configure", "flush", "get_config", "get_sender", "reset", "stats", "submit"]
 
 _lock = threading.RLock()
-_config: Optional[Config] = None
-_sender: Optional[Sender] = None
+_config: Config | None = None
+_sender: Sender | None = None
 _UNSET: Any = object()
 
 
@@ -46,7 +46,7 @@ def submit(item: Any) -> None:
     (sender if sender is not None else get_sender()).submit(item)
 
 
-def configure(api_key: Optional[str] = _UNSET, url: Optional[str] = _UNSET, **options: Any) -> Config:
+def configure(api_key: str | None = _UNSET, url: str | None = _UNSET, **options: Any) -> Config:
     """Change settings; events already queued are flushed with the old ones first.
 
     Unknown option names raise TypeError. Returns the settings now in force.
@@ -65,13 +65,13 @@ def configure(api_key: Optional[str] = _UNSET, url: Optional[str] = _UNSET, **op
     return new
 
 
-def flush(timeout: Optional[float] = None) -> bool:
+def flush(timeout: float | None = None) -> bool:
     """Block until queued events are delivered or given up on; True if nothing is left pending."""
     sender = _sender
     return True if sender is None else sender.flush(timeout)
 
 
-def stats() -> Dict[str, int]:
+def stats() -> dict[str, int]:
     """Counters of the current sender (enqueued, sent, dropped_queue_full, retries, ...)."""
     return get_sender().stats()
 

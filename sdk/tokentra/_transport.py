@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from typing import Any, Iterator, List, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 
@@ -29,13 +30,13 @@ class Outcome:
 
     __slots__ = ("kind", "status", "retry_after", "accepted", "duplicates", "rejected")
 
-    def __init__(self, kind: str, status: Optional[int] = None, retry_after: Optional[float] = None) -> None:
+    def __init__(self, kind: str, status: int | None = None, retry_after: float | None = None) -> None:
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
         self.accepted = 0
         self.duplicates = 0
-        self.rejected: List[Any] = []
+        self.rejected: list[Any] = []
 
 
 def encode_body(parts: Sequence[bytes]) -> bytes:
@@ -44,12 +45,12 @@ def encode_body(parts: Sequence[bytes]) -> bytes:
 
 
 def pack(parts: Sequence[bytes], max_events: int = MAX_BATCH_EVENTS, max_bytes: int = MAX_BATCH_BYTES
-         ) -> Iterator[List[bytes]]:
+         ) -> Iterator[list[bytes]]:
     """Split serialized events, in order, into groups whose bodies respect both limits.
 
     An event too large to fit any body is yielded alone; the server answers 413 and it is dropped.
     """
-    group: List[bytes] = []
+    group: list[bytes] = []
     size = len(_HEAD) + len(_TAIL)
     for part in parts:
         extra = len(part) + (1 if group else 0)
@@ -63,7 +64,7 @@ def pack(parts: Sequence[bytes], max_events: int = MAX_BATCH_EVENTS, max_bytes: 
         yield group
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
     if not value:
         return None
@@ -86,7 +87,7 @@ class Transport:
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._client: Optional[httpx.Client] = None
+        self._client: httpx.Client | None = None
 
     def post(self, parts: Sequence[bytes]) -> Outcome:
         if not self._config.api_key:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 __all__ = ["DEFAULT_URL", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "Config"]
 
@@ -18,7 +18,7 @@ MAX_BATCH_BYTES = 1024 * 1024
 class Config:
     """Where events go and how the background sender behaves."""
 
-    api_key: Optional[str] = dataclasses.field(default=None, repr=False)
+    api_key: str | None = dataclasses.field(default=None, repr=False)
     url: str = DEFAULT_URL
     enabled: bool = True
     max_queue_size: int = 10_000
@@ -40,7 +40,7 @@ class Config:
             raise ValueError("max_retries must be non-negative")
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> Config:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Build the settings from TOKENTRA_API_KEY and TOKENTRA_URL."""
         env = os.environ if environ is None else environ
         return cls(api_key=env.get("TOKENTRA_API_KEY") or None, url=env.get("TOKENTRA_URL") or DEFAULT_URL)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Dict, List, Mapping, Optional, Type
+from typing import Any
 
 __all__ = ["current_tags", "merge_tags", "tags"]
 
@@ -14,7 +15,7 @@ _UNSET: Any = object()
 _TAGS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("tokentra_tags", default=_EMPTY)
 
 
-def merge_tags(base: Mapping[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:
+def merge_tags(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """Return `base` updated by `extra`, where a None value removes the key."""
     merged = dict(base)
     for key, value in extra.items():
@@ -25,7 +26,7 @@ def merge_tags(base: Mapping[str, Any], extra: Mapping[str, Any]) -> Dict[str, A
     return merged
 
 
-def current_tags() -> Dict[str, Any]:
+def current_tags() -> dict[str, Any]:
     """The tags in force here, as a new dict."""
     return dict(_TAGS.get())
 
@@ -41,39 +42,39 @@ class tags:  # noqa: N801 - used like a function: `with tokentra.tags(feature="c
     def __init__(
         self,
         *,
-        feature: Optional[str] = _UNSET,
-        user_id: Optional[str] = _UNSET,
-        team: Optional[str] = _UNSET,
-        project: Optional[str] = _UNSET,
+        feature: str | None = _UNSET,
+        user_id: str | None = _UNSET,
+        team: str | None = _UNSET,
+        project: str | None = _UNSET,
         **extra: Any,
     ) -> None:
         named = {"feature": feature, "user_id": user_id, "team": team, "project": project}
         # A sentinel, not None, marks "not given": None is how a nested scope removes a tag.
         self._values = {k: v for k, v in named.items() if v is not _UNSET}
         self._values.update(extra)
-        self._tokens: List[contextvars.Token[Mapping[str, Any]]] = []
+        self._tokens: list[contextvars.Token[Mapping[str, Any]]] = []
 
-    def __enter__(self) -> Dict[str, Any]:
+    def __enter__(self) -> dict[str, Any]:
         merged = merge_tags(_TAGS.get(), self._values)
         self._tokens.append(_TAGS.set(merged))
         return dict(merged)
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         _TAGS.reset(self._tokens.pop())
 
-    async def __aenter__(self) -> Dict[str, Any]:
+    async def __aenter__(self) -> dict[str, Any]:
         return self.__enter__()
 
     async def __aexit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 

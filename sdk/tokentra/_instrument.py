@@ -1,0 +1,77 @@
+"""Wrappers around a provider's `create`: the hot path. Only clock readings, references and one
+non-blocking queue put happen here; the provider's result or exception passes through untouched."""
+
+from __future__ import annotations
+
+import functools
+from time import perf_counter_ns
+from typing import Any, Callable
+
+from . import _state
+from ._observe import Endpoint, begin
+from ._record import Call, error_code, internal_error, request_of
+from ._streams import AsyncStreamProxy, SyncStreamProxy
+
+__all__ = ["failed", "instrument_async", "instrument_sync"]
+
+
+def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -> Callable[..., Any]:
+    """Wrap a synchronous `create`-like method."""
+
+    @functools.wraps(fn)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        call = begin(provider, endpoint, kwargs)
+        if call is None:
+            return fn(*args, **kwargs)
+        call.t0 = perf_counter_ns()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(call, exc)
+            raise
+        return _succeeded(call, result, endpoint, SyncStreamProxy, "__next__")
+
+    return create
+
+
+def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -> Callable[..., Any]:
+    """Wrap an asynchronous `create`-like method."""
+
+    @functools.wraps(fn)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        call = begin(provider, endpoint, kwargs)
+        if call is None:
+            return await fn(*args, **kwargs)
+        call.t0 = perf_counter_ns()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            failed(call, exc)
+            raise
+        return _succeeded(call, result, endpoint, AsyncStreamProxy, "__anext__")
+
+    return create
+
+
+def _succeeded(call: Call, result: Any, endpoint: Endpoint, stream_proxy: Any, next_method: str) -> Any:
+    try:
+        if call.stream and hasattr(result, next_method):
+            return stream_proxy(result, call, endpoint.observe_event)
+        call.latency_ns = perf_counter_ns() - call.t0
+        endpoint.observe_response(call, result)
+        _state.submit(call)
+    except Exception:
+        internal_error()
+    return result
+
+
+def failed(call: Call, exc: BaseException) -> None:
+    """Record a call that raised."""
+    try:
+        call.latency_ns = perf_counter_ns() - call.t0
+        call.status = "error"
+        call.error_code = error_code(exc)
+        call.request = request_of(exc)
+        _state.submit(call)
+    except Exception:
+        internal_error()

@@ -1,0 +1,151 @@
+"""One wrapped call: what the hot path captures, and the event the sender thread builds from it."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from . import _state
+from ._prompt import extract_texts, hash_text
+from ._usage import merge_delta, normalize_usage, usage_dict
+from .classifier import classify
+
+__all__ = ["Call", "error_code", "internal_error"]
+
+_log = logging.getLogger("tokentra")
+_SCALARS = (str, int, float, bool)
+
+
+class Call:
+    """Facts about one provider call. The hot path only stores references and clock readings;
+    hashing, classification and usage conversion wait for `to_event()` on the sender thread."""
+
+    __slots__ = (
+        "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
+        "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
+        "error_code", "request", "latency_ns", "ttft_ns", "complete",
+    )
+
+    def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
+                 messages: Any, system: Any) -> None:
+        # Fixed now, so every retry of the ingest request carries the same id and the server dedups it.
+        # Raw random bytes here; formatting them as a UUID (the slow part) waits for the sender thread.
+        self.request_id = os.urandom(16)
+        self.provider = provider
+        self.endpoint = endpoint
+        self.model = model
+        self.stream = stream
+        self.tags = tags
+        self.started_at = time.time()
+        self.t0 = 0  # set by the wrapper just before the provider call, so latency excludes the SDK
+        self.messages = messages
+        self.system = system
+        self.response_model: Any = None
+        self.usage: Any = None
+        self.usage_delta: Any = None
+        self.service_tier: Any = None
+        self.status = "success"
+        self.error_code: str | None = None
+        self.request: Any = None
+        self.latency_ns = 0
+        self.ttft_ns: int | None = None
+        self.complete = False
+
+    def to_event(self) -> dict[str, Any]:
+        """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""
+        texts = extract_texts(self.endpoint, self.messages, self.system)
+        raw = usage_dict(self.usage)
+        if self.usage_delta is not None:
+            raw = merge_delta(raw, usage_dict(self.usage_delta))
+        tier = self.service_tier
+        if tier is None and raw is not None:
+            tier = raw.get("service_tier")
+        event: dict[str, Any] = {
+            "request_id": str(uuid.UUID(bytes=self.request_id, version=4)),
+            "provider": self.provider,
+            "model": _text(self.response_model) or _text(self.model) or "unknown",
+            "endpoint": self.endpoint,
+        }
+        event.update(normalize_usage(self.endpoint, raw))
+        event.update({
+            "service_tier": _text(tier),
+            "latency_ms": round(self.latency_ns / 1e6),
+            "time_to_first_token_ms": None if self.ttft_ns is None else round(self.ttft_ns / 1e6),
+            "status": self.status,
+            "error_code": self.error_code,
+            "retry_count": _retry_count(self.request),
+            "is_streaming": self.stream,
+            "prompt_hash": hash_text(texts.conversation),
+            "system_prompt_hash": hash_text(texts.system),
+            "task_type": classify(texts.last_user or texts.conversation, texts.system),
+            "metadata": _metadata(self.tags),
+            "timestamp": _iso_utc(self.started_at),
+            "raw_usage": raw,
+        })
+        return event
+
+
+def error_code(exc: BaseException) -> str:
+    """The HTTP status of a failed answer, else the provider's error code or type, else the exception's type.
+
+    An error inside a stream arrives on a 200 response, so its status says nothing and is skipped.
+    """
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+        return str(status)
+    body = getattr(exc, "body", None)
+    inner = body.get("error") if isinstance(body, dict) else None
+    candidates = (getattr(exc, "code", None), getattr(exc, "type", None),
+                  inner.get("type") if isinstance(inner, dict) else None)
+    for value in candidates:
+        if isinstance(value, str) and value:
+            return value[:100]
+    return type(exc).__name__[:100]
+
+
+def request_of(exc: BaseException) -> Any:
+    """The HTTP request behind a provider exception, for the retry count the client stamped on it."""
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return getattr(response, "request", None)
+    try:
+        return getattr(exc, "request", None)
+    except Exception:  # httpx raises RuntimeError when no request is attached
+        return None
+
+
+def internal_error() -> None:
+    """Count and log an SDK bug that was swallowed to keep the caller's call intact."""
+    _log.debug("tokentra: internal error while recording a call", exc_info=True)
+    try:
+        _state.get_sender().count("internal_errors")
+    except Exception:  # pragma: no cover - counting must never be the thing that fails
+        pass
+
+
+def _retry_count(request: Any) -> int:
+    # The provider clients stamp each attempt with how many retries came before it.
+    if request is None:
+        return 0
+    try:
+        return int(request.headers.get("x-stainless-retry-count") or 0)
+    except Exception:
+        return 0
+
+
+def _metadata(tags: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): (v if v is None or isinstance(v, _SCALARS) else str(v)) for k, v in tags.items()}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _iso_utc(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
