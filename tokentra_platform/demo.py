@@ -118,7 +118,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         console.print(f"[bold]Demo org[/bold]   {org.id}")
         console.print(f"[bold]API key[/bold]    {key.key}  (shown once; only its hash is stored)")
         stats = send_traffic(url, key.key, days)
-        console.print(f"SDK: {stats}")
+        console.print(f"SDK delivered {stats['accepted']:,} events ({stats['duplicates']} duplicates, "
+                      f"{stats['rejected']} rejected, {stats['dropped_queue_full'] + stats['dropped_failed']} dropped, "
+                      f"{stats['retries']} retries in {stats['requests']} requests)")
         report(str(org.id))
         if keep_serving:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
