@@ -16,7 +16,7 @@ do $$
 declare
   columns text := $cols$
     id bigint generated always as identity,
-    org_id uuid not null references public.organizations (id) on delete cascade,
+    org_id uuid not null,
     occurred_at timestamptz not null,
     received_at timestamptz not null default now(),
     request_id text not null,
@@ -96,6 +96,22 @@ comment on column public.usage_records.input_tokens is 'All input tokens, cache 
 comment on column public.usage_records.output_tokens is 'All output tokens, reasoning included.';
 comment on column public.usage_records.cost_usd is 'Our cost from the price effective at occurred_at; null while unpriced.';
 comment on column public.usage_records.client_cost_usd is 'The cost the client says it was billed, kept beside ours.';
+-- No foreign key to organizations: it costs a lookup per row at 1,000 rows a batch, and org_id is
+-- always set by the ingest function from the authenticated key. Deleting an organization deletes its
+-- usage through the trigger below instead.
+create function private.delete_organization_usage() returns trigger
+language plpgsql volatile set search_path = '' as $$
+begin
+  delete from public.usage_records where org_id = old.id;
+  delete from private.usage_request_ids where org_id = old.id;
+  return old;
+end
+$$;
+comment on function private.delete_organization_usage() is
+  'Trigger: remove an organization''s usage rows and request-id claims when it is deleted.';
+create trigger delete_organization_usage after delete on public.organizations
+  for each row execute function private.delete_organization_usage();
+
 create index usage_records_org_time_idx on public.usage_records (org_id, occurred_at);
 create index usage_records_unpriced_idx on public.usage_records (org_id, occurred_at) where not priced;
 

@@ -38,7 +38,8 @@ select private.schedule_periodic_jobs();
 -- and content_hash (hex); the caller validated them.
 create function private.ingest_events(org uuid, key uuid, key_project uuid, events jsonb)
 returns table (idx integer, outcome text, priced boolean)
-language plpgsql volatile set search_path = '' as $$
+-- jit off: a 1,000-event batch can cross JIT's cost threshold, and compiling costs more than it saves.
+language plpgsql volatile set search_path = '' set jit = off as $$
 #variable_conflict use_column
 declare
   stored_ids text[];
@@ -57,6 +58,12 @@ begin
       task_type text, team text, project text, feature text, end_user_id text, metadata jsonb,
       raw_usage jsonb, occurred_at timestamptz, content_hash text)
     order by e.request_id, e.idx
+  ),
+  -- A batch names few models: resolve each (provider, model) once, not once per event.
+  resolved as (
+    select n.provider, n.model, r.provider_id, r.model_id, r.direct
+    from (select distinct i.provider, i.model from input i) n
+    cross join lateral private.resolve_price(n.provider, n.model) r
   ),
   claimed as (
     insert into private.usage_request_ids (org_id, request_id, occurred_at, content_hash)
@@ -81,9 +88,10 @@ begin
            key, key_project, coalesce(i.metadata, '{}'), i.raw_usage, decode(i.content_hash, 'hex')
     from input i
     join claimed c on c.request_id = i.request_id
-    left join lateral private.usage_cost(i.provider, i.model, i.occurred_at, i.input_tokens, i.output_tokens,
-                                         i.cached_tokens, i.cache_write_tokens, i.reasoning_tokens,
-                                         i.service_tier) p on true
+    left join resolved m on m.provider = i.provider and m.model = i.model
+    left join lateral private.price_cost(m.provider_id, m.model_id, m.direct, i.occurred_at, i.input_tokens,
+                                         i.output_tokens, i.cached_tokens, i.cache_write_tokens,
+                                         i.reasoning_tokens, i.service_tier) p on m.model_id is not null
     returning request_id, priced
   )
   select coalesce(array_agg(s.request_id), '{}'), coalesce(array_agg(s.request_id) filter (where not s.priced), '{}')
