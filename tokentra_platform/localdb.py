@@ -73,14 +73,23 @@ def _marker(root: Path) -> Path:
     return root / ".tokentra-complete"
 
 
-def _mirror(settings: Settings) -> str:
+APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+
+def debian_mirror(settings: Settings, sources: tuple[Path, ...] = APT_SOURCES) -> str:
+    """The Debian mirror to debootstrap from: the setting, else the host's own apt sources."""
     if settings.debian_mirror:
         return settings.debian_mirror
-    # The host's own apt sources name the mirror this machine may reach.
-    for path in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
-        if path.exists():
-            for uri in re.findall(r"(https?://\S+/debian)\b(?!-security)", path.read_text()):
-                return uri
+    # The host's own apt sources name the mirror this machine may reach (comments are not sources).
+    for path in sources:
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("URIs:") or line.startswith("deb "):
+                for uri in line.split()[1:]:
+                    if re.match(r"https?://\S+/debian/?$", uri):
+                        return uri.rstrip("/")
     return "http://deb.debian.org/debian"
 
 
@@ -113,7 +122,7 @@ def provision(settings: Settings | None = None, log=print) -> Path:
     log(f"Provisioning Postgres {PG_MAJOR} with extensions into {root} (about a minute, once)...")
     _run(
         ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "trixie", str(partial),
-         _mirror(settings)],
+         debian_mirror(settings)],
         "debootstrap of Debian trixie",
         "check that the Debian mirror is reachable (TOKENTRA_DEBIAN_MIRROR overrides it) and rerun",
     )

@@ -1,0 +1,25 @@
+"""Pieces of the local database provisioning that can be checked without building a new root."""
+
+from __future__ import annotations
+
+from tokentra_platform.localdb import debian_mirror, status
+from tokentra_platform.settings import Settings
+
+
+def test_mirror_comes_from_the_hosts_apt_sources_not_their_comments(tmp_path):
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text("Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
+                      "URIs: http://mirror.example/debian\nSuites: bookworm\n")
+    assert debian_mirror(Settings(), (deb822,)) == "http://mirror.example/debian"
+    legacy = tmp_path / "sources.list"
+    legacy.write_text("# deb http://old.example/debian bookworm main\ndeb http://deb.example/debian/ bookworm main\n")
+    assert debian_mirror(Settings(), (tmp_path / "missing", legacy)) == "http://deb.example/debian"
+    assert debian_mirror(Settings(debian_mirror="http://set.example/debian"), (deb822,)) == "http://set.example/debian"
+
+
+def test_status_reports_the_running_local_database(dsn):
+    settings = Settings()
+    if not settings.uses_local_db:
+        return  # DATABASE_URL points elsewhere: there is no local database to report on
+    st = status(settings)
+    assert st.provisioned and st.initialized and st.running
