@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tokentra_platform.localdb import debian_mirror, status
 from tokentra_platform.settings import Settings
 
@@ -20,6 +22,6 @@ def test_mirror_comes_from_the_hosts_apt_sources_not_their_comments(tmp_path):
 def test_status_reports_the_running_local_database(dsn):
     settings = Settings()
     if not settings.uses_local_db:
-        return  # DATABASE_URL points elsewhere: there is no local database to report on
+        pytest.skip("DATABASE_URL points elsewhere: there is no local database to report on")
     st = status(settings)
     assert st.provisioned and st.initialized and st.running
