@@ -7,6 +7,7 @@
 """
 
 from ._state import configure, flush, stats
+from .budgets import BudgetExceeded
 from .classifier import TASK_CATEGORY, TASK_TYPES, classify
 from .config import Config
 from .record import record
@@ -14,6 +15,7 @@ from .tags import current_tags, tags
 from .wrap import wrap
 
 __all__ = [
+    "BudgetExceeded",
     "TASK_CATEGORY",
     "TASK_TYPES",
     "Config",

@@ -11,11 +11,13 @@ from . import _state
 from ._observe import Endpoint, begin
 from ._record import Call, error_code, internal_error, request_of
 from ._streams import AsyncStreamProxy, SyncStreamProxy
+from .budgets import Enforcement
 
 __all__ = ["failed", "instrument_async", "instrument_sync"]
 
 
-def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -> Callable[..., Any]:
+def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
+                    enforcement: Enforcement | None = None) -> Callable[..., Any]:
     """Wrap a synchronous `create`-like method."""
 
     @functools.wraps(fn)
@@ -23,6 +25,8 @@ def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -
         call = begin(provider, endpoint, kwargs)
         if call is None:
             return fn(*args, **kwargs)
+        if enforcement is not None:  # may raise BudgetExceeded, deliberately, before the provider is called
+            call.reservation_id = enforcement.before_call(call, kwargs)
         call.t0 = perf_counter_ns()
         try:
             result = fn(*args, **kwargs)
@@ -34,7 +38,8 @@ def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -
     return create
 
 
-def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -> Callable[..., Any]:
+def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
+                     enforcement: Enforcement | None = None) -> Callable[..., Any]:
     """Wrap an asynchronous `create`-like method."""
 
     @functools.wraps(fn)
@@ -42,6 +47,8 @@ def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint) 
         call = begin(provider, endpoint, kwargs)
         if call is None:
             return await fn(*args, **kwargs)
+        if enforcement is not None:  # may raise BudgetExceeded, deliberately, before the provider is called
+            call.reservation_id = await enforcement.before_call_async(call, kwargs)
         call.t0 = perf_counter_ns()
         try:
             result = await fn(*args, **kwargs)

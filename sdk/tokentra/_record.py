@@ -28,7 +28,7 @@ class Call:
     __slots__ = (
         "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
         "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
-        "error_code", "request", "latency_ns", "ttft_ns", "complete",
+        "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id",
     )
 
     def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
@@ -55,6 +55,7 @@ class Call:
         self.latency_ns = 0
         self.ttft_ns: int | None = None
         self.complete = False
+        self.reservation_id: str | None = None  # strict budget enforcement (budgets.py)
 
     def to_event(self) -> dict[str, Any]:
         """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""
@@ -87,6 +88,8 @@ class Call:
             "timestamp": _iso_utc(self.started_at),
             "raw_usage": raw,
         })
+        if self.reservation_id is not None:
+            event["reservation_id"] = self.reservation_id
         return event
 
 

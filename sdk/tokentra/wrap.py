@@ -8,6 +8,7 @@ from ._helpers import instrument_stream_helper
 from ._instrument import instrument_async, instrument_sync
 from ._observe import ENDPOINTS
 from ._proxy import Hook, ObjectProxy
+from .budgets import Enforcement
 
 __all__ = ["wrap"]
 
@@ -17,16 +18,24 @@ ClientT = TypeVar("ClientT")
 _RECORDED = ("create", "parse")
 
 
-def wrap(client: ClientT) -> ClientT:
+def wrap(client: ClientT, enforce_budgets: str | None = None, fail_open: bool = True,
+         budget_cache_seconds: float = 5.0) -> ClientT:
     """Return a proxy of `client` that records every chat completion, response and message call.
 
     Accepts `openai.OpenAI`, `openai.AsyncOpenAI` (and their Azure variants), `anthropic.Anthropic` and
     `anthropic.AsyncAnthropic`. Everything else on the client behaves as on the original.
+
+    `enforce_budgets="strict"` or `"eventual"` checks hard budgets before each create/parse call and
+    raises `tokentra.BudgetExceeded` instead of calling the provider when one has no room; when
+    TokenTRA is unreachable the call proceeds (`fail_open=True`) or raises (see tokentra.budgets).
     """
     if isinstance(client, ClientProxy):
-        return client
+        if enforce_budgets is None:
+            return client
+        client = client._tt_target
     provider, is_async = _identify(client)
-    return ClientProxy(client, provider, is_async)  # type: ignore[return-value]
+    enforcement = Enforcement(enforce_budgets, fail_open, budget_cache_seconds) if enforce_budgets else None
+    return ClientProxy(client, provider, is_async, enforcement)  # type: ignore[return-value]
 
 
 class ClientProxy(ObjectProxy):
@@ -34,8 +43,9 @@ class ClientProxy(ObjectProxy):
 
     __slots__ = ()
 
-    def __init__(self, client: Any, provider: str, is_async: bool) -> None:
-        super().__init__(client, _client_hooks(provider, is_async))
+    def __init__(self, client: Any, provider: str, is_async: bool,
+                 enforcement: Enforcement | None = None) -> None:
+        super().__init__(client, _client_hooks(provider, is_async, enforcement))
 
     def __enter__(self) -> ClientProxy:
         self._tt_target.__enter__()
@@ -68,18 +78,18 @@ def _identify(client: Any) -> tuple[str, bool]:
     return provider, is_async
 
 
-def _client_hooks(provider: str, is_async: bool) -> dict[str, Hook]:
+def _client_hooks(provider: str, is_async: bool, enforcement: Enforcement | None = None) -> dict[str, Hook]:
     instrument = instrument_async if is_async else instrument_sync
 
     def resource(endpoint_name: str) -> Hook:
         endpoint = ENDPOINTS[endpoint_name]
-        hooks = {name: _method_hook(instrument, provider, endpoint) for name in _RECORDED}
+        hooks = {name: _method_hook(instrument, provider, endpoint, enforcement) for name in _RECORDED}
         hooks["stream"] = lambda method: instrument_stream_helper(method, provider, endpoint, is_async)
         return lambda target: ObjectProxy(target, hooks)
 
     def rewrap(method: Callable[..., Any]) -> Callable[..., Any]:
         def rewrapped(*args: Any, **kwargs: Any) -> Any:
-            return ClientProxy(method(*args, **kwargs), provider, is_async)
+            return ClientProxy(method(*args, **kwargs), provider, is_async, enforcement)
 
         return rewrapped
 
@@ -93,10 +103,11 @@ def _client_hooks(provider: str, is_async: bool) -> dict[str, Hook]:
     return hooks
 
 
-def _method_hook(instrument: Callable[..., Any], provider: str, endpoint: Any) -> Hook:
+def _method_hook(instrument: Callable[..., Any], provider: str, endpoint: Any,
+                 enforcement: Enforcement | None = None) -> Hook:
     # Every create/parse of an async client returns an awaitable, even where a decorator hides that
     # from inspect.iscoroutinefunction, so the client's kind decides which wrapper to use.
     def hook(method: Any) -> Any:
-        return instrument(method, provider, endpoint) if callable(method) else method
+        return instrument(method, provider, endpoint, enforcement) if callable(method) else method
 
     return hook

@@ -1,5 +1,6 @@
 -- The role matrix: owner all; admin writes teams, projects, budgets, alerts, keys but not provider
--- connections; member reads recommendations but not budgets; viewer reads usage only; billing writes billing.
+-- connections; member reads recommendations and budgets (issue 5) but writes neither; viewer reads usage
+-- only; billing writes billing.
 begin;
 select plan(12);
 
@@ -24,10 +25,10 @@ select throws_ok($$ select ciphertext from public.provider_connections $$, '4250
                  'encrypted secrets are unreadable to users');
 select tests.clear_authentication();
 
--- member reads recommendations and teams but no budgets
+-- member reads recommendations, teams and budgets (issue 5: budgets are read by members)
 select tests.authenticate_as('mx_member');
 select isnt_empty($$ select 1 from public.recommendations $$, 'member reads recommendations');
-select is_empty($$ select 1 from public.budgets $$, 'member reads no budgets');
+select isnt_empty($$ select 1 from public.budgets $$, 'member reads budgets');
 select throws_ok($$ insert into public.teams (org_id, name) values ('00000000-0000-0000-0000-00000000a001', 'm') $$,
                  '42501', null, 'member cannot write teams');
 select tests.clear_authentication();

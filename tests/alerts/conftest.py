@@ -1,0 +1,122 @@
+"""Fixtures of the alert tests: local receivers speaking like Slack, webhook endpoints and PagerDuty,
+a local SMTP server, settings pointing delivery at them, and a functions server that may save loopback
+targets (TOKENTRA_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8, as production never would)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import Message
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from org_fixtures import Org, make_org
+
+from tokentra_platform.alerting.receiver import LocalReceiver
+from tokentra_platform.db import connect
+from tokentra_platform.settings import Settings, get_settings
+
+LOOPBACK = "127.0.0.0/8"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def alerts_url(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The functions server, allowed to save channels on loopback receivers."""
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("alerts") / "server.log", "w")  # noqa: SIM115 - closed below
+    env = {**os.environ, "DATABASE_URL": dsn, "TOKENTRA_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "functions.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/functions/v1"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("functions server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[LocalReceiver]:
+    with LocalReceiver() as r:
+        yield r
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A local SMTP server: (mailbox, port)."""
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def alert_settings(receiver: LocalReceiver, smtp) -> Settings:
+    """Delivery settings for these tests: loopback allowed, fast backoff, local SMTP and PagerDuty."""
+    return get_settings().model_copy(
+        update={
+            "webhook_allowed_networks": LOOPBACK,
+            "alert_retry_base_seconds": 0.05,
+            "alert_retry_max_seconds": 0.5,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp[1],
+            "pagerduty_events_url": receiver.url("/pagerduty"),
+        }
+    )
+
+
+@pytest.fixture
+def org(dsn: str) -> Iterator[Org]:
+    """A fresh organization whose rules and queued deliveries are removed afterwards, so nothing of one
+    test is left for the next test's delivery run (or pg_cron's budgets job) to pick up."""
+    o = make_org(dsn)
+    yield o
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("delete from public.alert_rules where org_id = %s", (o.id,))
+        conn.execute("delete from private.alert_deliveries where org_id = %s", (o.id,))

@@ -1,0 +1,84 @@
+"""Spend-spike, error-rate and latency rules: one event when the condition starts to hold, none while
+it stays open, resolved when the condition clears. Time is set by back-dating rows, never by sleeping."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+
+def org_with_rule(db, rule_type: str, condition: dict) -> tuple[str, str]:
+    org = str(uuid.uuid4())
+    db.execute("insert into public.organizations (id, name) values (%s, 'metrics')", (org,))
+    rule = db.execute(
+        "insert into public.alert_rules (org_id, name, type, condition) values (%s, %s, %s, %s) returning id",
+        (org, rule_type, rule_type, json.dumps(condition)),
+    ).fetchone()["id"]
+    return org, str(rule)
+
+
+def calls(
+    db, org: str, at: datetime, n: int, cost: str = "0.01", status: str = "success", latency: int = 100
+):
+    db.execute(
+        "insert into public.usage_records (org_id, occurred_at, request_id, provider, model, cost_usd, "
+        "priced, status, latency_ms) select %s, %s, %s || i, 'openai', 'gpt-4o', %s, true, %s, %s "
+        "from generate_series(1, %s) i",
+        (org, at, str(uuid.uuid4()), cost, status, latency, n),
+    )
+
+
+def evaluate(db, at: datetime) -> dict:
+    return db.execute("select private.evaluate_alert_rules(%s) as r", (at,)).fetchone()["r"]
+
+
+def rule_events(db, rule: str) -> list[dict]:
+    return db.execute(
+        "select status, severity, title, details from public.alert_events where rule_id = %s "
+        "order by created_at",
+        (rule,),
+    ).fetchall()
+
+
+def test_spend_spike_raises_once_and_resolves_when_spend_calms(db):
+    now = datetime.now(UTC)
+    org, rule = org_with_rule(db, "spend_spike", {"window_minutes": 60, "factor": 3, "min_spend_usd": 1})
+    for h in range(1, 25):  # a steady $0.50 an hour for a day
+        calls(db, org, now - timedelta(hours=h), 5, cost="0.10")
+    evaluate(db, now)
+    assert rule_events(db, rule) == []
+    calls(db, org, now - timedelta(minutes=1), 40, cost="0.10")  # $4 this hour: 8x the usual
+    evaluate(db, now)
+    evaluate(db, now)
+    (event,) = rule_events(db, rule)
+    assert event["status"] == "open" and "spent in the window" in event["title"]
+    evaluate(db, now + timedelta(hours=2))  # two hours later the spike is out of the window
+    assert [e["status"] for e in rule_events(db, rule)] == ["resolved"]
+
+
+def test_error_rate_needs_enough_requests_and_the_threshold(db):
+    now = datetime.now(UTC)
+    org, rule = org_with_rule(
+        db, "error_rate", {"window_minutes": 15, "threshold_pct": 20, "min_requests": 50}
+    )
+    calls(db, org, now, 10, status="error")
+    evaluate(db, now)
+    assert rule_events(db, rule) == []  # 10 requests: too few to judge
+    calls(db, org, now, 30)
+    calls(db, org, now, 20, status="error")
+    evaluate(db, now)
+    (event,) = rule_events(db, rule)
+    assert event["details"]["requests"] == 60 and float(event["details"]["value"]) == 50.0
+
+
+def test_latency_percentile_over_the_threshold(db):
+    now = datetime.now(UTC)
+    org, rule = org_with_rule(
+        db, "latency", {"percentile": 95, "threshold_ms": 2000, "min_requests": 20, "severity": "critical"}
+    )
+    calls(db, org, now, 90, latency=300)
+    calls(db, org, now, 10, latency=9000)
+    evaluate(db, now)
+    (event,) = rule_events(db, rule)
+    assert event["severity"] == "critical" and float(event["details"]["value"]) > 2000

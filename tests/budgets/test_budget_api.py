@@ -1,0 +1,154 @@
+"""/functions/v1/budgets over real HTTP: seed 000's fields, roles through RLS, bad input refused with
+the field and the reason, status and spend following ingestion."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import httpx
+import pytest
+from org_fixtures import add_usage, api
+
+from tokentra_platform.db import connect
+
+
+def create(url, org, role="admin", **fields) -> httpx.Response:
+    body = {"org_id": org.id, "name": "monthly cap", "amount": "100.00", "period": "monthly", **fields}
+    return api(url, "POST", "/budgets", org.auth(role), json=body)
+
+
+def test_admin_creates_a_budget_with_seed_field_names_and_reads_status(functions_url, org):
+    r = create(functions_url, org, alert_thresholds=[90, 50, 75, 100, 50])
+    assert r.status_code == 201, r.text
+    b = r.json()
+    for name in (
+        "name",
+        "amount",
+        "period",
+        "scope_type",
+        "scope_id",
+        "alert_thresholds",
+        "hard_limit",
+        "status",
+        "current_spend",
+        "projected_spend",
+        "period_start",
+        "period_end",
+    ):
+        assert name in b
+    assert b["alert_thresholds"] == [50, 75, 90, 100]  # sorted, distinct
+    assert (b["status"], Decimal(b["current_spend"]), b["scope_type"]) == ("ok", 0, "organization")
+    got = api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("member"))
+    assert got.status_code == 200 and got.json()["id"] == b["id"]
+
+
+def test_roles_admins_write_members_read_viewers_and_outsiders_see_nothing(functions_url, org):
+    b = create(functions_url, org).json()
+    assert create(functions_url, org, role="member").status_code == 403
+    assert (
+        api(functions_url, "PATCH", f"/budgets/{b['id']}", org.auth("member"), json={"amount": 5}).status_code
+        == 403
+    )
+    assert api(functions_url, "DELETE", f"/budgets/{b['id']}", org.auth("member")).status_code == 403
+    listed = api(functions_url, "GET", f"/budgets?org_id={org.id}", org.auth("member")).json()["data"]
+    assert [x["id"] for x in listed] == [b["id"]]
+    assert api(functions_url, "GET", "/budgets", org.auth("viewer")).json()["data"] == []
+    assert api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("outsider")).status_code == 404
+    assert create(functions_url, org, role="outsider").status_code == 403
+    assert api(functions_url, "GET", "/budgets", {}).status_code == 401
+    assert api(functions_url, "GET", "/budgets", {"Authorization": "Bearer not-a-jwt"}).status_code == 401
+
+
+def test_admin_updates_and_deletes(functions_url, org):
+    b = create(functions_url, org).json()
+    r = api(
+        functions_url,
+        "PATCH",
+        f"/budgets/{b['id']}",
+        org.auth("admin"),
+        json={"amount": "250.50", "hard_limit": True, "period": "weekly", "week_start": 0},
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["amount"], r.json()["hard_limit"], r.json()["period"]) == ("250.50", True, "weekly")
+    assert api(functions_url, "DELETE", f"/budgets/{b['id']}", org.auth("admin")).status_code == 204
+    assert api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("admin")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"amount": "-5"}, "amount"),
+        ({"amount": "0"}, "amount"),
+        ({"alert_thresholds": [0, 50]}, "alert_thresholds.0"),
+        ({"alert_thresholds": [50, 1001]}, "alert_thresholds.1"),
+        ({"period": "yearly"}, "period"),
+        ({"scope_type": "galaxy", "scope_id": "x"}, "scope_type"),
+        ({"scope_type": "team", "scope_id": "no-such-team"}, "scope_id"),
+        ({"scope_type": "project", "scope_id": str(uuid.uuid4())}, "scope_id"),
+        ({"scope_type": "api_key", "scope_id": str(uuid.uuid4())}, "scope_id"),
+        ({"scope_type": "model", "scope_id": "no-such-model-xyz"}, "scope_id"),
+        ({"scope_type": "team"}, "scope_id"),
+        ({"scope_type": "organization", "scope_id": "x"}, "scope_id"),
+        ({"week_start": 7}, "week_start"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_invalid_budgets_are_refused_with_field_and_reason(functions_url, org, fields, field):
+    r = create(functions_url, org, **fields)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["message"].startswith(f"{field}:"), body
+    assert body.get("field", field) == field and len(body["message"]) > len(field) + 3
+
+
+def test_scope_ids_resolve_within_the_organization_and_names_become_ids(functions_url, org, dsn):
+    with connect(dsn, autocommit=True) as conn:
+        team = conn.execute(
+            "insert into public.teams (org_id, name) values (%s, 'growth') returning id", (org.id,)
+        ).fetchone()["id"]
+    r = create(functions_url, org, scope_type="team", scope_id="growth")
+    assert r.status_code == 201, r.text
+    assert r.json()["scope_id"] == str(team)
+    # another organization's team is unknown here
+    other = create(functions_url, org, scope_type="api_key", scope_id=org.key_id)
+    assert other.status_code == 201
+    assert create(functions_url, org, scope_type="model", scope_id="gpt-4o").status_code == 201
+
+
+def test_current_spend_and_status_follow_ingestion_within_seconds(functions_url, org):
+    b = create(functions_url, org, amount="1.00", period="daily").json()
+    event = {
+        "request_id": str(uuid.uuid4()),
+        "provider": "openai",
+        "model": "gpt-4o",
+        "input_tokens": 100_000,
+        "output_tokens": 50_000,
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    r = httpx.post(
+        f"{functions_url}/ingest",
+        json={"events": [event]},
+        headers={"Authorization": f"Bearer {org.key}"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    # gpt-4o: 100k input at $2.50/M + 50k output at $10/M = $0.75
+    assert r.headers["X-TokenTRA-Budget-Status"] == "warning"
+    assert r.headers["X-TokenTRA-Budget-Id"] == b["id"]
+    got = api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("admin")).json()
+    assert Decimal(got["current_spend"]) == Decimal("0.75")
+    assert (got["status"], got["crossed_thresholds"]) == ("warning", [50, 75])
+    assert Decimal(got["projected_spend"]) >= Decimal("0.75")
+
+
+def test_status_exceeded_and_remaining(functions_url, org, dsn):
+    b = create(functions_url, org, amount="10.00", period="daily").json()
+    add_usage(dsn, org.id, "12.5")
+    got = api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("member")).json()
+    assert (got["status"], Decimal(got["remaining"]), got["crossed_thresholds"]) == (
+        "exceeded",
+        0,
+        [50, 75, 90, 100],
+    )
