@@ -1,0 +1,173 @@
+"""The aggregates the detectors read: 30 days of rollups per feature, provider and model (with a daily
+series for the evidence charts), and per-pattern aggregates of the raw rows (task types, repeated
+prompts) over the index of 20261122004200."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+__all__ = ["OrgData", "load"]
+
+WINDOW_DAYS = 30
+DEDUP_SECONDS = 60
+SUMS = (
+    "requests",
+    "errors",
+    "timeouts",
+    "retries",
+    "rate_limited",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost",
+    "error_cost",
+    "timeout_cost",
+    "cancelled",
+    "cancelled_cost",
+)
+
+_SCOPES = """
+select coalesce(u.feature, '(none)') as feature, u.provider, u.model, (u.bucket at time zone 'UTC')::date
+  as day,
+       sum(u.requests)::int8 as requests, sum(u.errors) filter (where u.status = 'error')::int8 as errors,
+       sum(u.timeouts)::int8 as timeouts, sum(u.retries)::int8 as retries, sum(u.rate_limited)::int8 as
+         rate_limited,
+       sum(u.input_tokens)::int8 as input_tokens, sum(u.output_tokens)::int8 as output_tokens,
+       sum(u.cached_tokens)::int8 as cached_tokens, sum(u.cost_usd)::float8 as cost,
+       coalesce(sum(u.cost_usd) filter (where u.status = 'error'), 0)::float8 as error_cost,
+       coalesce(sum(u.cost_usd) filter (where u.status = 'timeout'), 0)::float8 as timeout_cost,
+       coalesce(sum(u.requests) filter (where u.status = 'cancelled'), 0)::int8 as cancelled,
+       coalesce(sum(u.cost_usd) filter (where u.status = 'cancelled'), 0)::float8 as cancelled_cost
+from analytics.usage_daily u
+where u.org_id = %(org)s and u.bucket >= %(since)s
+group by 1, 2, 3, 4
+"""
+
+_HOURS = """
+select coalesce(u.feature, '(none)') as feature, u.provider, u.model,
+       extract(hour from u.bucket at time zone 'UTC')::int as hour, sum(u.requests)::int8 as requests
+from analytics.usage_hourly u
+where u.org_id = %(org)s and u.bucket >= %(since)s
+group by 1, 2, 3, 4
+"""
+
+_USERS = """
+select u.end_user_id, (u.bucket at time zone 'UTC')::date as day, sum(u.requests)::float8 as requests,
+       sum(u.cost_usd)::float8 as cost
+from analytics.end_user_daily u
+where u.org_id = %(org)s and u.bucket >= %(since)s
+group by 1, 2
+"""
+
+_PREFIXES = """
+select coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.system_prompt_hash,
+       count(*)::int8 as requests, min(r.input_tokens)::int8 as min_input, sum(r.input_tokens)::int8 as
+         input_tokens,
+       sum(r.output_tokens)::int8 as output_tokens, sum(r.cached_tokens)::int8 as cached_tokens
+from public.usage_records r
+where r.org_id = %(org)s and r.occurred_at >= %(since)s and r.system_prompt_hash is not null
+group by 1, 2, 3, 4
+having count(*) > 1
+"""
+
+_SHAPES = """
+with rows as (
+  select coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.input_tokens, r.output_tokens,
+         r.cached_tokens
+  from public.usage_records r
+  where r.org_id = %(org)s and r.occurred_at >= %(since)s and r.status = 'success'
+), medians as (
+  select feature, provider, model,
+         percentile_disc(0.5) within group (order by input_tokens) as p50_input,
+         percentile_disc(0.5) within group (order by output_tokens) as p50_output
+  from rows group by 1, 2, 3
+)
+select x.feature, x.provider, x.model, count(*)::int8 as requests, m.p50_input, m.p50_output,
+       sum(x.input_tokens)::int8 as input_tokens, sum(x.output_tokens)::int8 as output_tokens,
+       sum(x.cached_tokens)::int8 as cached_tokens,
+       sum(greatest(x.output_tokens - m.p50_output, 0))::int8 as excess_output
+from rows x join medians m using (feature, provider, model)
+group by 1, 2, 3, 5, 6
+"""
+
+_TASKS = """
+select coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.task_type, count(*)::int8 as requests,
+       sum(r.input_tokens)::int8 as input_tokens, sum(r.output_tokens)::int8 as output_tokens,
+       sum(r.cached_tokens)::int8 as cached_tokens, sum(r.cost_usd)::float8 as cost,
+       (array_agg(r.request_id order by r.occurred_at desc))[1:5] as samples
+from public.usage_records r
+where r.org_id = %(org)s and r.occurred_at >= %(since)s and r.task_type is not null and r.status = 'success'
+group by 1, 2, 3, 4
+"""
+
+_REPEATS = """
+select feature, provider, model,
+       count(*) filter (where gap < %(dedup)s)::int8 as dup_requests,
+       coalesce(sum(cost) filter (where gap < %(dedup)s), 0)::float8 as dup_cost,
+       count(*) filter (where gap >= %(dedup)s and not cache_hit)::int8 as repeat_requests,
+       coalesce(sum(cost) filter (where gap >= %(dedup)s and not cache_hit), 0)::float8 as repeat_cost,
+       count(*)::int8 as hashed_requests,
+       (array_agg(request_id) filter (where gap is not null))[1:5] as samples
+from (
+  select coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.cache_hit, r.request_id,
+         coalesce(r.cost_usd, 0) as cost,
+         extract(epoch from r.occurred_at - lag(r.occurred_at) over w) as gap
+  from public.usage_records r
+  where r.org_id = %(org)s and r.occurred_at >= %(since)s and r.prompt_hash is not null
+  window w as (partition by r.prompt_hash, r.provider, r.model order by r.occurred_at)
+) x
+group by 1, 2, 3
+"""
+
+
+@dataclass
+class OrgData:
+    org: str
+    now: datetime
+    days: float  # days of history the window really covers (a month is 30 of them)
+    scopes: dict[tuple[str, str, str], dict[str, Any]]  # (feature, provider, model) -> sums + "series"
+    tasks: list[dict[str, Any]]
+    repeats: list[dict[str, Any]]
+    users: list[dict[str, Any]]  # per end user: requests, cost, daily series
+    prefixes: list[dict[str, Any]]  # per system prompt hash: requests, shortest input, token sums
+    shapes: list[dict[str, Any]]  # per feature and model: median input and output, excess output tokens
+
+    @property
+    def monthly(self) -> float:
+        return 30.0 / self.days
+
+
+def load(conn, org: str, now: datetime) -> OrgData:
+    # Whole UTC days, so the daily rollups and the raw per-pattern reads cover the same window.
+    since = (now - timedelta(days=WINDOW_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    args = {"org": org, "since": since, "dedup": DEDUP_SECONDS}
+    scopes: dict[tuple[str, str, str], dict[str, Any]] = {}
+    first = now
+    for r in conn.execute(_SCOPES, args).fetchall():
+        key = (r["feature"], r["provider"], r["model"])
+        s = scopes.setdefault(key, defaultdict(float, series={}))
+        for k in SUMS:
+            s[k] += float(r[k] or 0)
+        s["series"][r["day"].isoformat()] = round(float(r["cost"] or 0), 6)
+        first = min(first, datetime.combine(r["day"], datetime.min.time(), tzinfo=now.tzinfo))
+    for r in conn.execute(_HOURS, args).fetchall():
+        s = scopes.get((r["feature"], r["provider"], r["model"]))
+        if s is not None:
+            s.setdefault("by_hour", {})[r["hour"]] = int(r["requests"])
+    days = max((now - max(first, since)).total_seconds() / 86400, 1.0)
+    tasks = conn.execute(_TASKS, args).fetchall()
+    repeats = conn.execute(_REPEATS, args).fetchall()
+    users: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(_USERS, args).fetchall():
+        u = users.setdefault(
+            r["end_user_id"], {"end_user_id": r["end_user_id"], "requests": 0.0, "cost": 0.0, "series": {}}
+        )
+        u["requests"] += r["requests"] or 0
+        u["cost"] += r["cost"] or 0
+        u["series"][r["day"].isoformat()] = round(float(r["cost"] or 0), 6)
+    prefixes = conn.execute(_PREFIXES, args).fetchall()
+    shapes = conn.execute(_SHAPES, args).fetchall()
+    return OrgData(org, now, days, scopes, tasks, repeats, list(users.values()), prefixes, shapes)
