@@ -15,7 +15,8 @@ from tokentra_platform.settings import get_settings
 
 from ._app import Pool, error, function_app
 from .auth import ApiKeyOrg, authenticate, presented_key
-from .models import ErrorBody, IngestEvent, IngestResult, Rejection
+from .budget_enforcement import settle_budgets
+from .models import ErrorBody, IngestEvent, IngestResult, Rejection, TimeWindow
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("tokentra.ingest")
@@ -52,6 +53,7 @@ async def authorize(request: Request, pool: Pool) -> ApiKeyOrg | JSONResponse:
 
 def validate(raw: list, now: datetime, retention_days: int) -> tuple[list[dict], list[Rejection]]:
     rows, rejected = [], []
+    window = TimeWindow(now, retention_days)
     for idx, item in enumerate(raw):
         try:
             event = IngestEvent.model_validate(item)
@@ -60,7 +62,7 @@ def validate(raw: list, now: datetime, retention_days: int) -> tuple[list[dict],
             field = ".".join(str(p) for p in first["loc"]) or "event"
             rejected.append(Rejection(index=idx, field=field, message=first["msg"]))
             continue
-        why = event.check_time(now, retention_days)
+        why = event.check_time(window)
         if why:
             rejected.append(Rejection(index=idx, field="timestamp", message=why))
             continue
@@ -68,11 +70,16 @@ def validate(raw: list, now: datetime, retention_days: int) -> tuple[list[dict],
     return rows, rejected
 
 
-async def store_events(pool: Pool, key: ApiKeyOrg, raw: list) -> IngestResult:
-    """Validate and store events for the key's organization; every valid event is stored or reported."""
+async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: dict[str, str] | None = None
+                       ) -> IngestResult:
+    """Validate and store events for the key's organization; every valid event is stored or reported.
+
+    Afterwards, reservations the stored events carry are committed, and budget_headers (if given) is
+    filled with the batch's budget status (functions/budget_enforcement.py)."""
     settings = get_settings()
     rows, rejected = validate(raw, datetime.now(UTC), settings.retention_days)
     accepted = duplicates = unpriced = 0
+    stored = set()
     if rows:
         async with pool.connection() as conn:
             cur = await conn.execute("select * from private.ingest_events(%s, %s, %s, %s)",
@@ -87,6 +94,9 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list) -> IngestResult:
                     rejected.append(Rejection(
                         index=r["idx"], field="request_id",
                         message="conflicts with the stored event of this request_id (content differs); not stored"))
+                    continue
+                stored.add(r["idx"])
+        await settle_budgets(pool, key, [row for row in rows if row["idx"] in stored], budget_headers)
     rejected.sort(key=lambda r: r.index)
     log.info("ingest org=%s accepted=%d duplicates=%d rejected=%d", key.org_id, accepted, duplicates, len(rejected))
     return IngestResult(accepted=accepted, duplicates=duplicates, unpriced=unpriced, rejected=rejected)
@@ -117,8 +127,9 @@ async def ingest(request: Request, pool: Pool) -> JSONResponse:
         return error(422, "invalid_request", 'events: the body must be an object {"events": [...]}')
     if len(payload["events"]) > settings.ingest_max_events:
         return error(413, "too_many_events", f"events: at most {settings.ingest_max_events} events a request")
-    result = await store_events(pool, key, payload["events"])
-    return JSONResponse(result.model_dump(mode="json"))
+    budget_headers: dict[str, str] = {}
+    result = await store_events(pool, key, payload["events"], budget_headers)
+    return JSONResponse(result.model_dump(mode="json"), headers=budget_headers)
 
 
 app = function_app(router, title="TokenTRA ingest")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import to_json
 
 Count = Annotated[int, Field(ge=0, le=10**10)]
 Short = Annotated[str, Field(min_length=1, max_length=200)]
@@ -54,6 +55,9 @@ class IngestEvent(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     raw_usage: dict[str, Any] | None = Field(default=None, description="The provider's usage object.")
     source: Literal["sdk", "otel", "api"] = "sdk"
+    reservation_id: UUID | None = Field(
+        default=None, description="The strict budget reservation the call was made under (/budget/reserve)."
+    )
 
     @field_validator("provider")
     @classmethod
@@ -68,7 +72,7 @@ class IngestEvent(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(v, default=str)) > 16_384:
+        if len(to_json(v, fallback=str)) > 16_384:
             raise ValueError("metadata is larger than 16 KiB")
         return v
 
@@ -80,29 +84,40 @@ class IngestEvent(BaseModel):
             raise ValueError("reasoning_tokens exceed output_tokens (output counts reasoning)")
         return self
 
-    def check_time(self, now: datetime, retention_days: int) -> str | None:
+    def check_time(self, window: TimeWindow) -> str | None:
         """Why the timestamp cannot be stored, or None."""
-        if self.timestamp > now + timedelta(minutes=5):
+        if self.timestamp > window.latest:
             return "timestamp is more than 5 minutes in the future"
-        if self.timestamp < now - timedelta(days=retention_days):
-            return f"timestamp is older than the {retention_days}-day retention period"
+        if self.timestamp < window.earliest:
+            return f"timestamp is older than the {window.retention_days}-day retention period"
         return None
 
     def row(self, idx: int) -> dict[str, Any]:
         """The usage_records columns for this event, as ingest_events expects them."""
         meta = dict(self.metadata)
         lifted = {col: _text(meta.pop(key, None)) for key, col in ATTRIBUTION.items()}
-        body = self.model_dump(mode="json", exclude={"metadata", "timestamp", "cost_usd"})
+        body = self.model_dump(mode="json", exclude={"metadata", "timestamp", "cost_usd", "reservation_id"})
         body.update(lifted)
-        body["metadata"] = meta
+        body["metadata"] = dict(sorted(meta.items()))  # key order must not change the content hash
         body["client_cost_usd"] = str(self.cost_usd) if self.cost_usd is not None else None
         body["is_timeout"] = self.is_timeout or self.status == "timeout"
         body["is_rate_limited"] = self.is_rate_limited or self.status == "rate_limited"
         # The content hash leaves out the timestamp: a retry stamped later is still the same event.
-        body["content_hash"] = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        body["content_hash"] = hashlib.sha256(to_json(body, fallback=str)).hexdigest()
         body["occurred_at"] = self.timestamp.isoformat()
+        # Outside the content hash: which reservation a call was made under does not change the call.
+        body["reservation_id"] = str(self.reservation_id) if self.reservation_id else None
         body["idx"] = idx
         return body
+
+
+class TimeWindow:
+    """The timestamps an event may carry: up to 5 minutes ahead, back to the retention period."""
+
+    def __init__(self, now: datetime, retention_days: int) -> None:
+        self.latest = now + timedelta(minutes=5)
+        self.earliest = now - timedelta(days=retention_days)
+        self.retention_days = retention_days
 
 
 def _text(v: Any) -> str | None:

@@ -31,6 +31,9 @@ app.add_typer(prices_app, name="prices")
 bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline measured in the same run.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+analysts_app = typer.Typer(help="Analysts: read-only SQL logins that see one organization.",
+                           no_args_is_help=True)
+app.add_typer(analysts_app, name="analysts")
 
 console = Console()
 err = Console(stderr=True)
@@ -202,8 +205,9 @@ app.add_typer(worker_app, name="worker")
 @worker_app.callback()
 def worker(
     ctx: typer.Context,
-    once: Annotated[str | None, typer.Option("--once", help="Run one job (rollups, budgets, alerts, a periodic "
-                                                            "SQL job, or `periodic` for all of them) and exit.")] = None,
+    once: Annotated[str | None, typer.Option(
+        "--once", help="Run one job (rollups, budgets, alerts, a periodic SQL job, or `periodic` for all of "
+                       "them) and exit.")] = None,
 ) -> None:
     """Run the scheduled jobs (Python jobs always; periodic SQL where pg_cron is absent)."""
     if ctx.invoked_subcommand is not None:
@@ -236,10 +240,12 @@ def worker_status(as_json: JsonFlag = False) -> None:
         print(status.model_dump_json())
         return
     alive = [w for w in status.workers if w.alive]
-    console.print(f"workers alive: {len(alive)}" + "".join(f"\n  {w.name} (since {w.started_at:%Y-%m-%d %H:%M:%S})"
-                                                             for w in alive))
+    console.print(f"workers alive: {len(alive)}")
+    for w in alive:
+        console.print(f"  {w.name} (since {w.started_at:%Y-%m-%d %H:%M:%S})")
     table = Table(title="jobs", title_justify="left")
-    for col in ("job", "schedule", "runs in", "last start", "last end", "outcome", "running", "24h ok/failed"):
+    for col in ("job", "schedule", "runs in", "last start", "last end", "outcome", "running",
+                "24h ok/failed"):
         table.add_column(col)
     for j in status.jobs:
         table.add_row(j.name, j.schedule or "", j.runs_in,
@@ -249,7 +255,8 @@ def worker_status(as_json: JsonFlag = False) -> None:
                       str(j.running + j.retrying), f"{j.ok_24h}/{j.failed_24h}")
     console.print(table)
     o = status.alert_outbox
-    console.print(f"alert outbox: {o.pending} pending, {o.sending} sending, {o.delivered_24h} delivered (24h), "
+    console.print(f"alert outbox: {o.pending} pending, {o.sending} sending, "
+                  f"{o.delivered_24h} delivered (24h), "
                   f"{o.failed} failed")
 
 
@@ -273,6 +280,89 @@ def bench_sdk(
     from tokentra._bench import measure_overhead
 
     console.print_json(data=measure_overhead(calls, stream=stream))
+
+
+@bench_app.command("query")
+def bench_query(
+    rows: Annotated[int, typer.Option(help="Usage rows of the large organization (30 days).")] = 10_000_000,
+    small_orgs: Annotated[int, typer.Option(help="Smaller organizations loaded beside it.")] = 100,
+    requests: Annotated[int, typer.Option(help="Timed HTTP requests per query.")] = 200,
+    raw_runs: Annotated[int, typer.Option(help="Timed runs of each raw aggregate.")] = 5,
+    late: Annotated[int, typer.Option(help="Late events ingested before the timed refresh.")] = 10_000,
+    keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+) -> None:
+    """Overview and 30-day breakdowns from the rollups beside raw aggregates; freshness; late refresh."""
+    from .bench_query import run
+
+    run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
+
+
+@bench_app.command("anomalies")
+def bench_anomalies(
+    nab: Annotated[str | None, typer.Option("--nab", help="A folder in NAB's layout (data/, windows).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, with every detection.")] = False,
+) -> None:
+    """Anomaly detector: precision, recall and F1 over anomaly windows, per category and overall."""
+    from .bench_anomalies import run
+
+    run(nab=nab, as_json=as_json)
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Forecasts backtested on rolling origins: MASE of the model and of a seasonal-naive forecast."""
+    from .bench_forecast import run
+
+    run(as_json=as_json)
+
+
+@bench_app.command("recommendations")
+def bench_recommendations(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Planted inefficiencies per category and clean organizations: found, savings error, false alarms."""
+    from .bench_recommendations import run
+
+    run(as_json=as_json)
+
+
+# ---------------------------------------------------------------- analysts
+@analysts_app.command("create")
+def analysts_create(
+    org: Annotated[UUID, typer.Option("--org", help="The organization the login may read.")],
+    timeout: Annotated[int, typer.Option(help="Statement timeout in seconds (1..3600).")] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a read-only login that sees one organization; prints its connection string once."""
+    from datetime import timedelta
+
+    import psycopg
+
+    from . import analysts
+
+    try:
+        with connect() as conn:
+            role = analysts.create(conn, org, timedelta(seconds=timeout))
+    except psycopg.Error as exc:
+        _fail(exc.diag.message_primary or exc.__class__.__name__)
+    if as_json:
+        print(role.model_dump_json())
+    else:
+        print(f"analyst role {role.role} for organization {org}\n{role.connection_string}\n"
+              "(shown once: the password is not stored anywhere you can read it back)")
+
+
+@analysts_app.command("drop")
+def analysts_drop(role: str) -> None:
+    """End an analyst login's sessions and drop it."""
+    from . import analysts
+
+    with connect() as conn:
+        if not analysts.drop(conn, role):
+            _fail(f"no analyst role {role}")
+    print(f"dropped {role}")
 
 
 @prices_app.command("sync")

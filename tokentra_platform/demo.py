@@ -122,6 +122,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
                       f"{stats['rejected']} rejected, {stats['dropped_queue_full'] + stats['dropped_failed']} dropped, "
                       f"{stats['retries']} retries in {stats['requests']} requests)")
         report(str(org.id))
+        from .demo_budgets import show as show_budgets_and_alerts  # issue 5: budgets, alerts, delivery
+
+        show_budgets_and_alerts(org.id, url, key.key)
         if keep_serving:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
             proc.wait()

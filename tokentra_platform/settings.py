@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     supabase_jwt_secret: str = Field(
         default=LOCAL_JWT_SECRET, validation_alias=AliasChoices("SUPABASE_JWT_SECRET")
     )
+    # Analytics query functions: projects with asymmetric JWT signing keys publish them here
+    # (https://<ref>.supabase.co/auth/v1/.well-known/jwks.json); HS256 tokens keep using the secret.
+    supabase_jwks_url: str | None = Field(default=None, validation_alias=AliasChoices("SUPABASE_JWKS_URL"))
+    supabase_jwt_audience: str = "authenticated"
 
     ingest_max_events: int = 1000
     ingest_max_bytes: int = 1024 * 1024

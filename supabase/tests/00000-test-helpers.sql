@@ -87,6 +87,10 @@ begin
   values (org, 'route-' || tag, '{"model": "gpt-4o-mini"}', rec);
   insert into public.anomalies (org_id, metric, severity, window_start)
   values (org, 'cost', 'high', now() - interval '1 hour');
+  insert into public.spend_forecasts (org_id, budget_id, period_start, period_end, spent_to_date, forecast, lower_80,
+                                     upper_80, lower_95, upper_95, method)
+  values (org, budget, date_trunc('month', now()), date_trunc('month', now()) + interval '1 month', 1, 2, 1.5, 2.5,
+          1.2, 3, 'test');
   insert into public.semantic_cache (org_id, model, embedding_model, embedding, prompt_hash, response)
   values (org, 'gpt-4o', 'text-embedding-3-small', array_fill(0.1, array[1536])::extensions.vector,
           'hash-' || tag, '{}');
