@@ -30,7 +30,7 @@ log = logging.getLogger("tokentra.budgets")
 MAX_BODY = 16 * 1024
 Tag = Annotated[str, Field(min_length=1, max_length=200)]
 # Keys made for ingestion may enforce budgets too: the SDK uses one key for both.
-SCOPES = {"ingest", "budgets"}
+SCOPES = frozenset({"ingest", "budgets"})
 
 
 class Attribution(BaseModel):
@@ -79,13 +79,11 @@ async def _authorized_body(
     request: Request, pool: Pool, model: type[BaseModel]
 ) -> tuple[ApiKeyOrg, Any] | JSONResponse:
     """The key and the validated body, or the 401/413/422/429 answer (authentication first)."""
-    from .ingest import UNAUTHORIZED, authorize, read_limited_body
+    from .ingest import authorize, read_limited_body
 
-    key = await authorize(request, pool)
+    key = await authorize(request, pool, SCOPES)
     if isinstance(key, JSONResponse):
         return key
-    if not SCOPES & set(key.scopes):
-        return JSONResponse(UNAUTHORIZED, status_code=401)
     body = await read_limited_body(request, MAX_BODY)
     if body is None:
         return error(413, "too_large", f"a request carries at most {MAX_BODY} bytes")

@@ -36,11 +36,13 @@ async def read_limited_body(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-async def authorize(request: Request, pool: Pool) -> ApiKeyOrg | JSONResponse:
-    """The key's organization, or the 401/429 response to send instead."""
+async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = frozenset({"ingest"})
+                    ) -> ApiKeyOrg | JSONResponse:
+    """The key's organization, or the 401/429 response to send instead (401 too for a key with none of
+    the scopes)."""
     async with pool.connection() as conn:
         key = await authenticate(conn, presented_key(request))
-        if key is None:
+        if key is None or not scopes & set(key.scopes):
             return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         cur = await conn.execute("select * from private.take_rate_limit(%s, %s)",
                                  (key.key_id, key.rate_limit_per_minute))
@@ -114,8 +116,6 @@ async def ingest(request: Request, pool: Pool) -> JSONResponse:
     key = await authorize(request, pool)
     if isinstance(key, JSONResponse):
         return key
-    if "ingest" not in key.scopes:
-        return JSONResponse(UNAUTHORIZED, status_code=401)
     body = await read_limited_body(request, settings.ingest_max_bytes)
     if body is None:
         return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")

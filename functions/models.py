@@ -79,7 +79,9 @@ class IngestEvent(BaseModel):
     @model_validator(mode="after")
     def _parts_within_totals(self) -> IngestEvent:
         if self.cached_tokens + self.cache_write_tokens > self.input_tokens:
-            raise ValueError("cached_tokens + cache_write_tokens exceed input_tokens (input counts cache reads and writes)")
+            raise ValueError(
+                "cached_tokens + cache_write_tokens exceed input_tokens (input counts cache reads and writes)"
+            )
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError("reasoning_tokens exceed output_tokens (output counts reasoning)")
         return self

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from tokentra_platform.settings import get_settings
 
 from ._app import Pool, error, function_app
-from .ingest import UNAUTHORIZED, authorize, read_limited_body, store_events
+from .ingest import authorize, read_limited_body, store_events
 from .models import ErrorBody
 
 router = APIRouter(tags=["otel"])
@@ -276,8 +276,6 @@ async def export_traces(request: Request, pool: Pool) -> Response:
     key = await authorize(request, pool)
     if isinstance(key, JSONResponse):
         return key
-    if "ingest" not in key.scopes:
-        return JSONResponse(UNAUTHORIZED, status_code=401)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if media not in (PROTOBUF, JSON) or encoding not in ("identity", "gzip"):

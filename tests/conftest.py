@@ -12,6 +12,7 @@ from secret_registry import SECRETS_SEEN
 
 from tokentra_platform import admin
 from tokentra_platform.db import connect
+from tokentra_platform.functions_server import free_port, start_functions, stop_functions
 from tokentra_platform.migrations import migrate
 from tokentra_platform.settings import get_settings
 
@@ -31,47 +32,14 @@ def db(dsn: str) -> Iterator[psycopg.Connection]:
         conn.rollback()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def functions_url(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real functions server (`tokentra serve`) on a free port; its log is kept for secret checks."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    port = free_port()
     log_path = tmp_path_factory.mktemp("functions") / "server.log"
-    log_file = open(log_path, "w")  # noqa: SIM115 - closed after the server stops
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "functions.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "info"],
-        stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "DATABASE_URL": dsn},
-    )
-    url = f"http://127.0.0.1:{port}/functions/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError(f"functions server did not start; see {log_path}")
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log_file.close()
+    with open(log_path, "w") as log:
+        proc, url = start_functions(free_port(), env={"DATABASE_URL": dsn}, log=log, log_level="info")
+        yield url
+        stop_functions(proc)
     # No API key or planted prompt text may ever reach the server's log.
     text = log_path.read_text()
     leaked = [s[:12] + "..." for s in SECRETS_SEEN if s in text]

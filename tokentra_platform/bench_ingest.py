@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from . import admin
 from .db import connect
-from .demo import start_functions
+from .functions_server import start_functions, stop_functions
 from .settings import get_settings
 from .traffic import month_of_traffic
 
@@ -103,8 +103,7 @@ def run(n: int = 50_000, clients: int = 4) -> dict:
     try:
         wall, latencies = bench_http(url, key.key, batches, clients)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_functions(proc)
     copy_s = bench_copy(str(org.id), events)
     result = {
         "events": n, "clients": clients,

@@ -12,9 +12,6 @@ Prints figures; asserts nothing (targets: p95 under 20 ms, 100x raw, visible wit
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +26,7 @@ from rich.console import Console
 
 from . import admin
 from .db import connect
+from .functions_server import start_functions, stop_functions
 from .migrations import migrate
 from .settings import get_settings
 
@@ -147,38 +145,6 @@ def _token(user_id: uuid.UUID) -> str:
         "exp": int(time.time()) + 3600,
     }
     return jwt.encode(claims, settings.supabase_jwt_secret, algorithm="HS256")
-
-
-def _start_functions(dsn: str) -> tuple[subprocess.Popen, str]:
-    from .demo import _port_free
-
-    port = 54400
-    while not _port_free(port):
-        port += 1
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "functions.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "DATABASE_URL": dsn},
-    )
-    url = f"http://127.0.0.1:{port}/functions/v1"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the functions server did not start")
 
 
 def _time(fn: Callable[[], object], n: int, warmup: int = 10) -> list[float]:
@@ -303,7 +269,7 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
                 f"{counts['daily']:,} daily, {counts['end_user_daily']:,} end-user daily rows"
             )
 
-        proc, url = _start_functions(dsn)
+        proc, url = start_functions(54400, env={"DATABASE_URL": dsn})
         client = httpx.Client(headers={"Authorization": f"Bearer {_token(user.id)}"}, timeout=60)
         today = datetime.now(UTC).date()
         first = today - timedelta(days=29)
@@ -414,8 +380,7 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
         client.close()
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+            stop_functions(proc)
         if keep:
             console.print(f"kept database {BENCH_DB}")
         else:

@@ -3,45 +3,19 @@ to the real ingest function, and the platform shows what it knows."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from decimal import Decimal
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import admin
 from .db import connect
+from .functions_server import start_functions, stop_functions
 from .settings import get_settings
 from .traffic import month_of_traffic
 
 console = Console()
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def start_functions(port: int) -> tuple[subprocess.Popen, str]:
-    """Start `functions.app` on port (the next free one if taken); return the process and base URL."""
-    while not _port_free(port):
-        port += 1
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "functions.app:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"])
-    url = f"http://127.0.0.1:{port}/functions/v1"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the functions server did not start")
 
 
 def send_traffic(url: str, key: str, days: int) -> dict[str, int]:
@@ -129,5 +103,4 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
             proc.wait()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_functions(proc)

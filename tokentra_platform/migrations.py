@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 
 from .db import connect
-from .sqlsplit import split_statements
 from .settings import REPO_ROOT
+from .sqlsplit import split_statements
 
 MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
 COMPAT_DIR = REPO_ROOT / "supabase" / "compat"

@@ -11,12 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import psycopg
 from psycopg.types.json import Jsonb
 
-from tokentra_platform.db import connect
-
 from ._anomaly_model import detect
+from ._per_org import for_each_active_org
 
 __all__ = ["GRAINS", "METRICS", "detect_org", "run_anomalies"]
 
@@ -212,31 +210,9 @@ def run_org(conn, org: str, now: datetime) -> dict[str, int]:
 
 def run_anomalies(ctx, now: datetime | None = None, orgs: list[str] | None = None) -> str:
     """The job: every organization with usage in the last four weeks."""
-    now = now or datetime.now(UTC)
-    totals: dict[str, int] = defaultdict(int)
-    with connect(ctx.dsn if hasattr(ctx, "dsn") else ctx) as conn:
-        if orgs is None:
-            orgs = [
-                r["org_id"]
-                for r in conn.execute(
-                    "select distinct org_id from analytics.usage_daily where bucket >= %s",
-                    (now - timedelta(days=28),),
-                ).fetchall()
-            ]
-        for org in orgs:
-            if getattr(ctx, "stop", None) is not None and ctx.stop.is_set():
-                break
-            try:
-                for k, v in run_org(conn, str(org), now).items():
-                    totals[k] += v
-                conn.commit()
-            except psycopg.errors.OperationalError as exc:
-                # A deadlock or a vanished organization must not cost the other organizations their run.
-                conn.rollback()
-                totals["failed"] += 1
-                log.warning("anomaly detection of one organization failed: %s", type(exc).__name__)
+    n, totals = for_each_active_org(ctx, now or datetime.now(UTC), 28, run_org, "anomaly detection", orgs)
     return (
-        f"{len(orgs)} organizations: {totals['incidents']} incidents, {totals['open']} open, "
+        f"{n} organizations: {totals['incidents']} incidents, {totals['open']} open, "
         f"{totals['closed']} closed, {totals['alerts']} alerts raised, {totals['failed']} "
         f"organizations failed"
     )

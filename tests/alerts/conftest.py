@@ -4,71 +4,30 @@ targets (TOKENTRA_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8, as production never woul
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import Message
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from org_fixtures import Org, make_org
 
 from tokentra_platform.alerting.receiver import LocalReceiver
 from tokentra_platform.db import connect
+from tokentra_platform.functions_server import free_port, start_functions, stop_functions
 from tokentra_platform.settings import Settings, get_settings
 
 LOOPBACK = "127.0.0.0/8"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def alerts_url(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The functions server, allowed to save channels on loopback receivers."""
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("alerts") / "server.log", "w")  # noqa: SIM115 - closed below
-    env = {**os.environ, "DATABASE_URL": dsn, "TOKENTRA_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "functions.app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/functions/v1"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("functions server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    with open(tmp_path_factory.mktemp("alerts") / "server.log", "w") as log:
+        proc, url = start_functions(free_port(), log=log,
+                                    env={"DATABASE_URL": dsn, "TOKENTRA_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK})
+        yield url
+        stop_functions(proc)
 
 
 @pytest.fixture
@@ -90,7 +49,7 @@ class Mailbox:
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     """A local SMTP server: (mailbox, port)."""
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield box, controller.port
     controller.stop()

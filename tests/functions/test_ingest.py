@@ -34,7 +34,8 @@ def post(url: str, key: str | None, body, **kw) -> httpx.Response:
 
 def stored(dsn: str, org: str) -> list[dict]:
     with connect(dsn) as conn:
-        return conn.execute("select * from public.usage_records where org_id = %s order by request_id", (org,)).fetchall()
+        return conn.execute("select * from public.usage_records where org_id = %s order by request_id",
+                            (org,)).fetchall()
 
 
 def test_valid_batch_is_stored_with_attribution(functions_url, tenant, dsn):

@@ -7,8 +7,8 @@ import json
 import anthropic
 import openai
 import tokentra
-from secret_registry import SECRETS_SEEN
 from sdk_fake_providers import PROVIDER_KEY, ProviderServer
+from secret_registry import SECRETS_SEEN
 from tokentra import _state
 
 from tokentra_platform.db import connect

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tokentra_platform.db import connect
-
+from .._per_org import for_each_active_org
 from ._common import Rec, priority
 from ._data import OrgData, load
 from .attribution import business_outcome_attribution
@@ -151,30 +150,9 @@ def run_org(conn, org: str, now: datetime) -> dict[str, int]:
 
 def run_recommendations(ctx, now: datetime | None = None, orgs: list[str] | None = None) -> str:
     """The job: every organization with usage in the last 30 days."""
-    now = now or datetime.now(UTC)
-    totals = {"found": 0, "written": 0, "expired": 0, "failed": 0}
-    with connect(ctx.dsn if hasattr(ctx, "dsn") else ctx) as conn:
-        if orgs is None:
-            orgs = [
-                r["org_id"]
-                for r in conn.execute(
-                    "select distinct org_id from analytics.usage_daily where bucket >= %s",
-                    (now - timedelta(days=30),),
-                ).fetchall()
-            ]
-        for org in orgs:
-            if getattr(ctx, "stop", None) is not None and ctx.stop.is_set():
-                break
-            try:
-                for k, v in run_org(conn, str(org), now).items():
-                    totals[k] += v
-                conn.commit()
-            except psycopg.errors.OperationalError as exc:
-                conn.rollback()
-                totals["failed"] += 1
-                log.warning("recommendations of one organization failed: %s", type(exc).__name__)
+    n, totals = for_each_active_org(ctx, now or datetime.now(UTC), 30, run_org, "recommendations", orgs)
     return (
-        f"{len(orgs)} organizations: {totals['found']} patterns, {totals['written']} "
+        f"{n} organizations: {totals['found']} patterns, {totals['written']} "
         f"recommendations written, "
         f"{totals['expired']} expired, {totals['failed']} organizations failed"
     )
