@@ -177,13 +177,14 @@ def keys_revoke(key_id: UUID) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 54321, Supabase's API port).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (validation is CPU-bound).")] = 1,
 ) -> None:
     """Serve every function at http://HOST:PORT/functions/v1/<name>."""
     import uvicorn
 
     settings = get_settings()
     uvicorn.run("functions.app:app", host=host or settings.functions_host, port=port or settings.functions_port,
-                log_level="warning")
+                log_level="warning", workers=workers)
 
 
 @app.command("demo")
@@ -264,11 +265,12 @@ def worker_status(as_json: JsonFlag = False) -> None:
 def bench_ingest(
     events: Annotated[int, typer.Option(help="Events to send.")] = 50_000,
     clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 4,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
 ) -> None:
     """Ingest throughput and batch latency beside a raw COPY of the same rows."""
     from .bench_ingest import run
 
-    run(events, clients)
+    run(events, clients, workers)
 
 
 @bench_app.command("sdk")

@@ -21,13 +21,13 @@ def port_free(port: int) -> bool:
 
 
 def start_functions(port: int, env: dict[str, str] | None = None, log: IO | None = None,
-                    log_level: str = "warning") -> tuple[subprocess.Popen, str]:
+                    log_level: str = "warning", workers: int = 1) -> tuple[subprocess.Popen, str]:
     """Serve on `port` (the next free one if taken); return the process and the base URL."""
     while not port_free(port):
         port += 1
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "functions.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", log_level],
+         "--log-level", log_level, "--workers", str(workers)],
         env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT if log else None,
     )
     url = f"http://127.0.0.1:{port}/functions/v1"
