@@ -196,6 +196,14 @@ def plant(category: str, n: int, now: datetime, rng: np.random.Generator) -> lis
             )
             for t in times
         ]
+    if category == "provider_arbitrage":
+        # deepseek-v4-pro through fireworks; deepseek's own API lists it lower (pricing tables).
+        return [_r(t, rng, provider="fireworks", model="deepseek-v4-pro", feature="reasoner") for t in times]
+    if category == "rate_limit_optimization":
+        return [
+            _r(t, rng, feature="bulk-import", status="rate_limited" if rng.random() < 0.1 else "success")
+            for t in times
+        ]
     if category == "prompt_compression":
         return [_r(t, rng, feature="rag-answer", input_tokens=int(rng.integers(10000, 16000))) for t in times]
     if category == "time_based_optimization":
@@ -224,6 +232,8 @@ CATEGORIES = (
     "context_window_efficiency",
     "io_ratio_optimization",
     "prompt_compression",
+    "provider_arbitrage",
+    "rate_limit_optimization",
 )
 
 
@@ -297,6 +307,11 @@ def true_savings(conn, org_id: str, category: str) -> float:
             cross join lateral private.usage_cost(r.provider, r.model, now(), (r.input_tokens *
               0.3)::bigint, 0,
               0, 0, 0) c where r.org_id = %(org)s and r.feature = 'rag-answer'""",
+        "provider_arbitrage": """select sum(r.cost_usd - c.cost_usd) from public.usage_records r
+            cross join lateral private.usage_cost('deepseek', r.model, now(), r.input_tokens, r.output_tokens,
+              0, 0, 0) c where r.org_id = %s and r.feature = 'reasoner'""",
+        "rate_limit_optimization": "select sum(cost_usd) from public.usage_records where org_id = %s "
+        "and status = 'rate_limited'",
         "semantic_caching": """select sum(cost_usd) from (select cost_usd, occurred_at - lag(occurred_at)
             over (partition by prompt_hash order by occurred_at) as gap from public.usage_records where
               org_id = %s) x

@@ -99,6 +99,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         from .demo_budgets import show as show_budgets_and_alerts  # issue 5: budgets, alerts, delivery
 
         show_budgets_and_alerts(org.id, url, key.key)
+        from .demo_intelligence import show as show_intelligence  # issue 6: recommendations, anomalies, forecast
+
+        show_intelligence(org.id, days)
         if keep_serving:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
             proc.wait()

@@ -40,6 +40,8 @@ WORKLOADS = [
     Workload("agent-planner", "platform", "copilot", "anthropic", "claude-3-5-haiku-20241022", "planning",
              10, 3000, 600, 0.5),
     Workload("embed-docs", "search", "insights", "openai", "text-embedding-3-small", "embedding", 15, 800, 0),
+    # Planted: long prompts, sent whole and uncached (prompt compression).
+    Workload("review-contract", "legal", "contracts", "openai", "gpt-4o", "analysis", 5, 12000, 500),
 ]
 USERS = [f"user-{i:03d}" for i in range(60)]
 # Planted: the same prompt sent again and again (dedup / caching candidates).
@@ -72,10 +74,10 @@ def month_of_traffic(days: int = 30, end: datetime | None = None, seed: int = 7,
                 rate *= 3 / max(_season(ts), 0.1)
             for _ in range(_poisson(rng, rate)):
                 yield _event(rng, w, ts + timedelta(seconds=rng.uniform(0, 3599)))
-        # Planted retry storm: every few days a burst of rate-limited retries on extract-entities.
+        # Planted retry storm: every few days a burst of rate-limited retries on the agent planner.
         if day % 6 == 2 and ts.hour == 14:
             for _ in range(120):
-                yield _event(rng, WORKLOADS[3], ts + timedelta(seconds=rng.uniform(0, 600)), storm=True)
+                yield _event(rng, WORKLOADS[4], ts + timedelta(seconds=rng.uniform(0, 600)), storm=True)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

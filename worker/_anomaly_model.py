@@ -145,7 +145,8 @@ def detect(
         start, end = g[0], g[-1]
         peak = max(g, key=lambda i: abs(z[i]))
         expected_t = (season + base)[start : end + 1]
-        expected = (np.exp(expected_t) - offset if offset is not None else expected_t).tolist()
+        # Log-scaled series are non-negative: the back-transformed baseline must not dip below zero.
+        expected = (np.maximum(np.exp(expected_t) - offset, 0.0) if offset is not None else expected_t).tolist()
         # A level shift: the points after the run stay away from the old baseline.
         after = rest[end + 1 : end + 1 + window]
         shifted = len(g) >= max(3, window // 4) or (

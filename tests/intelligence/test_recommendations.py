@@ -133,3 +133,28 @@ def test_lifecycle_through_the_api(dsn: str, org: Org, functions_url: str):
     applied = recs["task_aware_routing"]
     assert applied["status"] == "applied" and applied["baseline"]["cost_per_request"] > 0
     assert applied["realised_monthly_savings"] is not None and float(applied["realised_monthly_savings"]) > 0
+
+
+def test_arbitrage_and_rate_limits_stay_silent_short_of_their_patterns(db):
+    """A model cheaper only at a reseller (not a host we would route to), and a rate-limited share under
+    the threshold, raise nothing."""
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(11)
+    org = admin.create_org(db, f"rec-near-{uuid.uuid4().hex[:6]}")
+    resold = db.execute(
+        "select count(*) as n from public.model_prices where model_id = 'claude-haiku-4-5' "
+        "and provider_id = 'quicksilverpro'"
+    ).fetchone()["n"]
+    assert resold, "the pricing tables list a reseller for claude-haiku-4-5"
+    rows = plant("provider_arbitrage", 600, now, rng)
+    for r in rows:
+        r.update(provider="anthropic", model="claude-haiku-4-5", feature="haiku")
+    rows += [
+        {**r, "status": "rate_limited" if rng.random() < 0.01 else "success"}
+        for r in plant("rate_limit_optimization", 600, now, rng)
+        if r["status"] == "success"
+    ]
+    load_rows(db, str(org.id), rows)
+    run_org(db, str(org.id), now)
+    cats = {r["category"] for r in _recs(db, org.id)}
+    assert not cats & {"provider_arbitrage", "rate_limit_optimization"}, cats

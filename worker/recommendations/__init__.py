@@ -19,6 +19,7 @@ from ._common import Rec, priority
 from ._data import OrgData, load
 from .attribution import business_outcome_attribution
 from .caching import request_deduplication, semantic_caching
+from .hosting import provider_arbitrage, rate_limit_optimization
 from .reliability import (
     abandoned_request_detection,
     error_reduction,
@@ -48,6 +49,8 @@ DETECTORS: dict[str, Callable[[psycopg.Connection, OrgData], list[Rec]]] = {
     "context_window_efficiency": context_window_efficiency,
     "io_ratio_optimization": io_ratio_optimization,
     "prompt_compression": prompt_compression,
+    "provider_arbitrage": provider_arbitrage,
+    "rate_limit_optimization": rate_limit_optimization,
 }
 
 _UPSERT = """

@@ -27,6 +27,8 @@ SUMS = (
     "timeout_cost",
     "cancelled",
     "cancelled_cost",
+    "rate_limited_calls",
+    "rate_limited_cost",
 )
 
 _SCOPES = """
@@ -40,7 +42,9 @@ select coalesce(u.feature, '(none)') as feature, u.provider, u.model, (u.bucket 
        coalesce(sum(u.cost_usd) filter (where u.status = 'error'), 0)::float8 as error_cost,
        coalesce(sum(u.cost_usd) filter (where u.status = 'timeout'), 0)::float8 as timeout_cost,
        coalesce(sum(u.requests) filter (where u.status = 'cancelled'), 0)::int8 as cancelled,
-       coalesce(sum(u.cost_usd) filter (where u.status = 'cancelled'), 0)::float8 as cancelled_cost
+       coalesce(sum(u.cost_usd) filter (where u.status = 'cancelled'), 0)::float8 as cancelled_cost,
+       coalesce(sum(u.requests) filter (where u.status = 'rate_limited'), 0)::int8 as rate_limited_calls,
+       coalesce(sum(u.cost_usd) filter (where u.status = 'rate_limited'), 0)::float8 as rate_limited_cost
 from analytics.usage_daily u
 where u.org_id = %(org)s and u.bucket >= %(since)s
 group by 1, 2, 3, 4
