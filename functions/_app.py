@@ -61,6 +61,9 @@ def function_app(*routers: APIRouter, title: str = "TokenTRA functions") -> Fast
     app = FastAPI(title=title, version="0.1.0", lifespan=_lifespan, openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=f"{PREFIX}/docs", redoc_url=None)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    from .user_auth import install  # user_auth imports this module; a top-level import would cycle
+
+    install(app)  # every function answers a bad user JWT with the same 401 body
     for router in routers:
         app.include_router(router, prefix=PREFIX)
     return app

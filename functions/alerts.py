@@ -25,7 +25,7 @@ from ._app import Pool, function_app
 from ._db_errors import db_error, invalid
 from .alert_models import CONDITIONS, Delivery, Event, Rule, RuleIn, RulePatch
 from .models import ErrorBody
-from .user_auth import as_user, signed_in, unauthorized
+from .user_auth import CurrentUser, UserClaims, as_user
 
 router = APIRouter(tags=["alerts"])
 ERRORS = {
@@ -80,14 +80,12 @@ async def _missing_or_forbidden(conn: psycopg.AsyncConnection, table: str, row_i
 )
 async def list_events(
     request: Request,
+    user: CurrentUser,
     pool: Pool,
     org_id: UUID | None = None,
     status: Literal["open", "acknowledged", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
     async with as_user(pool, user) as conn:
         cur = await conn.execute(
             "select * from public.alert_events where (%(org)s::uuid is null or org_id = %(org)s) "
@@ -115,10 +113,7 @@ async def _deliveries(conn: psycopg.AsyncConnection, event_ids: list[UUID]) -> d
 
 
 @router.get("/alerts/events/{event_id}", response_model=Event, responses=ERRORS, summary="One alert event")
-async def get_event(event_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def get_event(event_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     async with as_user(pool, user) as conn:
         cur = await conn.execute("select * from public.alert_events where id = %s", (event_id,))
         row = await cur.fetchone()
@@ -128,10 +123,7 @@ async def get_event(event_id: UUID, request: Request, pool: Pool) -> JSONRespons
     return JSONResponse(Event(**row, deliveries=deliveries.get(event_id, [])).model_dump(mode="json"))
 
 
-async def _set_status(event_id: UUID, status: str, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def _set_status(event_id: UUID, status: str, request: Request, pool: Pool, user: UserClaims) -> JSONResponse:
     try:
         async with as_user(pool, user) as conn:
             cur = await conn.execute(
@@ -152,8 +144,8 @@ async def _set_status(event_id: UUID, status: str, request: Request, pool: Pool)
     responses=ERRORS,
     summary="Acknowledge an alert event",
 )
-async def acknowledge_event(event_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    return await _set_status(event_id, "acknowledged", request, pool)
+async def acknowledge_event(event_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
+    return await _set_status(event_id, "acknowledged", request, pool, user)
 
 
 @router.post(
@@ -162,17 +154,14 @@ async def acknowledge_event(event_id: UUID, request: Request, pool: Pool) -> JSO
     responses=ERRORS,
     summary="Resolve an alert event (PagerDuty incidents are resolved too)",
 )
-async def resolve_event(event_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    return await _set_status(event_id, "resolved", request, pool)
+async def resolve_event(event_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
+    return await _set_status(event_id, "resolved", request, pool, user)
 
 
 @router.post(
     "/alerts/deliveries/{delivery_id}/retry", responses=ERRORS, summary="Send a failed delivery again"
 )
-async def retry_delivery(delivery_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def retry_delivery(delivery_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     try:
         async with as_user(pool, user) as conn:
             cur = await conn.execute("select public.retry_alert_delivery(%s) as queued", (delivery_id,))
@@ -184,10 +173,7 @@ async def retry_delivery(delivery_id: UUID, request: Request, pool: Pool) -> JSO
 
 # ---------------------------------------------------------------- rules
 @router.get("/alerts", response_model=list[Rule], responses=ERRORS, summary="Alert rules")
-async def list_rules(request: Request, pool: Pool, org_id: UUID | None = None) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def list_rules(request: Request, user: CurrentUser, pool: Pool, org_id: UUID | None = None) -> JSONResponse:
     async with as_user(pool, user) as conn:
         cur = await conn.execute(
             "select * from public.alert_rules where %s::uuid is null or org_id = %s order by org_id, name",
@@ -200,10 +186,7 @@ async def list_rules(request: Request, pool: Pool, org_id: UUID | None = None) -
 @router.post(
     "/alerts", status_code=201, response_model=Rule, responses=ERRORS, summary="Create an alert rule"
 )
-async def create_rule(request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def create_rule(request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _validate(RuleIn, await request.body())
     if isinstance(body, JSONResponse):
         return body
@@ -230,10 +213,7 @@ async def create_rule(request: Request, pool: Pool) -> JSONResponse:
 
 
 @router.get("/alerts/{rule_id}", response_model=Rule, responses=ERRORS, summary="One alert rule")
-async def get_rule(rule_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def get_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     async with as_user(pool, user) as conn:
         cur = await conn.execute("select * from public.alert_rules where id = %s", (rule_id,))
         row = await cur.fetchone()
@@ -243,10 +223,7 @@ async def get_rule(rule_id: UUID, request: Request, pool: Pool) -> JSONResponse:
 
 
 @router.patch("/alerts/{rule_id}", response_model=Rule, responses=ERRORS, summary="Change an alert rule")
-async def update_rule(rule_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def update_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _validate(RulePatch, await request.body())
     if isinstance(body, JSONResponse):
         return body
@@ -289,10 +266,7 @@ async def update_rule(rule_id: UUID, request: Request, pool: Pool) -> JSONRespon
 
 
 @router.delete("/alerts/{rule_id}", status_code=204, responses=ERRORS, summary="Delete an alert rule")
-async def delete_rule(rule_id: UUID, request: Request, pool: Pool) -> Response:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def delete_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> Response:
     async with as_user(pool, user) as conn:
         cur = await conn.execute("delete from public.alert_rules where id = %s returning id", (rule_id,))
         if await cur.fetchone() is None:  # pipeline mode (as_user): fetch rather than rowcount

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._analytics import json_response, run_json
 from ._app import Pool, function_app
 from .models import ErrorBody
-from .user_auth import CurrentUser, install
+from .user_auth import CurrentUser
 
 router = APIRouter(tags=["intelligence"])
 
@@ -54,4 +54,4 @@ async def anomalies(user: CurrentUser, pool: Pool, q: Annotated[AnomalyQuery, Qu
     )
 
 
-app = install(function_app(router, title="TokenTRA anomalies"))
+app = function_app(router, title="TokenTRA anomalies")

@@ -14,10 +14,8 @@ from .ingest import router as ingest_router
 from .otel import router as otel_router
 from .recommendations import router as recommendations_router
 from .usage_timeseries import router as usage_timeseries_router
-from .user_auth import install as install_user_auth
 
 app = function_app(ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
-install_user_auth(app)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._app import Pool, function_app
 from ._db_errors import db_error, invalid
 from .models import ErrorBody
-from .user_auth import as_user, signed_in, unauthorized
+from .user_auth import CurrentUser, as_user
 
 router = APIRouter(tags=["budgets"])
 
@@ -113,10 +113,7 @@ async def _read(conn: psycopg.AsyncConnection, budget_id: UUID) -> dict | None:
 
 
 @router.get("/budgets", response_model=BudgetList, responses=ERRORS, summary="Budgets with live status")
-async def list_budgets(request: Request, pool: Pool, org_id: UUID | None = None) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def list_budgets(request: Request, user: CurrentUser, pool: Pool, org_id: UUID | None = None) -> JSONResponse:
     async with as_user(pool, user) as conn:
         cur = await conn.execute(
             "select * from public.budget_status where %s::uuid is null or org_id = %s order by org_id, name",
@@ -127,10 +124,7 @@ async def list_budgets(request: Request, pool: Pool, org_id: UUID | None = None)
 
 
 @router.post("/budgets", status_code=201, response_model=Budget, responses=ERRORS, summary="Create a budget")
-async def create_budget(request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def create_budget(request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _body(BudgetIn, await request.body())
     if isinstance(body, JSONResponse):
         return body
@@ -155,10 +149,7 @@ async def create_budget(request: Request, pool: Pool) -> JSONResponse:
 @router.get(
     "/budgets/{budget_id}", response_model=Budget, responses=ERRORS, summary="One budget with live status"
 )
-async def get_budget(budget_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def get_budget(budget_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     async with as_user(pool, user) as conn:
         row = await _read(conn, budget_id)
     if row is None:
@@ -167,10 +158,7 @@ async def get_budget(budget_id: UUID, request: Request, pool: Pool) -> JSONRespo
 
 
 @router.patch("/budgets/{budget_id}", response_model=Budget, responses=ERRORS, summary="Change a budget")
-async def update_budget(budget_id: UUID, request: Request, pool: Pool) -> JSONResponse:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def update_budget(budget_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _body(BudgetPatch, await request.body())
     if isinstance(body, JSONResponse):
         return body
@@ -198,10 +186,7 @@ async def update_budget(budget_id: UUID, request: Request, pool: Pool) -> JSONRe
 
 
 @router.delete("/budgets/{budget_id}", status_code=204, responses=ERRORS, summary="Delete a budget")
-async def delete_budget(budget_id: UUID, request: Request, pool: Pool) -> Response:
-    user = signed_in(request)
-    if user is None:
-        return unauthorized()
+async def delete_budget(budget_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> Response:
     async with as_user(pool, user) as conn:
         cur = await conn.execute("delete from public.budgets where id = %s returning id", (budget_id,))
         if await cur.fetchone() is None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from ._analytics import DIMENSIONS, Filters, csv_response, json_response, parse_exact, run_json, wants_csv
 from ._app import Pool, error, function_app
 from .models import ErrorBody
-from .user_auth import CurrentUser, install
+from .user_auth import CurrentUser
 
 router = APIRouter(tags=["analytics"])
 
@@ -166,4 +166,4 @@ async def costs(
     )
 
 
-app = install(function_app(router, title="TokenTRA costs"))
+app = function_app(router, title="TokenTRA costs")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._analytics import csv_response, json_response, parse_exact, run_json, wants_csv
 from ._app import Pool, function_app
 from .models import ErrorBody
-from .user_auth import CurrentUser, install
+from .user_auth import CurrentUser
 
 router = APIRouter(tags=["analytics"])
 CSV_COLUMNS = ("section", "key", "cost_usd", "requests", "value")
@@ -108,4 +108,4 @@ async def overview(
     return csv_response(CSV_COLUMNS, flatten(parse_exact(text)), "overview.csv")
 
 
-app = install(function_app(router, title="TokenTRA dashboard"))
+app = function_app(router, title="TokenTRA dashboard")

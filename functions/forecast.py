@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ._analytics import json_response, run_json
 from ._app import Pool, function_app
 from .models import ErrorBody
-from .user_auth import CurrentUser, install
+from .user_auth import CurrentUser
 
 router = APIRouter(tags=["intelligence"])
 
@@ -32,4 +32,4 @@ async def forecast(user: CurrentUser, pool: Pool, q: Annotated[ForecastQuery, Qu
     return json_response(await run_json(pool, user, "forecast_report", {"org": q.org_id}))
 
 
-app = install(function_app(router, title="TokenTRA forecast"))
+app = function_app(router, title="TokenTRA forecast")

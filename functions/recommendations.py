@@ -18,7 +18,7 @@ from ._analytics import json_response, run_json
 from ._app import Pool, error, function_app
 from ._db_errors import db_error
 from .models import ErrorBody
-from .user_auth import CurrentUser, as_user, install
+from .user_auth import CurrentUser, as_user
 
 router = APIRouter(prefix="/optimization", tags=["intelligence"])
 ERRORS = {
@@ -117,4 +117,4 @@ async def dismiss(rec_id: UUID, body: DismissBody, user: CurrentUser, pool: Pool
     )
 
 
-app = install(function_app(router, title="TokenTRA recommendations"))
+app = function_app(router, title="TokenTRA recommendations")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from ._analytics import DIMENSIONS, Filters, csv_response, json_response, parse_exact, run_json, wants_csv
 from ._app import Pool, error, function_app
 from .models import ErrorBody
-from .user_auth import CurrentUser, install
+from .user_auth import CurrentUser
 
 router = APIRouter(tags=["analytics"])
 STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -126,4 +126,4 @@ async def timeseries(
     return csv_response(columns, parse_exact(text)["data"], f"usage_{q.granularity}.csv")
 
 
-app = install(function_app(router, title="TokenTRA usage timeseries"))
+app = function_app(router, title="TokenTRA usage timeseries")
