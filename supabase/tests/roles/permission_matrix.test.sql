@@ -2,7 +2,7 @@
 -- connections; member reads recommendations and budgets (issue 5) but writes neither; viewer reads usage
 -- only; billing writes billing.
 begin;
-select plan(12);
+select plan(14);
 
 insert into public.organizations (id, name) values ('00000000-0000-0000-0000-00000000a001', 'matrix');
 select tests.create_user(r) from unnest(array['mx_owner', 'mx_admin', 'mx_member', 'mx_viewer', 'mx_billing']) r;
@@ -25,10 +25,11 @@ select throws_ok($$ select ciphertext from public.provider_connections $$, '4250
                  'encrypted secrets are unreadable to users');
 select tests.clear_authentication();
 
--- member reads recommendations, teams and budgets (issue 5: budgets are read by members)
+-- member reads recommendations, teams, budgets (issue 5) and anomalies
 select tests.authenticate_as('mx_member');
 select isnt_empty($$ select 1 from public.recommendations $$, 'member reads recommendations');
 select isnt_empty($$ select 1 from public.budgets $$, 'member reads budgets');
+select isnt_empty($$ select 1 from public.anomalies $$, 'member reads anomalies');
 select throws_ok($$ insert into public.teams (org_id, name) values ('00000000-0000-0000-0000-00000000a001', 'm') $$,
                  '42501', null, 'member cannot write teams');
 select tests.clear_authentication();
@@ -37,6 +38,7 @@ select tests.clear_authentication();
 select tests.authenticate_as('mx_viewer');
 select isnt_empty($$ select 1 from public.usage_records $$, 'viewer reads usage');
 select is_empty($$ select 1 from public.recommendations $$, 'viewer reads no recommendations');
+select is_empty($$ select 1 from public.anomalies $$, 'viewer reads no anomalies');
 select tests.clear_authentication();
 
 -- billing writes billing, reads budgets, cannot write budgets
