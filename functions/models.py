@@ -16,6 +16,9 @@ Short = Annotated[str, Field(min_length=1, max_length=200)]
 Hash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16,128}$")]
 # Fields lifted from metadata into their own columns; the rest of metadata is kept as given.
 ATTRIBUTION = {"feature": "feature", "user_id": "end_user_id", "team": "team", "project": "project"}
+# Client-side signals of an event, kept in metadata under SIGNALS_KEY (see IngestEvent).
+SIGNALS_KEY = "tokentra"
+SIGNALS = ("response_format", "output_overhead", "prefix_hash", "prefix_share")
 
 
 class IngestEvent(BaseModel):
@@ -58,6 +61,23 @@ class IngestEvent(BaseModel):
     reservation_id: UUID | None = Field(
         default=None, description="The strict budget reservation the call was made under (/budget/reserve)."
     )
+    # Signals the SDK measures on the client, never content; stored under metadata["tokentra"].
+    response_format: Literal["text", "json_object", "json_schema"] | None = Field(
+        default=None, description="The output format the call asked for."
+    )
+    output_overhead: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="Share of the answer's characters outside the compact JSON it contains (whitespace, "
+        "code fences, prose around it); absent when the answer holds no JSON.",
+    )
+    prefix_hash: Hash | None = Field(
+        default=None,
+        description="Hash of everything before the last user message (system prompt included), when "
+        "other messages precede it: the part a provider's prompt cache could serve.",
+    )
+    prefix_share: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Share of the prompt's characters inside that prefix."
+    )
 
     @field_validator("provider")
     @classmethod
@@ -74,6 +94,8 @@ class IngestEvent(BaseModel):
     def _small_metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
         if len(to_json(v, fallback=str)) > 16_384:
             raise ValueError("metadata is larger than 16 KiB")
+        if SIGNALS_KEY in v:
+            raise ValueError(f"metadata key {SIGNALS_KEY!r} is reserved for the SDK's signals")
         return v
 
     @model_validator(mode="after")
@@ -84,6 +106,8 @@ class IngestEvent(BaseModel):
             )
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError("reasoning_tokens exceed output_tokens (output counts reasoning)")
+        if (self.prefix_hash is None) != (self.prefix_share is None):
+            raise ValueError("prefix_hash and prefix_share come together")
         return self
 
     def check_time(self, window: TimeWindow) -> str | None:
@@ -98,8 +122,14 @@ class IngestEvent(BaseModel):
         """The usage_records columns for this event, as ingest_events expects them."""
         meta = dict(self.metadata)
         lifted = {col: _text(meta.pop(key, None)) for key, col in ATTRIBUTION.items()}
-        body = self.model_dump(mode="json", exclude={"metadata", "timestamp", "cost_usd", "reservation_id"})
+        body = self.model_dump(mode="json", exclude={"metadata", "timestamp", "cost_usd", "reservation_id",
+                                                     *SIGNALS})
         body.update(lifted)
+        # Signals ride in metadata (no column, no change to the insert); only when sent, so the content
+        # hash of events without them is what it always was.
+        signals = {k: getattr(self, k) for k in SIGNALS if getattr(self, k) is not None}
+        if signals:
+            meta[SIGNALS_KEY] = signals
         body["metadata"] = dict(sorted(meta.items()))  # key order must not change the content hash
         body["client_cost_usd"] = str(self.cost_usd) if self.cost_usd is not None else None
         body["is_timeout"] = self.is_timeout or self.status == "timeout"

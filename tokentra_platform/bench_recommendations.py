@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from psycopg.types.json import Jsonb
 
 from . import admin
 from .db import connect
@@ -73,8 +74,32 @@ def _times(n: int, now: datetime, rng: np.random.Generator, days: int = 30) -> l
 
 
 def clean_rows(n: int, now: datetime, rng: np.random.Generator) -> list[dict]:
-    """Healthy traffic: a cheap model on a mid-tier task, unique prompts, no errors, retries or timeouts."""
-    return [_row(t, rng, feature=f"feature-{i % 3}") for i, t in enumerate(_times(n, now, rng))]
+    """Healthy traffic: a cheap model on a mid-tier task, unique prompts, no errors, retries or timeouts;
+    with benign signals: one model per feature under quality feedback, compact structured answers, and
+    prompt prefixes that never repeat."""
+    return [
+        _row(t, rng, feature=f"feature-{i % 3}", quality_score=round(float(rng.uniform(0.6, 1.0)), 3),
+             metadata={"tokentra": {"response_format": "json_schema",
+                                    "output_overhead": round(float(rng.uniform(0, 0.05)), 3),
+                                    "prefix_hash": uuid.uuid4().hex, "prefix_share": 0.8}})
+        for i, t in enumerate(_times(n, now, rng))
+    ]
+
+
+def _clip(x: float) -> float:
+    return round(min(max(x, 0.0), 1.0), 3)
+
+
+def _doc_sessions(n: int, now: datetime, rng: np.random.Generator) -> list[tuple[datetime, int]]:
+    """Bursts of questions on one of five documents: (time, document), `n` of them, each burst's calls
+    a few minutes apart at most (inside a prompt cache's lifetime)."""
+    out: list[tuple[datetime, int]] = []
+    while len(out) < n:
+        at, doc = now - timedelta(seconds=float(rng.uniform(3600, 29.9 * 86400))), int(rng.integers(0, 5))
+        for _ in range(int(rng.integers(3, 11))):
+            out.append((at, doc))
+            at += timedelta(seconds=float(rng.uniform(20, 200)))
+    return sorted(out[:n])
 
 
 def plant(category: str, n: int, now: datetime, rng: np.random.Generator) -> list[dict]:  # noqa: C901
@@ -214,6 +239,34 @@ def plant(category: str, n: int, now: datetime, rng: np.random.Generator) -> lis
             _r(days[i % len(days)] + timedelta(seconds=float(rng.uniform(0, 5400))), rng, feature="nightly")
             for i in range(n)
         ]
+    if category == "quality_cost_pareto":
+        # The feature runs on two models whose scored quality is the same within noise.
+        rows = []
+        for t in times:
+            model, quality = ("gpt-4o", 0.84) if rng.random() < 0.6 else ("gpt-4o-mini", 0.845)
+            scored = rng.random() < 0.7
+            rows.append(_r(t, rng, feature="answers", model=model,
+                           quality_score=_clip(rng.normal(quality, 0.08)) if scored else None))
+        return rows
+    if category == "output_format_optimization":
+        # JSON asked for in json_object mode, answered pretty-printed inside prose and code fences.
+        return [
+            _r(t, rng, feature="extract", output_tokens=int(rng.integers(800, 2500)),
+               metadata={"tokentra": {"response_format": "json_object",
+                                      "output_overhead": round(float(rng.uniform(0.2, 0.4)), 3)}})
+            for t in times
+        ]
+    if category == "partial_response_caching":
+        # Questions on a few long documents, each sent as the first message; nothing read from the cache.
+        docs = [(uuid.uuid4().hex, tokens) for tokens in (2000, 3000, 4000, 5000, 6000)]
+        rows = []
+        for t, d in _doc_sessions(n, now, rng):
+            question = int(rng.integers(50, 300))
+            rows.append(_r(t, rng, feature="doc-qa", provider="anthropic", model="claude-sonnet-4-0",
+                           input_tokens=docs[d][1] + question,
+                           metadata={"tokentra": {"prefix_hash": docs[d][0],
+                                                  "prefix_share": round(docs[d][1] / (docs[d][1] + question), 6)}}))
+        return rows
     raise KeyError(category)
 
 
@@ -234,28 +287,36 @@ CATEGORIES = (
     "prompt_compression",
     "provider_arbitrage",
     "rate_limit_optimization",
+    "quality_cost_pareto",
+    "output_format_optimization",
+    "partial_response_caching",
 )
 
 
 def load_rows(conn, org_id: str, rows: list[dict]) -> None:
-    """Store rows as ingest would, each priced by private.usage_cost at its model's price."""
+    """Store rows as ingest would, each priced by private.usage_cost at its model's price; a row's
+    `quality_score` is sent as feedback would send it (private.record_feedback)."""
     conn.execute(
         "create temp table planted (org_id uuid, occurred_at timestamptz, request_id text, provider text, "
         "model text, input_tokens bigint, output_tokens bigint, status text, retry_count int, "
         "is_timeout boolean, cache_hit boolean, prompt_hash text, task_type text, feature text, team text, "
-        "latency_ms int, end_user_id text, system_prompt_hash text) on commit drop"
+        "latency_ms int, end_user_id text, system_prompt_hash text, metadata jsonb) on commit drop"
     )
-    with conn.cursor().copy(f"copy planted (org_id, {', '.join(COLUMNS)}) from stdin") as copy:
+    with conn.cursor().copy(f"copy planted (org_id, {', '.join(COLUMNS)}, metadata) from stdin") as copy:
         for r in rows:
-            copy.write_row([org_id, *(r[c] for c in COLUMNS)])
+            copy.write_row([org_id, *(r[c] for c in COLUMNS), json.dumps(r.get("metadata") or {})])
     conn.execute(f"""
-        insert into public.usage_records (org_id, {", ".join(COLUMNS)}, cost_usd, priced)
-        select p.org_id, {", ".join("p." + c for c in COLUMNS)}, c.cost_usd, c.cost_usd is not null
+        insert into public.usage_records (org_id, {", ".join(COLUMNS)}, metadata, cost_usd, priced)
+        select p.org_id, {", ".join("p." + c for c in COLUMNS)}, p.metadata, c.cost_usd, c.cost_usd is not null
         from planted p
         cross join lateral private.usage_cost(p.provider, p.model, p.occurred_at, p.input_tokens,
           p.output_tokens,
                                               0, 0, 0) c""")
     conn.execute("drop table planted")
+    scores = [{"idx": i, "request_id": r["request_id"], "score": r["quality_score"]}
+              for i, r in enumerate(rows) if r.get("quality_score") is not None]
+    if scores:
+        conn.execute("select count(*) from private.record_feedback(%s, %s)", (org_id, Jsonb(scores)))
 
 
 def true_savings(conn, org_id: str, category: str) -> float:
@@ -312,6 +373,23 @@ def true_savings(conn, org_id: str, category: str) -> float:
               0, 0, 0) c where r.org_id = %s and r.feature = 'reasoner'""",
         "rate_limit_optimization": "select sum(cost_usd) from public.usage_records where org_id = %s "
         "and status = 'rate_limited'",
+        "quality_cost_pareto": """select sum(r.cost_usd - c.cost_usd) from public.usage_records r
+            cross join lateral private.usage_cost(r.provider, 'gpt-4o-mini', now(), r.input_tokens,
+              r.output_tokens, 0, 0, 0) c where r.org_id = %s and r.feature = 'answers' and r.model = 'gpt-4o'""",
+        "output_format_optimization": """select sum(c.cost_usd) from public.usage_records r
+            cross join lateral private.usage_cost(r.provider, r.model, now(), 0, (r.output_tokens *
+              (r.metadata -> 'tokentra' ->> 'output_overhead')::float8)::bigint, 0, 0, 0) c
+            where r.org_id = %s and r.feature = 'extract'""",
+        # Each call within 5 minutes of the previous one on its document reads the document from the
+        # cache; the first of each run writes it.
+        "partial_response_caching": """select sum(x.cost_usd - c.cost_usd) from (
+              select r.*, round((r.metadata -> 'tokentra' ->> 'prefix_share')::float8 * r.input_tokens)::bigint
+                       as prefix, r.occurred_at - lag(r.occurred_at) over (partition by
+                       r.metadata -> 'tokentra' ->> 'prefix_hash' order by r.occurred_at) <= interval '5 minutes'
+                       as warm
+              from public.usage_records r where r.org_id = %s and r.feature = 'doc-qa') x
+            cross join lateral private.usage_cost(x.provider, x.model, now(), x.input_tokens, x.output_tokens,
+              case when x.warm then x.prefix else 0 end, case when x.warm then 0 else x.prefix end, 0) c""",
         "semantic_caching": """select sum(cost_usd) from (select cost_usd, occurred_at - lag(occurred_at)
             over (partition by prompt_hash order by occurred_at) as gap from public.usage_records where
               org_id = %s) x
@@ -379,5 +457,6 @@ def run(as_json: bool = False, rows_per_org: int = 3000, clean_orgs: int = 5, se
     print(
         f"clean organizations: {sum(out['clean'].values())} recommendations over {clean_orgs} organizations"
     )
-    print(f"not implemented: {18 + 1 - len(CATEGORIES)} of the 19 categories (see worker/recommendations)")
+    if len(CATEGORIES) < 19:
+        print(f"not implemented: {19 - len(CATEGORIES)} of the 19 categories (see worker/recommendations)")
     return out

@@ -10,6 +10,7 @@ from ._state import configure, flush, stats
 from .budgets import BudgetExceeded
 from .classifier import TASK_CATEGORY, TASK_TYPES, classify
 from .config import Config
+from .feedback import feedback, last_request_id
 from .record import record
 from .tags import current_tags, tags
 from .wrap import wrap
@@ -23,8 +24,10 @@ __all__ = [
     "classify",
     "configure",
     "current_tags",
+    "feedback",
     "record",
     "flush",
+    "last_request_id",
     "stats",
     "tags",
     "wrap",

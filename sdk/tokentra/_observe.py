@@ -9,6 +9,8 @@ from typing import Any, Callable, NamedTuple
 
 from . import _state
 from ._record import Call, internal_error
+from ._signals import FORMAT_PARAMS
+from .feedback import remember
 from .tags import live_tags, merge_tags
 
 __all__ = ["ENDPOINTS", "Endpoint", "begin"]
@@ -40,11 +42,17 @@ def begin(provider: str, endpoint: Endpoint, kwargs: dict[str, Any], helper: boo
         stream = helper or kwargs.get("stream") is True
         if stream and endpoint.name == "chat.completions":
             _ask_for_stream_usage(kwargs)
-        return Call(
+        call = Call(
             provider, endpoint.name, kwargs.get("model"), stream, tags,
             _snapshot(kwargs.get(endpoint.prompt_param)),
             _snapshot(kwargs.get(endpoint.system_param)) if endpoint.system_param else None,
         )
+        for name in FORMAT_PARAMS[endpoint.name]:
+            if name in kwargs:
+                call.format_param = kwargs[name]
+                break
+        remember(call)
+        return call
     except Exception:
         internal_error()
         return None
@@ -76,6 +84,7 @@ def _first_output(call: Call) -> None:
 
 
 def _observe_model_response(call: Call, response: Any) -> None:
+    call.response = response
     call.response_model = getattr(response, "model", None)
     call.usage = getattr(response, "usage", None)
     call.service_tier = getattr(response, "service_tier", None)

@@ -27,14 +27,17 @@ def hash_text(text: str | None) -> str | None:
 
 
 class PromptTexts:
-    """The conversation (each message as `role: text`), the system prompt and the last user message."""
+    """The conversation (each message as `role: text`), the system prompt and the last user message;
+    `prefix` is everything before the last user message (the system prompt first), or "" when no other
+    message precedes it: the part of the prompt a provider's prompt cache could serve to repeats."""
 
-    __slots__ = ("conversation", "system", "last_user")
+    __slots__ = ("conversation", "system", "last_user", "prefix")
 
-    def __init__(self, conversation: str, system: str, last_user: str) -> None:
+    def __init__(self, conversation: str, system: str, last_user: str, prefix: str = "") -> None:
         self.conversation = conversation
         self.system = system
         self.last_user = last_user
+        self.prefix = prefix
 
 
 def extract_texts(endpoint: str, messages: Any, system: Any) -> PromptTexts:
@@ -46,6 +49,7 @@ def extract_texts(endpoint: str, messages: Any, system: Any) -> PromptTexts:
     lines: list[str] = []
     systems: list[str] = []
     last_user = ""
+    before_last_user = 0  # how many conversation lines precede the last user message
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     for message in messages or ():
@@ -55,14 +59,17 @@ def extract_texts(endpoint: str, messages: Any, system: Any) -> PromptTexts:
         if role in _SYSTEM_ROLES:
             systems.append(text)
             continue
-        lines.append(f"{role}: {text}")
         if role == "user":
             last_user = text
+            before_last_user = len(lines)
+        lines.append(f"{role}: {text}")
     if system is not None:
         system_text = content_text(system)
         if system_text:
             systems.insert(0, system_text)
-    return PromptTexts("\n".join(lines), "\n".join(systems), last_user)
+    system_text = "\n".join(systems)
+    prefix = "\n".join([system_text, *lines[:before_last_user]]) if before_last_user else ""
+    return PromptTexts("\n".join(lines), system_text, last_user, prefix)
 
 
 def _message_text(message: Any) -> tuple[str, str]:

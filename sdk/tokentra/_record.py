@@ -12,6 +12,7 @@ from typing import Any
 
 from . import _state
 from ._prompt import extract_texts, hash_text
+from ._signals import answer_text, output_overhead, requested_format
 from ._usage import merge_delta, normalize_usage, usage_dict
 from .classifier import classify
 
@@ -28,7 +29,8 @@ class Call:
     __slots__ = (
         "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
         "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
-        "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id",
+        "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id", "format_param",
+        "response",
     )
 
     def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
@@ -56,6 +58,8 @@ class Call:
         self.ttft_ns: int | None = None
         self.complete = False
         self.reservation_id: str | None = None  # strict budget enforcement (budgets.py)
+        self.format_param: Any = None  # the request's output format parameter (_signals.FORMAT_PARAMS)
+        self.response: Any = None  # a finished answer, measured (never sent) on the sender thread
 
     def to_event(self) -> dict[str, Any]:
         """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""
@@ -90,7 +94,27 @@ class Call:
         })
         if self.reservation_id is not None:
             event["reservation_id"] = self.reservation_id
+        event.update(self._signals(texts))
         return event
+
+    def _signals(self, texts: Any) -> dict[str, Any]:
+        """Numbers about the prompt and answer for the recommendations; each only when measured."""
+        signals: dict[str, Any] = {}
+        fmt = requested_format(self.format_param)
+        overhead = None
+        if self.response is not None and self.status == "success":
+            overhead = output_overhead(answer_text(self.endpoint, self.response))
+        if overhead is not None:
+            signals["output_overhead"] = overhead
+            fmt = fmt or "text"
+        if fmt is not None:
+            signals["response_format"] = fmt
+        prefix_hash = hash_text(texts.prefix)
+        total = len(texts.system) + len(texts.conversation) + 1
+        if prefix_hash is not None:
+            signals["prefix_hash"] = prefix_hash
+            signals["prefix_share"] = round(min(len(texts.prefix) / total, 1.0), 4)
+        return signals
 
 
 def error_code(exc: BaseException) -> str:

@@ -12,10 +12,11 @@ import httpx
 
 from .config import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Config
 
-__all__ = ["Outcome", "Transport", "encode_body", "pack", "parse_retry_after"]
+__all__ = ["BODY_KEYS", "Outcome", "Transport", "encode_body", "pack", "parse_retry_after"]
 
-_HEAD = b'{"events":['
 _TAIL = b"]}"
+# The endpoints items go to, under {url}/<target>, and the key of the list in each body.
+BODY_KEYS = {"ingest": "events", "feedback": "feedback"}
 _USER_AGENT = "tokentra-python/0.1.0"
 
 
@@ -39,24 +40,28 @@ class Outcome:
         self.rejected: list[Any] = []
 
 
-def encode_body(parts: Sequence[bytes]) -> bytes:
-    """Join already-serialized events into one `{"events": [...]}` body."""
-    return _HEAD + b",".join(parts) + _TAIL
+def _head(target: str) -> bytes:
+    return b'{"' + BODY_KEYS[target].encode() + b'":['
 
 
-def pack(parts: Sequence[bytes], max_events: int = MAX_BATCH_EVENTS, max_bytes: int = MAX_BATCH_BYTES
-         ) -> Iterator[list[bytes]]:
+def encode_body(parts: Sequence[bytes], target: str = "ingest") -> bytes:
+    """Join already-serialized items into one `{"events": [...]}` body (`{"feedback": [...]}` for feedback)."""
+    return _head(target) + b",".join(parts) + _TAIL
+
+
+def pack(parts: Sequence[bytes], max_events: int = MAX_BATCH_EVENTS, max_bytes: int = MAX_BATCH_BYTES,
+         target: str = "ingest") -> Iterator[list[bytes]]:
     """Split serialized events, in order, into groups whose bodies respect both limits.
 
     An event too large to fit any body is yielded alone; the server answers 413 and it is dropped.
     """
     group: list[bytes] = []
-    size = len(_HEAD) + len(_TAIL)
+    size = len(_head(target)) + len(_TAIL)
     for part in parts:
         extra = len(part) + (1 if group else 0)
         if group and (len(group) >= max_events or size + extra > max_bytes):
             yield group
-            group, size = [], len(_HEAD) + len(_TAIL)
+            group, size = [], len(_head(target)) + len(_TAIL)
             extra = len(part)
         group.append(part)
         size += extra
@@ -89,7 +94,7 @@ class Transport:
         self._config = config
         self._client: httpx.Client | None = None
 
-    def post(self, parts: Sequence[bytes]) -> Outcome:
+    def post(self, parts: Sequence[bytes], target: str = "ingest") -> Outcome:
         if not self._config.api_key:
             return Outcome(Outcome.UNAUTHORIZED)
         if self._client is None:
@@ -100,7 +105,8 @@ class Transport:
             "User-Agent": _USER_AGENT,
         }
         try:
-            response = self._client.post(self._config.ingest_url, content=encode_body(parts), headers=headers)
+            response = self._client.post(f"{self._config.url}/{target}", content=encode_body(parts, target),
+                                         headers=headers)
         except httpx.HTTPError:
             return Outcome(Outcome.RETRY)
         return classify_response(response)

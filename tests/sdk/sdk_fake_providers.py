@@ -1,7 +1,8 @@
 """A local HTTP server speaking enough of OpenAI's and Anthropic's wire formats for the real clients.
 
 The requested model steers it: `fail-<status>` answers that status in the provider's error shape,
-`stream-error` breaks a stream after its first event. Usage numbers are fixed so tests can assert them.
+`stream-error` breaks a stream after its first event, `json-...` answers JSON_ANSWER (pretty JSON in
+prose and a code fence) instead of "Paris.". Usage numbers are fixed so tests can assert them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ANTHROPIC_USAGE = {
     "output_tokens": 20, "service_tier": "standard", "output_tokens_details": {"thinking_tokens": 5},
 }
 PROVIDER_KEY = "sk-test-SECRET-provider-key-0123456789"
+JSON_ANSWER = 'Here is the JSON you asked for:\n```json\n{\n  "city": "Paris",\n  "country": "France"\n}\n```\n'
 SERVED_MODEL_SUFFIX = "-2026-01-01"  # the response names a dated model, unlike the request
 
 
@@ -124,12 +126,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(payload, status, {"retry-after-ms": "1", "retry-after": "0"})
 
 
+def _answer(model: str) -> str:
+    return JSON_ANSWER if model.startswith("json-") else "Paris."
+
+
 def _chat_completion(model: str) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
         "service_tier": "default", "system_fingerprint": None,
         "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": "Paris.", "refusal": None}}],
+                     "message": {"role": "assistant", "content": _answer(model), "refusal": None}}],
         "usage": CHAT_USAGE,
     }
 
@@ -152,7 +158,7 @@ def _chat_chunks(model: str, body: dict[str, Any]) -> list[tuple[str | None, Any
 
 def _response(model: str, status: str = "completed") -> dict[str, Any]:
     output = [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
-               "content": [{"type": "output_text", "text": "Paris.", "annotations": []}]}]
+               "content": [{"type": "output_text", "text": _answer(model), "annotations": []}]}]
     return {
         "id": "resp_1", "object": "response", "created_at": 1, "model": model, "status": status,
         "output": output if status == "completed" else [], "parallel_tool_calls": True,
@@ -178,7 +184,7 @@ def _responses_events(model: str) -> list[tuple[str | None, Any]]:
 def _message(model: str) -> dict[str, Any]:
     return {
         "id": "msg_1", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": "Paris."}], "stop_reason": "end_turn", "stop_sequence": None,
+        "content": [{"type": "text", "text": _answer(model)}], "stop_reason": "end_turn", "stop_sequence": None,
         "usage": ANTHROPIC_USAGE,
     }
 

@@ -17,6 +17,7 @@ import tokentra
 
 TOKENTRA_KEY = "tt_test_SECRET-tokentra-key-0123456789"
 PATH = "/functions/v1/ingest"
+FEEDBACK_PATH = "/functions/v1/feedback"
 MAX_EVENTS = 1000
 MAX_BYTES = 1024 * 1024
 
@@ -34,6 +35,7 @@ class IngestReceiver:
         self.api_key = api_key
         self.requests: list[Received] = []
         self.events: list[dict[str, Any]] = []  # accepted, each request_id once
+        self.feedback: list[dict[str, Any]] = []  # every feedback item received
         self._seen: set[str] = set()
         self._script: collections.deque[tuple[int, dict[str, str]]] = collections.deque()
         self._lock = threading.Lock()
@@ -115,7 +117,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        if self.path != PATH:
+        if self.path == FEEDBACK_PATH:
+            items = json.loads(body)["feedback"]
+            self.server.owner.feedback.extend(items)  # type: ignore[attr-defined]
+            status, extra, payload = 200, {}, {"accepted": len(items), "unmatched": 0, "rejected": []}
+        elif self.path != PATH:
             status, extra, payload = 404, {}, {"error": "not_found", "message": self.path}
         else:
             headers = {k.lower(): v for k, v in self.headers.items()}

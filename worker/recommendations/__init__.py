@@ -20,6 +20,9 @@ from ._data import OrgData, load
 from .attribution import business_outcome_attribution
 from .caching import request_deduplication, semantic_caching
 from .hosting import provider_arbitrage, rate_limit_optimization
+from .output_format import output_format_optimization
+from .prefix_cache import partial_response_caching
+from .quality import quality_cost_pareto
 from .reliability import (
     abandoned_request_detection,
     error_reduction,
@@ -51,6 +54,9 @@ DETECTORS: dict[str, Callable[[psycopg.Connection, OrgData], list[Rec]]] = {
     "prompt_compression": prompt_compression,
     "provider_arbitrage": provider_arbitrage,
     "rate_limit_optimization": rate_limit_optimization,
+    "quality_cost_pareto": quality_cost_pareto,
+    "output_format_optimization": output_format_optimization,
+    "partial_response_caching": partial_response_caching,
 }
 
 _UPSERT = """

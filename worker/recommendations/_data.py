@@ -5,9 +5,11 @@ prompts) over the index of 20261122004200."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from ._signals import load_signals
 
 __all__ = ["OrgData", "load"]
 
@@ -138,6 +140,10 @@ class OrgData:
     users: list[dict[str, Any]]  # per end user: requests, cost, daily series
     prefixes: list[dict[str, Any]]  # per system prompt hash: requests, shortest input, token sums
     shapes: list[dict[str, Any]]  # per feature and model: median input and output, excess output tokens
+    # Customers' signals (_signals.py): quality scores, output format overhead, shared prompt prefixes.
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    formats: list[dict[str, Any]] = field(default_factory=list)
+    shared_prefixes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def monthly(self) -> float:
@@ -174,4 +180,5 @@ def load(conn, org: str, now: datetime) -> OrgData:
         u["series"][r["day"].isoformat()] = round(float(r["cost"] or 0), 6)
     prefixes = conn.execute(_PREFIXES, args).fetchall()
     shapes = conn.execute(_SHAPES, args).fetchall()
-    return OrgData(org, now, days, scopes, tasks, repeats, list(users.values()), prefixes, shapes)
+    return OrgData(org, now, days, scopes, tasks, repeats, list(users.values()), prefixes, shapes,
+                   **load_signals(conn, args))
