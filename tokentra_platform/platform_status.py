@@ -15,6 +15,8 @@ class PlatformStatus(BaseModel):
     periodic_jobs: str
     secrets: str
     migrations_applied: int
+    # LLM features (issue 7): on when a provider key is configured; {"enabled", "providers", "reason"}.
+    llm: dict = {}
 
 
 def read_status(conn: psycopg.Connection) -> PlatformStatus:
@@ -44,4 +46,13 @@ def read_status(conn: psycopg.Connection) -> PlatformStatus:
             else "envelope encryption (AES-256-GCM data keys wrapped by TOKENTRA_SECRET_KEY); Vault is absent"
         ),
         migrations_applied=applied,
+        llm=_llm_status(),
     )
+
+
+def _llm_status() -> dict:
+    from worker.llm.status import llm_status  # the worker's module; imported late, only here
+
+    from .settings import get_settings
+
+    return llm_status(get_settings())

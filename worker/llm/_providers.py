@@ -1,0 +1,160 @@
+"""One structured request to OpenAI or Anthropic through their own clients, in their native schema features.
+
+OpenAI: `response_format={"type": "json_schema", "json_schema": {..., "strict": true}}`; it caches long
+prompt prefixes by itself, so the static system prompt goes first. Anthropic: one tool whose
+`input_schema` is the schema, forced with `tool_choice`, and `cache_control` on the system block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import openai
+from pydantic import BaseModel
+
+__all__ = ["AnthropicProvider", "OpenAIProvider", "ProviderFailed", "Reply", "schema_name"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A provider's answer: the structured object if it sent one, its text, and the usage it billed."""
+
+    obj: Any  # the parsed JSON answer; None when the text is not JSON
+    text: str
+    input_tokens: int  # every input token, cache reads and writes included (genai-prices' convention)
+    output_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    served_model: str
+    repair_context: Any  # what the provider needs to continue the conversation in a repair request
+
+
+class ProviderFailed(Exception):
+    """The provider gave no answer: an HTTP error, a broken connection or a timeout."""
+
+    def __init__(self, status: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status  # usage_records.status: "error" | "timeout" | "rate_limited"
+        self.code = code
+
+
+def schema_name(schema: type[BaseModel]) -> str:
+    """The schema's name as both APIs accept it (^[a-zA-Z0-9_-]{1,64}$)."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64] or "answer"
+
+
+def _failure(exc: BaseException) -> ProviderFailed:
+    """Classify the clients' errors (their class names are the same in both libraries)."""
+    if isinstance(exc, (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutError)):
+        return ProviderFailed("timeout", "timeout", "the provider did not answer in time")
+    if isinstance(exc, (openai.APIStatusError, anthropic.APIStatusError)):
+        status = "rate_limited" if exc.status_code == 429 else "error"
+        return ProviderFailed(status, f"http_{exc.status_code}", f"HTTP {exc.status_code}: {type(exc).__name__}")
+    return ProviderFailed("error", "connection_error", type(exc).__name__)
+
+
+_ERRORS = (openai.APIError, anthropic.APIError, TimeoutError)
+
+
+class OpenAIProvider:
+    name = "openai"
+    endpoint = "chat.completions"
+
+    def __init__(self, api_key: str, base_url: str | None, timeout: float) -> None:
+        self.timeout = timeout
+        # Retries off: a failing model moves straight to the task's fallback on another provider.
+        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+    def first_messages(self, prompt: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": prompt}]
+
+    async def ask(self, model: str, system: str, messages: list[dict[str, Any]], schema: type[BaseModel],
+                  max_tokens: int, cache_key: str) -> Reply:
+        strict = openai.pydantic_function_tool(schema)["function"]["parameters"]
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.client.chat.completions.create(
+                    model=model, messages=[{"role": "system", "content": system}, *messages],
+                    response_format={"type": "json_schema",
+                                     "json_schema": {"name": schema_name(schema), "schema": strict, "strict": True}},
+                    max_completion_tokens=max_tokens, prompt_cache_key=cache_key)
+        except _ERRORS as exc:
+            raise _failure(exc) from None
+        message = response.choices[0].message if response.choices else None
+        text = (message.content or message.refusal or "") if message else ""
+        usage = response.usage
+        details = usage.prompt_tokens_details if usage else None
+        return Reply(
+            obj=_loads(text), text=text, input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=(details.cached_tokens or 0) if details else 0,
+            cache_write_tokens=(getattr(details, "cache_write_tokens", None) or 0) if details else 0,
+            served_model=response.model, repair_context=text)
+
+    def repair_messages(self, messages: list[dict[str, Any]], reply: Reply, problem: str) -> list[dict[str, Any]]:
+        return [*messages, {"role": "assistant", "content": reply.text}, {"role": "user", "content": problem}]
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+class AnthropicProvider:
+    name = "anthropic"
+    endpoint = "messages"
+
+    def __init__(self, api_key: str, base_url: str | None, timeout: float) -> None:
+        self.timeout = timeout
+        self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+    def first_messages(self, prompt: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": prompt}]
+
+    async def ask(self, model: str, system: str, messages: list[dict[str, Any]], schema: type[BaseModel],
+                  max_tokens: int, cache_key: str) -> Reply:
+        name = schema_name(schema)
+        tool = {"name": name, "description": f"Record the answer as a {name} object.",
+                "input_schema": anthropic.transform_schema(schema)}
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.client.messages.create(
+                    model=model, max_tokens=max_tokens,
+                    system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+                    messages=messages, tools=[tool], tool_choice={"type": "tool", "name": name})
+        except _ERRORS as exc:
+            raise _failure(exc) from None
+        call = next((b for b in response.content if b.type == "tool_use" and b.name == name), None)
+        if call is not None:
+            obj, text = call.input, json.dumps(call.input)
+            context: Any = {"type": "tool_use", "id": call.id, "name": name, "input": call.input}
+        else:  # prose instead of the forced tool call
+            text = "".join(getattr(b, "text", "") for b in response.content)
+            obj, context = _loads(text), {"type": "text", "text": text or "(no answer)"}
+        usage = response.usage
+        read, write = usage.cache_read_input_tokens or 0, usage.cache_creation_input_tokens or 0
+        return Reply(obj=obj, text=text, input_tokens=usage.input_tokens + read + write,
+                     output_tokens=usage.output_tokens, cached_tokens=read, cache_write_tokens=write,
+                     served_model=response.model, repair_context=context)
+
+    def repair_messages(self, messages: list[dict[str, Any]], reply: Reply, problem: str) -> list[dict[str, Any]]:
+        block = reply.repair_context
+        if block["type"] == "tool_use":  # a tool call must be answered by its tool_result
+            answer: list[dict[str, Any]] = [{"type": "tool_result", "tool_use_id": block["id"], "is_error": True,
+                                             "content": problem}]
+        else:
+            answer = [{"type": "text", "text": problem}]
+        return [*messages, {"role": "assistant", "content": [block]}, {"role": "user", "content": answer}]
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
