@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._analytics import json_response, run_json
-from ._app import Pool, function_app
+from ._app import Pool, error, function_app
 from .models import ErrorBody
 from .user_auth import CurrentUser
 
@@ -52,6 +52,18 @@ async def anomalies(user: CurrentUser, pool: Pool, q: Annotated[AnomalyQuery, Qu
             },
         )
     )
+
+
+@router.get(
+    "/anomalies/{anomaly_id}/explanation",
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    summary="The anomaly's explanation: prose, its source (llm or template), cost, and the evidence it cites",
+)
+async def anomaly_explanation(anomaly_id: UUID, user: CurrentUser, pool: Pool) -> Response:
+    text = await run_json(pool, user, "explanation_of", {"anomaly": anomaly_id})
+    if text is None:
+        return error(404, "not_found", f"anomaly_id: no explanation of anomaly {anomaly_id} that you may read")
+    return json_response(text)
 
 
 app = function_app(router, title="TokenTRA anomalies")

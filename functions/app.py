@@ -7,16 +7,18 @@ from .alerts import router as alerts_router
 from .anomalies import router as anomalies_router
 from .budget_enforcement import router as budget_enforcement_router
 from .budgets import router as budgets_router
+from .consensus import router as consensus_router
 from .costs import router as costs_router
 from .dashboard import router as dashboard_router
 from .feedback import router as feedback_router
 from .forecast import router as forecast_router
 from .ingest import router as ingest_router
+from .llm_status import router as llm_status_router
 from .otel import router as otel_router
 from .recommendations import router as recommendations_router
 from .usage_timeseries import router as usage_timeseries_router
 
 app = function_app(ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
-                   forecast_router, recommendations_router, feedback_router)
+                   forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.

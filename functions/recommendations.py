@@ -117,4 +117,16 @@ async def dismiss(rec_id: UUID, body: DismissBody, user: CurrentUser, pool: Pool
     )
 
 
+@router.get(
+    "/recommendations/{rec_id}/explanation",
+    responses=ERRORS,
+    summary="The recommendation's explanation: prose, its source (llm or template), cost, and its evidence",
+)
+async def explanation(rec_id: UUID, user: CurrentUser, pool: Pool) -> Response:
+    text = await run_json(pool, user, "explanation_of", {"recommendation": rec_id})
+    if text is None:
+        return error(404, "not_found", f"rec_id: no explanation of recommendation {rec_id} that you may read")
+    return json_response(text)
+
+
 app = function_app(router, title="TokenTRA recommendations")

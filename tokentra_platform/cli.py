@@ -119,6 +119,9 @@ def db_status(as_json: JsonFlag = False) -> None:
     table.add_row("periodic jobs", status.periodic_jobs)
     table.add_row("secrets", status.secrets)
     table.add_row("migrations", str(status.migrations_applied))
+    llm = status.llm
+    table.add_row("LLM features", f"on ({', '.join(llm['providers'])})" if llm.get("enabled")
+                  else "off (set OPENAI_API_KEY or ANTHROPIC_API_KEY)")
     console.print(table)
 
 
@@ -328,6 +331,17 @@ def bench_recommendations(
     from .bench_recommendations import run
 
     run(as_json=as_json)
+
+
+@bench_app.command("consensus")
+def bench_consensus(
+    n: Annotated[int, typer.Option("--n", min=1, max=10_000, help="Recommendations to review.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The consensus job against scripted provider servers: tokens and cost per run, wall time for N."""
+    from .bench_consensus import run
+
+    run(n=n, as_json=as_json)
 
 
 # ---------------------------------------------------------------- analysts

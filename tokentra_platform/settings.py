@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The URL `supabase start` prints; the local database is provisioned to answer on it.
@@ -75,6 +75,37 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "TokenTRA alerts <alerts@tokentra.local>"
 
+    # The LLM layer (issue 7): provider keys and endpoints under their standard names, never logged.
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL"))
+    # The model strategy per task (TOML); default: worker/llm/strategy.toml.
+    llm_strategy: Path = Field(default=REPO_ROOT / "worker" / "llm" / "strategy.toml")
+    # Per provider request; a timeout moves to the task's fallback model.
+    llm_timeout_seconds: float = Field(default=30, gt=0)
+    # Where the layer posts its own usage (the customers' ingest function); default: the local functions.
+    llm_ingest_url: str | None = None
+
+    # Multi-agent consensus (issue 7): which recommendations are reviewed (any trigger suffices, seed 000
+    # §7.4), how the debate ends, and when a review stops standing. See README "When consensus runs".
+    consensus_min_savings: float = Field(default=1000, ge=0)  # USD a month: "high savings"
+    consensus_min_confidence: float = Field(default=0.7, ge=0, le=1)  # detector confidence below: reviewed
+    consensus_signal_change: float = Field(default=0.1, gt=0)  # 7-day cost vs requests moves that conflict
+    consensus_floor_savings: float = Field(default=10, ge=0)  # never reviewed below (a review costs cents)
+    consensus_max_rounds: int = Field(default=3, ge=1, le=10)
+    consensus_stop_score: float = Field(default=0.8, ge=0, le=1)
+    consensus_rereview_change: float = Field(default=0.2, gt=0)  # figures moving this much: review again
+    consensus_retry_hours: float = Field(default=24, ge=0)  # after a failed or stopped run
+    consensus_max_per_run: int = Field(default=100, ge=1)  # recommendations per job run
+    consensus_concurrency: int = Field(default=4, ge=1, le=32)  # recommendations reviewed at once
+    consensus_run_timeout_seconds: float = Field(default=900, gt=0)  # a run still `running` after: abandoned
+
+    # Grounded explanations (issue 7): an LLM text whose evidence changed is rewritten after this long
+    # (templates at once); explanations written per job run, at most.
+    explanations_refresh_minutes: float = Field(default=60, ge=0)
+    explanations_max_per_run: int = Field(default=200, ge=1)
+
     @property
     def uses_local_db(self) -> bool:
         """True when no DATABASE_URL is given and the embedded Postgres is ours to manage."""
@@ -83,6 +114,11 @@ class Settings(BaseSettings):
     @property
     def dsn(self) -> str:
         return self.database_url or LOCAL_DATABASE_URL.format(port=self.db_port)
+
+    @property
+    def ingest_url(self) -> str:
+        """The ingest function the LLM layer records TokenTRA's own calls through."""
+        return self.llm_ingest_url or f"http://{self.functions_host}:{self.functions_port}/functions/v1/ingest"
 
     def check_production(self) -> None:
         """Refuse development defaults where real data lives."""

@@ -70,6 +70,18 @@ def _recommendations(ctx: JobContext) -> str:
     return run_recommendations(ctx)
 
 
+def _consensus(ctx: JobContext) -> str:
+    from .consensus import run_consensus
+
+    return run_consensus(ctx)
+
+
+def _explanations(ctx: JobContext) -> str:
+    from .explanations import run_explanations
+
+    return run_explanations(ctx)
+
+
 # The named jobs of the issues: rollups, budgets, alerts here; anomalies, forecasts, recommendations
 # and consensus join them in the next issues.
 JOBS: dict[str, Job] = {
@@ -87,6 +99,10 @@ JOBS: dict[str, Job] = {
             schedule="15 * * * *", run=_forecasts),
         Job("recommendations", "Recommendations: the optimization detectors over the rollups; lifecycle.",
             schedule="30 * * * *", run=_recommendations),
+        Job("consensus", "Consensus: multi-agent review of high-stakes recommendations (off without LLM keys).",
+            schedule="45 * * * *", run=_consensus),
+        Job("explanations", "Explanations: grounded prose for open anomalies and recommendations (templates "
+            "without LLM keys).", schedule="5-59/10 * * * *", run=_explanations),
     )
 }
 

@@ -66,6 +66,7 @@ declare
   budget uuid;
   rule uuid;
   rec uuid;
+  consensus uuid;
 begin
   insert into public.teams (org_id, name) values (org, 'team-' || tag) returning id into team;
   insert into public.projects (org_id, team_id, name) values (org, team, 'project-' || tag);
@@ -85,6 +86,18 @@ begin
   values (org, 'task_aware_routing', 'fp-' || tag, 'rec-' || tag) returning id into rec;
   insert into public.routing_rules (org_id, name, action, recommendation_id)
   values (org, 'route-' || tag, '{"model": "gpt-4o-mini"}', rec);
+  insert into public.consensus_runs (org_id, recommendation_id, triggers, evidence, rereview_change)
+  values (org, rec, '{high_savings}', '{}', 0.2) returning id into consensus;
+  insert into public.consensus_rounds (run_id, org_id, round, score, verdict_agreement, savings_agreement,
+                                       key_point_overlap)
+  values (consensus, org, 1, 0.9, 1, 0.8, 0.5);
+  insert into public.consensus_positions (run_id, org_id, round, role, provider, model, request_id, verdict,
+                                          adjusted_monthly_savings, confidence)
+  values (consensus, org, 1, 'analyst', 'openai', 'gpt-4.1-mini', 'consensus-' || tag, 'accept', 10, 0.8);
+  insert into public.consensus_calls (run_id, org_id, seq, round, task, provider, model, request_id, input_tokens,
+                                      output_tokens, cost_usd, latency_ms, ok)
+  values (consensus, org, 1, 1, 'consensus.analyst', 'openai', 'gpt-4.1-mini', 'consensus-' || tag, 100, 10, 0.001,
+          50, true);
   insert into public.anomalies (org_id, metric, severity, window_start)
   values (org, 'cost', 'high', now() - interval '1 hour');
   insert into public.spend_forecasts (org_id, budget_id, period_start, period_end, spent_to_date, forecast, lower_80,
@@ -94,6 +107,8 @@ begin
   insert into public.semantic_cache (org_id, model, embedding_model, embedding, prompt_hash, response)
   values (org, 'gpt-4o', 'text-embedding-3-small', array_fill(0.1, array[1536])::extensions.vector,
           'hash-' || tag, '{}');
+  insert into public.explanations (org_id, recommendation_id, headline, body, source, fallback_reason, evidence)
+  values (org, rec, 'explanation-' || tag, 'body', 'template', 'llm_off', '{}');
 end
 $$;
 comment on function tests.seed_org(uuid, text) is 'Insert one row into every tenant table for org.';
