@@ -6,7 +6,6 @@ the call's request_id; the quality-cost Pareto detector compares models on these
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated
 
@@ -15,10 +14,8 @@ from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tokentra_platform.settings import get_settings
-
-from ._app import Pool, error, function_app
-from .ingest import authorize, read_limited_body
+from ._app import Pool, function_app
+from .ingest import read_batch
 from .models import ErrorBody, Rejection, Short
 
 __all__ = ["FeedbackItem", "FeedbackResult", "app", "router"]
@@ -64,22 +61,11 @@ def validate(raw: list) -> tuple[list[dict], list[Rejection]]:
     summary="Store quality scores for up to 1,000 reported calls",
 )
 async def feedback(request: Request, pool: Pool) -> JSONResponse:
-    settings = get_settings()
-    key = await authorize(request, pool)
-    if isinstance(key, JSONResponse):
-        return key
-    body = await read_limited_body(request, settings.ingest_max_bytes)
-    if body is None:
-        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return error(400, "not_json", "the body is not valid JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get("feedback"), list):
-        return error(422, "invalid_request", 'feedback: the body must be an object {"feedback": [...]}')
-    if len(payload["feedback"]) > settings.ingest_max_events:
-        return error(413, "too_many_items", f"feedback: at most {settings.ingest_max_events} items a request")
-    rows, rejected = validate(payload["feedback"])
+    batch = await read_batch(request, pool, "feedback")
+    if isinstance(batch, JSONResponse):
+        return batch
+    key, items = batch
+    rows, rejected = validate(items)
     accepted = unmatched = 0
     if rows:
         async with pool.connection() as conn:

@@ -53,6 +53,27 @@ async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = froze
     return key
 
 
+async def read_batch(request: Request, pool: Pool, name: str) -> tuple[ApiKeyOrg, list] | JSONResponse:
+    """The key's organization and the list under `name` of a `{name: [...]}` body, or the error response to
+    send (401/429 from authorize, 413 too large or too many items, 400 not JSON, 422 wrong shape)."""
+    settings = get_settings()
+    key = await authorize(request, pool)
+    if isinstance(key, JSONResponse):
+        return key
+    body = await read_limited_body(request, settings.ingest_max_bytes)
+    if body is None:
+        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "not_json", "the body is not valid JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get(name), list):
+        return error(422, "invalid_request", f'{name}: the body must be an object {{"{name}": [...]}}')
+    if len(payload[name]) > settings.ingest_max_events:
+        return error(413, f"too_many_{name}", f"{name}: at most {settings.ingest_max_events} items a request")
+    return key, payload[name]
+
+
 def validate(raw: list, now: datetime, retention_days: int) -> tuple[list[dict], list[Rejection]]:
     rows, rejected = [], []
     window = TimeWindow(now, retention_days)
@@ -112,23 +133,12 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: di
     summary="Store a batch of up to 1,000 usage events",
 )
 async def ingest(request: Request, pool: Pool) -> JSONResponse:
-    settings = get_settings()
-    key = await authorize(request, pool)
-    if isinstance(key, JSONResponse):
-        return key
-    body = await read_limited_body(request, settings.ingest_max_bytes)
-    if body is None:
-        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return error(400, "not_json", "the body is not valid JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
-        return error(422, "invalid_request", 'events: the body must be an object {"events": [...]}')
-    if len(payload["events"]) > settings.ingest_max_events:
-        return error(413, "too_many_events", f"events: at most {settings.ingest_max_events} events a request")
+    batch = await read_batch(request, pool, "events")
+    if isinstance(batch, JSONResponse):
+        return batch
+    key, events = batch
     budget_headers: dict[str, str] = {}
-    result = await store_events(pool, key, payload["events"], budget_headers)
+    result = await store_events(pool, key, events, budget_headers)
     return JSONResponse(result.model_dump(mode="json"), headers=budget_headers)
 
 
