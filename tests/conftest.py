@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -14,7 +14,8 @@ from tokentra_platform import admin
 from tokentra_platform.db import connect
 from tokentra_platform.functions_server import free_port, start_functions, stop_functions
 from tokentra_platform.migrations import migrate
-from tokentra_platform.settings import get_settings
+from tokentra_platform.settings import Settings, get_settings
+from tokentra_platform.testing.llm_servers import Answer, LLMServers, SeenRequest
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +76,39 @@ def scratch_dsn(dsn: str) -> Iterator[str]:
     yield make_conninfo(**{**conninfo_to_dict(dsn), "dbname": name})
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'drop database "{name}" with (force)')
+
+
+class Servers:
+    """Scripted OpenAI/Anthropic servers (tokentra_platform.testing.llm_servers) whose script a test sets;
+    until it does, every request fails with 500."""
+
+    def __init__(self) -> None:
+        self.script: Callable[[SeenRequest], Answer] = lambda seen: Answer.error(500)
+        self.inner = LLMServers(lambda seen: self.script(seen))
+
+    @property
+    def seen(self) -> list[SeenRequest]:
+        return self.inner.seen
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    from worker.llm import _ledger
+
+    s = Servers()
+    with s.inner:
+        env = s.inner.env()
+        SECRETS_SEEN.extend([env["OPENAI_API_KEY"], env["ANTHROPIC_API_KEY"]])
+        yield s
+    # The internal ingest key the LLM layer minted is a secret like any other.
+    SECRETS_SEEN.extend(key.get_secret_value() for key, _ in _ledger._KEYS.values())
+
+
+@pytest.fixture
+def llm_settings(servers: Servers, functions_url: str) -> Callable[..., Settings]:
+    """Settings with both providers at the scripted servers and TokenTRA's own usage sent to the real ingest."""
+    def make(**overrides: object) -> Settings:
+        values = {**servers.inner.env(), "llm_ingest_url": f"{functions_url}/ingest", "llm_timeout_seconds": 5,
+                  **overrides}
+        return Settings(**values)
+    return make
