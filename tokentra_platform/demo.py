@@ -84,12 +84,16 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
     settings = get_settings()
     with connect() as conn:
         org = admin.create_org(conn, "Demo Co")
+        # Enterprise: a documented consensus trigger, so its recommendations get the multi-agent review.
+        conn.execute("update public.organizations set plan = 'enterprise' where id = %s", (org.id,))
         key = admin.create_key(conn, org.id, name="demo")
     proc, url = start_functions(settings.functions_port)
+    # TokenTRA's own LLM calls are recorded through the ingest function just started (its port may differ).
+    settings = settings.model_copy(update={"llm_ingest_url": settings.llm_ingest_url or f"{url}/ingest"})
     try:
         console.print(f"[bold]Functions[/bold]  {url}  (OpenAPI: {url}/openapi.json)")
         console.print(f"[bold]Database[/bold]   {settings.dsn if not settings.database_url else 'DATABASE_URL'}")
-        console.print(f"[bold]Demo org[/bold]   {org.id}")
+        console.print(f"[bold]Demo org[/bold]   {org.id}  (enterprise plan)")
         console.print(f"[bold]API key[/bold]    {key.key}  (shown once; only its hash is stored)")
         stats = send_traffic(url, key.key, days)
         console.print(f"SDK delivered {stats['accepted']:,} events ({stats['duplicates']} duplicates, "
@@ -101,7 +105,10 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         show_budgets_and_alerts(org.id, url, key.key)
         from .demo_intelligence import show as show_intelligence  # issue 6: recommendations, anomalies, forecast
 
-        show_intelligence(org.id, days)
+        show_intelligence(org.id, days, settings)
+        from .demo_llm import show as show_llm  # issue 7: consensus review, explanation, AI spend
+
+        show_llm(org.id, settings)
         if keep_serving:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
             proc.wait()

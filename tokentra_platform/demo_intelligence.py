@@ -2,9 +2,10 @@
 
 The rollups are made current (the `rollups` job's refresh), then the recommendations, anomalies and
 forecasts jobs run their per-organization step for the demo organization alone, through the same code
-and tables as in production. The planted cost spike lies days back, so the anomalies job is also run
-as of the morning after it (as its ten-minute schedule would have run it then), then as of now, which
-closes the incident because the series is back to normal."""
+and tables as in production. The planted cost spike lies days back, so the anomalies job is also run as
+its ten-minute schedule would have run it then: as the spike ends (the incident is open, and the
+explanations job explains it), the morning after, then as of now, which closes the incident because the
+series is back to normal."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .db import connect
+from .settings import Settings
 
 __all__ = ["show"]
 
@@ -53,8 +55,10 @@ def spike_end(days: int, now: datetime) -> datetime | None:
     return inside[-1] + timedelta(hours=1) if inside else None
 
 
-def show(org_id: UUID, days: int) -> None:
+def show(org_id: UUID, days: int, settings: Settings) -> None:
     from worker import anomalies, forecasts, recommendations
+
+    from .demo_llm import explain
 
     org, now = str(org_id), datetime.now(UTC)
     with connect() as conn:
@@ -63,10 +67,15 @@ def show(org_id: UUID, days: int) -> None:
         conn.commit()
         spike = spike_end(days, now)
         if spike is not None:
+            anomalies.run_org(conn, org, spike)  # as it ends: the incident is open, so it gets explained
+            conn.commit()
+            explain(settings, org, spike)
             anomalies.run_org(conn, org, spike + timedelta(hours=1))
             conn.commit()
         anomalies.run_org(conn, org, now)
         conn.commit()
+        if spike is None:
+            explain(settings, org, now)
         forecasts.run_org(conn, org, now)
         conn.commit()
         print_recommendations(conn, org)

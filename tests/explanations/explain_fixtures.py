@@ -3,12 +3,14 @@ scripted answers that cite the evidence they were sent, or not."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tokentra_platform.db import connect
+from tokentra_platform.testing.llm_scripts import evidence_of, grounded
 from tokentra_platform.testing.llm_servers import Answer, SeenRequest
+
+__all__ = ["Spike", "evidence_of", "grounded", "inventing", "seed_spike"]
 
 
 @dataclass
@@ -53,31 +55,6 @@ def seed_spike(dsn: str, org_id: str) -> Spike:
             " '{\"requests\": 120000, \"cost_per_request\": 0.0104208, \"window_days\": 30, \"model\": \"gpt-4o\","
             " \"series\": {\"2026-11-01\": 40.1}}') returning id", (org_id,)).fetchone()
     return Spike(org_id, str(anomaly["id"]), str(rec["id"]), ws)
-
-
-def evidence_of(seen: SeenRequest) -> dict:
-    """The evidence the writer sent (the JSON after 'Evidence:')."""
-    return json.loads(seen.prompt.split("Evidence:\n", 1)[1].split("\n\n", 1)[0])
-
-
-def grounded(seen: SeenRequest) -> Answer:
-    """An answer citing only evidence figures, some reformatted ($, thousands separators, rounding)."""
-    ev = evidence_of(seen)
-    if ev["subject"] == "anomaly":
-        ch, split = ev["usage"]["change"], ev["cost_change_split"]
-        top = ev["cost_change_by"]["model"][0]
-        return Answer.json({
-            "headline": f"Spend rose {ch['cost_pct']:g}% to ${ev['usage']['window']['cost_usd']:,.2f} in "
-                        f"{ev['window']['buckets']} hours.",
-            "body": f"Model {top['value']} added ${top['change_usd']:.2f} ({top['share_of_change_pct']}% of the "
-                    f"change); more calls explain ${split['volume_usd']}, dearer calls on the same model "
-                    f"${split['rate_usd']:.2f}, against the {ev['baseline']['windows']} days before."})
-    r = ev["recommendation"]
-    return Answer.json({
-        "headline": f"Move {r['scope_value']} to a cheaper model and save ${r['estimated_monthly_savings_usd']:,.2f} "
-                    f"a month.",
-        "body": f"It costs ${r['current_monthly_cost_usd']:,.2f} a month today ({ev['facts']['requests']:,} requests); "
-                f"{r['savings_pct']}% of that goes, ${r['estimated_yearly_savings_usd']:,.0f} a year."})
 
 
 def inventing(seen: SeenRequest) -> Answer:

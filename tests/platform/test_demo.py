@@ -1,4 +1,5 @@
-"""The main job runs end to end: traffic through the SDK and the ingest function, then the report."""
+"""The main job runs end to end: traffic through the SDK and the ingest function, then the report; with
+and without LLM provider keys (the keys pointing at the scripted provider servers: only env vars differ)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ import sys
 
 from tokentra_platform.db import connect
 
+# Whatever the machine has set, each test decides which LLM variables the demo sees.
+LLM_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "TOKENTRA_LLM_STRATEGY",
+            "TOKENTRA_LLM_INGEST_URL")
+
+
+def run_demo(days: int, columns: int = 120, **llm_env: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in LLM_VARS}
+    out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", "demo", "--days", str(days)],
+                         capture_output=True, text=True, timeout=600,
+                         env={**env, **llm_env, "COLUMNS": str(columns)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
 
 def test_demo_sends_traffic_and_reports_spend(dsn):
     """With two days of traffic: the spend report, then what the intelligence jobs make of it."""
-    out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", "demo", "--days", "2"],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "120"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    text = out.stdout
+    text = run_demo(2).stdout
     sent = int(re.search(r"SDK delivered ([\d,]+) events", text)[1].replace(",", ""))
     total = re.search(r"([\d,]+) requests, \$([\d,.]+) spent \((\d+) unpriced\)", text)
     assert sent > 1000 and int(total[1].replace(",", "")) == sent
@@ -59,3 +70,125 @@ def check_intelligence(text: str, dsn: str) -> None:
     assert forecast and abs(f - forecast["f"]) < 0.01 and abs(spent - forecast["s"]) < 0.01
     assert l95 <= l80 <= f <= u80 <= u95 and f >= spent >= 0
     assert "short-history fallback" in text and "Daily spend and forecast" in text
+    # No key: LLM review says it is off and how to turn it on; two days hold no spike to explain.
+    assert "LLM review is off" in text and "OPENAI_API_KEY" in text
+    assert "Anomaly explanation: none (no anomaly was open when the explanations job ran)." in text
+
+
+# The smallest traffic holding the planted spike (day 24, see demo_intelligence.SPIKE_DAY) and the days of
+# history before it that the hourly anomaly baseline needs.
+SPIKE_DAYS = 25
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _explanation(dsn: str, org: str, text: str) -> dict:
+    """The printed explanation of the planted spike (03:00-06:00 UTC, the whole organization's cost), and
+    the stored one it must be."""
+    head = re.search(r"Explanation of the cost spike of the organization, (\w{3} \d{2} \w{3}) 03:00–06:00 UTC "
+                     r"\(source: (\w+), ", text)
+    assert head, "the planted spike is explained"
+    with connect(dsn) as conn:
+        x = conn.execute(
+            "select x.*, to_char(a.window_start at time zone 'UTC', 'Dy DD Mon') as day from public.explanations x"
+            " join public.anomalies a on a.id = x.anomaly_id where x.org_id = %s and a.metric = 'cost'"
+            " and a.kind = 'spike' and a.dimension = 'organization' and a.grain = 'hour'"
+            " and extract(hour from a.window_start at time zone 'UTC') = 3", (org,)).fetchone()
+    assert x and x["day"] == head[1] and x["source"] == head[2]
+    assert _flat(x["headline"]) in _flat(text) and _flat(x["body"]) in _flat(text)
+    change = x["evidence"]["usage"]["change"]
+    assert f"+${change['cost_usd']:,.4f} ({change['cost_pct']:+g}%)" in text  # the evidence figures shown
+    return x
+
+
+def test_demo_without_keys_says_llm_is_off_and_shows_the_template_explanation(dsn):
+    """No provider key: the off message with how to turn it on, no review, and the spike explained by the
+    template, labelled as such; no AI spend."""
+    text = run_demo(SPIKE_DAYS, columns=250).stdout
+    org = re.search(r"Demo org\s+([0-9a-f-]{36})", text)[1]
+    assert "LLM review is off: no provider key is configured" in text
+    for how in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "strategy.toml",
+                "TOKENTRA_LLM_STRATEGY"):
+        assert how in text
+    pending = re.search(r"(\d+) recommendations qualify; the first would be \"(.+?)\" \(\$([\d,.]+) a month; "
+                        r"triggers: ([a-z_, ]+)\)\. None is reviewed while LLM review is off\.", text)
+    with connect(dsn) as conn:
+        recs = conn.execute("select title, estimated_monthly_savings::float8 as s from public.recommendations"
+                            " where org_id = %s and status = 'open' and estimated_monthly_savings >= 10"
+                            " order by estimated_monthly_savings desc", (org,)).fetchall()
+        runs = conn.execute("select count(*) as n from public.consensus_runs where org_id = %s", (org,)).fetchone()
+    # Enterprise plan: every recommendation over the $10 floor qualifies, the biggest first.
+    assert pending and int(pending[1]) == len(recs) > 0 and pending[2] == recs[0]["title"]
+    assert "enterprise_plan" in pending[4].split(", ") and runs["n"] == 0
+    x = _explanation(dsn, org, text)
+    assert x["source"] == "template" and x["fallback_reason"] == "llm_off" and x["llm_calls"] == 0
+    assert "a deterministic text built from the evidence; llm_off: no provider key" in text
+    assert re.search(r"AI spend on the demo organization's behalf in \w+ \d{4}: \$0\.0000 in 0 calls, of its "
+                     r"\$50\.00 monthly cap", text)
+
+
+def _segments(text: str) -> list[str]:
+    """The text after each "Round N" heading, up to the next one."""
+    return re.split(r"Round \d+: consensus score", text)[1:]
+
+
+def test_demo_with_keys_shows_the_consensus_record_and_an_llm_explanation(dsn):
+    """Keys set (the real clients talk to the scripted provider servers): the biggest recommendation's review
+    round by round as stored, its outcome and cost, the spike explained by the LLM, and the AI spend."""
+    from secret_registry import SECRETS_SEEN
+
+    from tokentra_platform.bench_consensus import role_of
+    from tokentra_platform.testing.llm_scripts import panel_and_writer
+    from tokentra_platform.testing.llm_servers import LLMServers
+
+    with LLMServers(panel_and_writer()) as servers:
+        env = servers.env()
+        SECRETS_SEEN.extend([env["OPENAI_API_KEY"], env["ANTHROPIC_API_KEY"]])
+        out = run_demo(SPIKE_DAYS, columns=250, **env)
+        seen = list(servers.seen)
+    text = out.stdout
+    assert env["OPENAI_API_KEY"] not in text + out.stderr and env["ANTHROPIC_API_KEY"] not in text + out.stderr
+    org = re.search(r"Demo org\s+([0-9a-f-]{36})", text)[1]
+    assert "LLM review: on (openai, anthropic key configured)" in text
+    with connect(dsn) as conn:
+        biggest = conn.execute("select id, title from public.recommendations where org_id = %s"
+                               " order by estimated_monthly_savings desc limit 1", (org,)).fetchone()
+        record = conn.execute("select public.recommendation_consensus(%s) as r", (biggest["id"],)).fetchone()["r"]
+        runs = conn.execute("select count(*) as n from public.consensus_runs where org_id = %s", (org,)).fetchone()
+        spend = conn.execute("select spend_usd::float8 as usd, calls from public.ai_spend(%s)", (org,)).fetchone()
+    run = record["runs"][0]
+    assert runs["n"] == 1 and run["status"] == "completed" and "enterprise_plan" in run["triggers"]
+    assert f'Consensus review of the biggest recommendation: "{biggest["title"]}"' in text
+    segments = _segments(text)
+    assert len(segments) == run["round_count"] == len(run["rounds"]) > 0
+    for rnd, segment in zip(run["rounds"], segments, strict=True):
+        assert segment.startswith(f" {rnd['score']:.2f} ")
+        for p in rnd["positions"]:
+            row = re.search(rf"│ {p['role']}\s+│ {re.escape(p['provider'] + ':' + p['model'])}\s+│ {p['verdict']}\s+│"
+                            rf"\s+\$([\d,.]+) │\s+(\d+)% │", segment)
+            assert row, f"round {rnd['round']}: the {p['role']}'s position is shown"
+            assert row[1] == f"{p['adjusted_monthly_savings']:,.2f}" and int(row[2]) == round(100 * p["confidence"])
+    final = re.search(r"Final verdict \((\w+):([\w.-]+)\): (\w+), confidence (\d+)%, final score ([\d.]+); adopts the "
+                      r"(\w+)'s estimate of \$([\d,.]+) a month", text)
+    assert final and (final[3], int(final[4]), final[6]) == (run["verdict"], round(100 * run["confidence"]),
+                                                              run["savings_source"])
+    assert final[7] == f"{run['adjusted_monthly_savings']:,.2f}" and _flat(run["description"]) in _flat(text)
+    assert all(f"caveat: {c}" in text for c in run["caveats"]) and run["caveats"]
+    assert all(f"dissent ({d['role']}): {d['summary']}" in text for d in run["dissent"])
+    assert ("dissent: none" in text) == (not run["dissent"])
+    cost = re.search(r"Review cost: (\d+) rounds, (\d+) calls, ([\d,]+) input \+ ([\d,]+) output tokens, "
+                     r"\$([\d.]+)", text)
+    assert cost and (int(cost[1]), int(cost[2])) == (run["round_count"], run["call_count"])
+    assert (cost[3], cost[4], cost[5]) == (f"{run['input_tokens']:,}", f"{run['output_tokens']:,}",
+                                           f"{run['cost_usd']:.4f}")
+    # Every call of the review reached the providers, and is the one stored.
+    assert sum(role_of(s) != "unknown" for s in seen) == run["call_count"] == len(run["calls"])
+    x = _explanation(dsn, org, text)
+    assert x["source"] == "llm" and x["rejected"] == [] and x["llm_calls"] == 1
+    assert f"(source: llm, written by {x['provider']}:{x['model']} from the evidence" in text
+    # Every call made on the demo's behalf is recorded as the internal organization's usage, and shown.
+    assert spend["calls"] == len(seen) and spend["usd"] > 0
+    assert re.search(rf"AI spend on the demo organization's behalf in \w+ \d{{4}}: \${spend['usd']:,.4f} in "
+                     rf"{spend['calls']} calls, of its \$50\.00 monthly cap", text)
