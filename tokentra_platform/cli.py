@@ -316,11 +316,19 @@ def bench_anomalies(
 @bench_app.command("forecast")
 def bench_forecast(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, one generated set of series each.")] = "11,12,13",
+    horizon: Annotated[int, typer.Option(min=1, max=62, help="Days forecast from each origin.")] = 14,
 ) -> None:
     """Forecasts backtested on rolling origins: MASE of the model and of a seasonal-naive forecast."""
     from .bench_forecast import run
 
-    run(as_json=as_json)
+    try:
+        parsed = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter("seeds must be comma-separated integers", param_hint="--seeds") from None
+    if not parsed:
+        raise typer.BadParameter("give at least one seed", param_hint="--seeds")
+    run(as_json=as_json, seeds=parsed, horizon=horizon)
 
 
 @bench_app.command("recommendations")
@@ -331,6 +339,20 @@ def bench_recommendations(
     from .bench_recommendations import run
 
     run(as_json=as_json)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    orgs: Annotated[int, typer.Option(min=1, max=100_000, help="Organizations to generate.")] = 1000,
+    rows_per_org: Annotated[int, typer.Option(min=20, max=1_000_000, help="Mean usage rows (30 days).")] = 1000,
+    sample: Annotated[int, typer.Option(min=1, help="Organizations profiled for the breakdown.")] = 50,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch database afterwards.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The recommendations job over many generated organizations with 30 days of rollups, timed."""
+    from .bench_engine import run
+
+    run(orgs=orgs, rows_per_org=rows_per_org, sample=min(sample, orgs), keep=keep, as_json=as_json)
 
 
 @bench_app.command("consensus")

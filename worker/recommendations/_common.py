@@ -49,8 +49,9 @@ def reprice(
     conn, provider: str, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
 ) -> float | None:
     """What these tokens cost at `model`'s price today (the pricing tables); None when it has no price."""
+    # private.usage_cost at now(), through a PL/pgSQL wrapper that keeps its plan (20261123000500).
     row = conn.execute(
-        "select c.cost_usd::float8 as cost from private.usage_cost(%s, %s, now(), %s, %s, %s, 0, 0) c",
+        "select private.cost_at_current_price(%s, %s, %s, %s, %s)::float8 as cost",
         (provider, model, int(input_tokens), int(output_tokens), int(cached_tokens)),
     ).fetchone()
     return None if row is None or row["cost"] is None else float(row["cost"])
