@@ -8,10 +8,11 @@ prose and a code fence) instead of "Paris.". Usage numbers are fixed so tests ca
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tokentra_platform.testing.http_server import LocalHTTPServer
 
 CHAT_USAGE = {
     "prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
@@ -32,30 +33,18 @@ JSON_ANSWER = 'Here is the JSON you asked for:\n```json\n{\n  "city": "Paris",\n
 SERVED_MODEL_SUFFIX = "-2026-01-01"  # the response names a dated model, unlike the request
 
 
-class ProviderServer:
+class ProviderServer(LocalHTTPServer):
     """Start with `with ProviderServer() as server:`; `requests` holds (path, headers, body) seen."""
 
     def __init__(self, served: dict[str, str] | None = None) -> None:
         # The model name a response reports for a requested one; default: the request plus a date.
         self.served = served or {}
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(_Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ProviderServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        return self.base_url
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,10 +10,12 @@ import collections
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import tokentra
+
+from tokentra_platform.testing.http_server import LocalHTTPServer
 
 TOKENTRA_KEY = "tt_test_SECRET-tokentra-key-0123456789"
 PATH = "/functions/v1/ingest"
@@ -30,7 +32,7 @@ class Received:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class IngestReceiver:
+class IngestReceiver(LocalHTTPServer):
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.requests: list[Received] = []
@@ -42,15 +44,12 @@ class IngestReceiver:
         self.release = threading.Event()
         self.release.set()
         self.arrived = threading.Event()  # set whenever a request comes in
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(_Handler)
 
     @property
     def url(self) -> str:
         """The functions base URL, as TOKENTRA_URL would hold it."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/functions/v1"
+        return f"{self.base_url}/functions/v1"
 
     @property
     def bodies(self) -> list[bytes]:
@@ -65,15 +64,9 @@ class IngestReceiver:
         """Keep requests waiting, unanswered, until `release.set()`."""
         self.release.clear()
 
-    def start(self) -> IngestReceiver:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self.release.set()  # held requests answer, so the server can shut down
+        super().stop()
 
     def answer(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
         received = Received(headers, body)

@@ -25,8 +25,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .http_server import LocalHTTPServer
 
 __all__ = ["Answer", "LLMServers", "SeenRequest", "estimate_tokens"]
 
@@ -95,21 +97,18 @@ class _Cache:
             return seen
 
 
-class LLMServers:
+class LLMServers(LocalHTTPServer):
     """`with LLMServers(script) as s:` one local HTTP server speaking both protocols."""
 
     def __init__(self, script: Callable[[SeenRequest], Answer]) -> None:
         self.script = script
         self.seen: list[SeenRequest] = []
         self._cache = _Cache()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(_Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     @property
     def openai_base_url(self) -> str:
@@ -122,15 +121,6 @@ class LLMServers:
     def env(self) -> dict[str, str]:
         return {"OPENAI_API_KEY": _OPENAI_KEY, "OPENAI_BASE_URL": self.openai_base_url,
                 "ANTHROPIC_API_KEY": _ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": self.anthropic_base_url}
-
-    def __enter__(self) -> LLMServers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
 
 
 def _text(content: Any) -> str:
