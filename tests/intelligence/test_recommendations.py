@@ -4,6 +4,7 @@ rows (within 15%) and stays silent on clean traffic; the lifecycle end to end th
 from __future__ import annotations
 
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -26,7 +27,9 @@ def _recs(conn, org_id) -> list[dict]:
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_detector_fires_on_its_pattern_with_true_savings(db, category: str):
     now = datetime.now(UTC)
-    rng = np.random.default_rng(abs(hash(category)) % 1000)
+    # A seed fixed per category: str hash() changes with each process, and a detector that decides at 95%
+    # confidence misses a few seeds in a thousand (quality_cost_pareto missed 7 of 1,000).
+    rng = np.random.default_rng(zlib.crc32(category.encode()))
     org = admin.create_org(db, f"rec-{category}-{uuid.uuid4().hex[:6]}")
     load_rows(db, str(org.id), plant(category, 1000, now, rng) + clean_rows(100, now, rng))
     run_org(db, str(org.id), now)
