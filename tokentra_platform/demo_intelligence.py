@@ -19,11 +19,11 @@ from rich.table import Table
 
 from .db import connect
 from .settings import Settings
+from .traffic import SPIKE_DAY, spike_window
 
 __all__ = ["show"]
 
 console = Console()
-SPIKE_DAY, SPIKE_HOURS = 24, (3, 6)  # where traffic.month_of_traffic plants the summarize spike (UTC)
 
 
 def _money(v: Decimal | float | None) -> str:
@@ -47,12 +47,8 @@ def refresh_rollups(conn) -> None:
 
 def spike_end(days: int, now: datetime) -> datetime | None:
     """The end of the planted spike's last hour, or None when the traffic is too short to hold it."""
-    if days <= SPIKE_DAY:
-        return None
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
-    hours = [start + timedelta(days=SPIKE_DAY, hours=h) for h in range(24)]
-    inside = [h for h in hours if SPIKE_HOURS[0] <= h.hour < SPIKE_HOURS[1]]
-    return inside[-1] + timedelta(hours=1) if inside else None
+    window = spike_window(days, now)
+    return window[1] if window else None
 
 
 def show(org_id: UUID, days: int, settings: Settings) -> None:
@@ -115,8 +111,10 @@ def print_anomalies(conn, org: str, days: int, spike: datetime | None) -> None:
     rows = conn.execute(
         "select metric, dimension, dimension_value, grain, kind, severity, status, window_start, window_end, "
         "expected_value, actual_value, money_involved, score from public.anomalies where org_id = %s "
-        "order by (metric = 'cost' and kind = 'spike') desc, money_involved desc nulls last, "
-        "dimension = 'organization' desc limit 8",
+        # The organization's hourly cost spike first (its explanation splits it by feature, team and
+        # model), not whichever of the series holding the same spike carries a cent more.
+        "order by (metric = 'cost' and kind = 'spike') desc, (dimension = 'organization' and grain = 'hour') desc, "
+        "money_involved desc nulls last limit 8",
         (org,),
     ).fetchall()
     if not rows:

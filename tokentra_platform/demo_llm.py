@@ -42,8 +42,8 @@ _SPIKE = """
 select a.id, a.metric, a.kind, a.dimension, a.dimension_value, a.window_start, a.window_end
 from public.anomalies a join public.explanations x on x.anomaly_id = a.id
 where a.org_id = %s
-order by (a.metric = 'cost' and a.kind = 'spike') desc, a.money_involved desc nulls last,
-         a.dimension = 'organization' desc
+order by (a.metric = 'cost' and a.kind = 'spike') desc, (a.dimension = 'organization' and a.grain = 'hour') desc,
+         a.money_involved desc nulls last
 limit 1
 """
 _WHY = {"llm_off": "no provider key", "ai_cap_reached": "the organization's AI cap is reached",

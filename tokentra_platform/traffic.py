@@ -58,19 +58,34 @@ def _season(ts: datetime) -> float:
     return max(0.08, daily) * (0.45 if ts.weekday() >= 5 else 1.0)
 
 
+SPIKE_DAY, SPIKE_HOURS = 24, (3, 6)  # the planted summarize spike: 03:00-06:00 UTC on the day-24 date
+
+
+def spike_window(days: int, end: datetime, spike_day: int = SPIKE_DAY) -> tuple[datetime, datetime] | None:
+    """The planted spike's hours: SPIKE_HOURS on the calendar date `spike_day` days into the traffic, so
+    the three hours stay together whatever the hour the traffic starts at; None when the traffic is too
+    short to hold it (it then always ends before `end`)."""
+    if days <= spike_day:
+        return None
+    start = end.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
+    first = (start + timedelta(days=spike_day)).replace(hour=SPIKE_HOURS[0])
+    return first, first + timedelta(hours=SPIKE_HOURS[1] - SPIKE_HOURS[0])
+
+
 def month_of_traffic(days: int = 30, end: datetime | None = None, seed: int = 7,
-                     spike_day: int = 24) -> Iterator[dict]:
+                     spike_day: int = SPIKE_DAY) -> Iterator[dict]:
     """Yield usage events hour by hour for `days` days ending at `end` (default: this hour)."""
     rng = random.Random(seed)
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
+    spike = spike_window(days, end, spike_day)
     for hour in range(days * 24):
         ts = start + timedelta(hours=hour)
         day = hour // 24
         for w in WORKLOADS:
             rate = w.per_hour * _season(ts)
             # Planted cost spike: summarize triples for three night hours on the spike day.
-            if w.feature == "summarize" and day == spike_day and 3 <= ts.hour < 6:
+            if w.feature == "summarize" and spike and spike[0] <= ts < spike[1]:
                 rate *= 3 / max(_season(ts), 0.1)
             for _ in range(_poisson(rng, rate)):
                 yield _event(rng, w, ts + timedelta(seconds=rng.uniform(0, 3599)))

@@ -7,8 +7,12 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tokentra_platform.db import connect
+from tokentra_platform.traffic import month_of_traffic, spike_window
 
 # Whatever the machine has set, each test decides which LLM variables the demo sees.
 LLM_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "TOKENTRA_LLM_STRATEGY",
@@ -75,7 +79,7 @@ def check_intelligence(text: str, dsn: str) -> None:
     assert "Anomaly explanation: none (no anomaly was open when the explanations job ran)." in text
 
 
-# The smallest traffic holding the planted spike (day 24, see demo_intelligence.SPIKE_DAY) and the days of
+# The smallest traffic holding the planted spike (day 24, see traffic.SPIKE_DAY) and the days of
 # history before it that the hourly anomaly baseline needs.
 SPIKE_DAYS = 25
 
@@ -192,3 +196,19 @@ def test_demo_with_keys_shows_the_consensus_record_and_an_llm_explanation(dsn):
     assert spend["calls"] == len(seen) and spend["usd"] > 0
     assert re.search(rf"AI spend on the demo organization's behalf in \w+ \d{{4}}: \${spend['usd']:,.4f} in "
                      rf"{spend['calls']} calls, of its \$50\.00 monthly cap", text)
+
+
+@pytest.mark.parametrize("hour", range(24))
+def test_the_planted_spike_is_three_whole_hours_inside_the_traffic_whatever_the_hour(hour: int):
+    """The demo runs at any hour; the spike must not split across two dates (it once did between 03:00
+    and 06:00 UTC, when the day-24 block of hours straddled midnight)."""
+    end = datetime(2026, 11, 23, hour, 17, tzinfo=UTC)
+    start, stop = spike_window(SPIKE_DAYS, end)
+    first = end.replace(minute=0) - timedelta(days=SPIKE_DAYS)
+    assert (start.hour, stop - start) == (3, timedelta(hours=3))
+    assert first + timedelta(days=23) < start and stop <= end.replace(minute=0)
+    summarize = [datetime.fromisoformat(e["timestamp"]) for e in month_of_traffic(days=SPIKE_DAYS, end=end)
+                 if e["metadata"]["feature"] == "summarize"]
+    during = sum(start <= t < stop for t in summarize)
+    day_before = sum(start - timedelta(days=1) <= t < stop - timedelta(days=1) for t in summarize)
+    assert during > 3 * max(day_before, 1), (during, day_before)
