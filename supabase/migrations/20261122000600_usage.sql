@@ -109,7 +109,7 @@ end
 $$;
 comment on function private.delete_organization_usage() is
   'Trigger: remove an organization''s usage rows and request-id claims when it is deleted.';
-create trigger delete_organization_usage before delete on public.organizations
+create trigger delete_organization_usage after delete on public.organizations
   for each row execute function private.delete_organization_usage();
 
 create index usage_records_org_time_idx on public.usage_records (org_id, occurred_at);
