@@ -1,0 +1,179 @@
+// Charts, all Recharts (SVG, declarative, drawn without animation so a screenshot or a paint timer
+// sees the final picture). Each wraps itself in a figure marked data-chart for tests and benchmarks.
+import {
+  Area,
+  Bar,
+  BarChart,
+  CartesianGrid,
+  ComposedChart,
+  Legend,
+  Line,
+  LineChart,
+  ReferenceArea,
+  ResponsiveContainer,
+  Tooltip,
+  XAxis,
+  YAxis,
+} from "recharts";
+import { num, type Json } from "../api";
+import { money } from "./format";
+
+const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#ca8a04", "#4b5563"];
+const usdTick = (v: number) => (Math.abs(v) >= 1000 ? `$${(v / 1000).toFixed(1)}k` : `$${v.toFixed(v < 10 ? 2 : 0)}`);
+
+function Figure({ name, children, height = 260 }: { name: string; children: React.ReactElement; height?: number }) {
+  return (
+    <figure className="chart" data-chart={name} style={{ height }}>
+      <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height }}>
+        {children}
+      </ResponsiveContainer>
+    </figure>
+  );
+}
+
+/** Spend per day this month, then the forecast's expected days with their 80% band. */
+export function SpendForecastChart({ days, daily }: { days: Json[]; daily: Json[] }) {
+  const byDay = new Map<string, Json>();
+  for (const d of days) byDay.set(String(d.date), { day: String(d.date).slice(5), spend: num(d.cost_usd) });
+  for (const f of daily) {
+    const key = String(f.day);
+    const row = byDay.get(key) ?? { day: key.slice(5) };
+    row.expected = num(f.expected);
+    row.band = [num(f.lower_80), num(f.upper_80)];
+    byDay.set(key, row);
+  }
+  const data = [...byDay.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => v);
+  return (
+    <Figure name="spend-by-day">
+      <ComposedChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey="day" fontSize={11} />
+        <YAxis tickFormatter={usdTick} fontSize={11} width={56} />
+        <Tooltip formatter={(v: any) => (Array.isArray(v) ? `${money(v[0])} – ${money(v[1])}` : money(v))} />
+        <Legend />
+        <Bar dataKey="spend" name="spend" fill={COLORS[0]} isAnimationActive={false} />
+        <Area dataKey="band" name="forecast 80%" fill="#93c5fd" stroke="none" fillOpacity={0.4} isAnimationActive={false} />
+        <Line dataKey="expected" name="forecast" stroke={COLORS[2]} dot={false} strokeDasharray="4 3" isAnimationActive={false} />
+      </ComposedChart>
+    </Figure>
+  );
+}
+
+/** Horizontal bars: one per name, its cost. */
+export function CostBars({ name, rows, label }: { name: string; rows: Json[]; label: string }) {
+  const data = rows.map((r) => ({ name: String(r[label] ?? "(none)"), cost: num(r.cost_usd ?? r.total_cost) }));
+  return (
+    <Figure name={name} height={Math.max(120, 34 * data.length + 40)}>
+      <BarChart data={data} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 8 }}>
+        <XAxis type="number" tickFormatter={usdTick} fontSize={11} />
+        <YAxis type="category" dataKey="name" width={120} fontSize={11} />
+        <Tooltip formatter={(v: any) => money(v)} />
+        <Bar dataKey="cost" fill={COLORS[1]} isAnimationActive={false} />
+      </BarChart>
+    </Figure>
+  );
+}
+
+/** Several series over buckets (one line per group value). */
+export function SeriesChart({ rows, x, y, group }: { rows: Json[]; x: string; y: string; group?: string }) {
+  const buckets = new Map<string, Json>();
+  const groups = new Set<string>();
+  for (const r of rows) {
+    const key = String(r[x]);
+    const g = group ? String(r[group] ?? "(none)") : y;
+    groups.add(g);
+    const row = buckets.get(key) ?? { bucket: key.length > 10 ? key.slice(5, 16).replace("T", " ") : key };
+    row[g] = num(row[g]) + num(r[y]);
+    buckets.set(key, row);
+  }
+  const data = [...buckets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => v);
+  const names = [...groups].slice(0, 8);
+  return (
+    <Figure name="series">
+      <LineChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey="bucket" fontSize={11} />
+        <YAxis tickFormatter={y.includes("cost") ? usdTick : undefined} fontSize={11} width={56} />
+        <Tooltip formatter={(v: any) => (y.includes("cost") ? money(v) : v)} />
+        <Legend />
+        {names.map((n, i) => (
+          <Line key={n} dataKey={n} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />
+        ))}
+      </LineChart>
+    </Figure>
+  );
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function mad(xs: number[]): number {
+  const m = median(xs);
+  return median(xs.map((x) => Math.abs(x - m)));
+}
+
+/** An anomaly: the metric's recent series, what was expected during the incident, the incident shaded. */
+export function AnomalyChart({ anomaly }: { anomaly: Json }) {
+  const details = anomaly.details ?? {};
+  const series: Json[] = details.series ?? [];
+  const expected: number[] = details.expected_series ?? [];
+  const start = new Date(anomaly.window_start).getTime();
+  const end = new Date(anomaly.window_end).getTime();
+  // Band: expected ± 3 robust standard deviations (1.4826 × MAD) of the series before the incident.
+  const before = series.filter((p) => new Date(p.bucket).getTime() < start).map((p) => num(p.value));
+  const spread = 3 * 1.4826 * mad(before);
+  let k = 0;
+  const data = series.map((p) => {
+    const t = new Date(p.bucket).getTime();
+    const row: Json = { t, label: String(p.bucket).slice(5, 16).replace("T", " "), actual: num(p.value) };
+    if (t >= start && t < end && k < expected.length) {
+      const e = num(expected[k++]);
+      row.expected = e;
+      row.band = [Math.max(0, e - spread), e + spread];
+    }
+    return row;
+  });
+  const inWindow = data.filter((d) => d.t >= start && d.t < end);
+  return (
+    <Figure name="anomaly">
+      <ComposedChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey="label" fontSize={11} />
+        <YAxis fontSize={11} width={56} />
+        <Tooltip />
+        <Legend />
+        {inWindow.length > 0 && (
+          <ReferenceArea x1={inWindow[0].label} x2={inWindow[inWindow.length - 1].label} fill="#fecaca" fillOpacity={0.5} label="incident" />
+        )}
+        <Area dataKey="band" name="expected band" fill="#bbf7d0" stroke="none" fillOpacity={0.6} isAnimationActive={false} />
+        <Line dataKey="actual" name={anomaly.metric} stroke={COLORS[0]} dot={false} isAnimationActive={false} />
+        <Line dataKey="expected" name="expected" stroke={COLORS[1]} strokeDasharray="4 3" dot={false} isAnimationActive={false} />
+      </ComposedChart>
+    </Figure>
+  );
+}
+
+/** A recommendation's money: what the scope costs a month now, after the change, and what is saved. */
+export function EvidenceChart({ rec }: { rec: Json }) {
+  const data = [
+    { name: "current", value: num(rec.current_monthly_cost) },
+    { name: "projected", value: num(rec.projected_monthly_cost) },
+    { name: "savings", value: num(rec.estimated_monthly_savings) },
+    ...(rec.realised_monthly_savings != null ? [{ name: "realised", value: num(rec.realised_monthly_savings) }] : []),
+  ];
+  return (
+    <Figure name="evidence" height={180}>
+      <BarChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey="name" fontSize={11} />
+        <YAxis tickFormatter={usdTick} fontSize={11} width={56} />
+        <Tooltip formatter={(v: any) => money(v)} />
+        <Bar dataKey="value" name="per month" fill={COLORS[3]} isAnimationActive={false} />
+      </BarChart>
+    </Figure>
+  );
+}

@@ -1,0 +1,13 @@
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+import { restoreSession } from "./auth";
+import { loadConfig } from "./config";
+import "./styles.css";
+
+const root = createRoot(document.getElementById("root")!);
+loadConfig()
+  .then(restoreSession)
+  .then(
+    () => root.render(<App />),
+    (exc) => root.render(<div className="state error">The dashboard is misconfigured: {String(exc.message ?? exc)}</div>),
+  );
