@@ -107,6 +107,9 @@ begin
   insert into public.semantic_cache (org_id, model, embedding_model, embedding, prompt_hash, response)
   values (org, 'gpt-4o', 'text-embedding-3-small', array_fill(0.1, array[1536])::extensions.vector,
           'hash-' || tag, '{}');
+  insert into public.semantic_cache_settings (org_id, enabled, store_responses) values (org, true, false);
+  insert into public.semantic_cache_stats (org_id, hour, model, lookups, misses)
+  values (org, date_trunc('hour', now(), 'UTC'), 'gpt-4o', 1, 1);
   insert into public.explanations (org_id, recommendation_id, headline, body, source, fallback_reason, evidence)
   values (org, rec, 'explanation-' || tag, 'body', 'template', 'llm_off', '{}');
 end
