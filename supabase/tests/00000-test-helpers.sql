@@ -116,6 +116,28 @@ end
 $$;
 comment on function tests.seed_org(uuid, text) is 'Insert one row into every tenant table for org.';
 
+-- pg_cron exists in one database of a server only (cron.database_name); a test database elsewhere has
+-- none, and there the worker runs the periodic jobs. Tests ask through these instead of naming cron.job.
+create or replace function tests.has_cron() returns boolean
+language sql stable set search_path = '' as $$
+  select pg_catalog.to_regclass('cron.job') is not null
+$$;
+comment on function tests.has_cron() is 'Whether pg_cron schedules jobs in this database.';
+
+create or replace function tests.cron_schedule(job text) returns text
+language plpgsql stable set search_path = '' as $$
+declare
+  found text;
+begin
+  if not tests.has_cron() then
+    return null;
+  end if;
+  execute 'select schedule from cron.job where jobname = $1' into found using job;
+  return found;
+end
+$$;
+comment on function tests.cron_schedule(text) is 'The pg_cron schedule of a job, or null (also without pg_cron).';
+
 -- The helpers file itself is a test file for pg_prove: one trivial assertion.
 select extensions.plan(1);
 -- the helpers exist
