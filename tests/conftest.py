@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-from secret_registry import SECRETS_SEEN
 
-from tokentra_platform import admin
-from tokentra_platform.db import connect
-from tokentra_platform.functions_server import free_port, start_functions, stop_functions
-from tokentra_platform.migrations import migrate
-from tokentra_platform.settings import Settings, get_settings
-from tokentra_platform.testing.llm_servers import Answer, LLMServers, SeenRequest
+from secret_registry import SECRETS_SEEN
+from tokentra_cli import admin
+from tokentra_cli.functions_server import free_port, start_functions, stop_functions
+from tokentra_core.db import connect
+from tokentra_core.migrations import migrate
+from tokentra_core.settings import Settings, get_settings
+from tokentra_dev.testing.llm_servers import Answer, LLMServers, SeenRequest
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +79,7 @@ def scratch_dsn(dsn: str) -> Iterator[str]:
 
 
 class Servers:
-    """Scripted OpenAI/Anthropic servers (tokentra_platform.testing.llm_servers) whose script a test sets;
+    """Scripted OpenAI/Anthropic servers (tokentra_dev.testing.llm_servers) whose script a test sets;
     until it does, every request fails with 500."""
 
     def __init__(self) -> None:
@@ -93,7 +93,7 @@ class Servers:
 
 @pytest.fixture
 def servers() -> Iterator[Servers]:
-    from worker.llm import _ledger
+    from tokentra_core.llm import _ledger
 
     s = Servers()
     with s.inner:

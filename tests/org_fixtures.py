@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import httpx
 import jwt
-from secret_registry import SECRETS_SEEN
 
-from tokentra_platform import admin
-from tokentra_platform.db import connect
-from tokentra_platform.settings import get_settings
+from secret_registry import SECRETS_SEEN
+from tokentra_cli import admin
+from tokentra_core.db import connect
+from tokentra_core.settings import get_settings
 
 
 def user_token(user_id: uuid.UUID | str) -> str:

@@ -15,7 +15,7 @@ from genai_prices import Usage, calc_price
 from genai_prices import types as gp
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 
-from tokentra_platform.pricing import SOURCE, sync_prices
+from tokentra_core.pricing import SOURCE, sync_prices
 
 SNAPSHOT = get_snapshot()
 PROVIDERS = SNAPSHOT.providers

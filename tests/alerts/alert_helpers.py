@@ -8,11 +8,11 @@ import uuid
 from decimal import Decimal
 
 import httpx
-from org_fixtures import Org, add_usage
 
-from tokentra_platform.alerting.delivery import DeliveryStats, deliver_due
-from tokentra_platform.db import connect
-from tokentra_platform.settings import Settings
+from org_fixtures import Org, add_usage
+from tokentra_core.db import connect
+from tokentra_core.settings import Settings
+from tokentra_worker.alerting.delivery import DeliveryStats, deliver_due
 
 
 def new_secret() -> str:

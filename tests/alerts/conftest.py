@@ -10,12 +10,12 @@ from email.message import Message
 
 import pytest
 from aiosmtpd.controller import Controller
-from org_fixtures import Org, make_org
 
-from tokentra_platform.alerting.receiver import LocalReceiver
-from tokentra_platform.db import connect
-from tokentra_platform.functions_server import free_port, start_functions, stop_functions
-from tokentra_platform.settings import Settings, get_settings
+from org_fixtures import Org, make_org
+from tokentra_cli.functions_server import free_port, start_functions, stop_functions
+from tokentra_core.db import connect
+from tokentra_core.settings import Settings, get_settings
+from tokentra_dev.testing.alert_receiver import LocalReceiver
 
 LOOPBACK = "127.0.0.0/8"
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from alert_helpers import budget_crossing, create_rule, evaluate, events, new_secret
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 
 def test_rule_crud_keeps_credentials_encrypted_and_never_returns_them(alerts_url, org, dsn, receiver):

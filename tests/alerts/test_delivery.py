@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from alert_helpers import budget_crossing, create_rule, deliver, deliveries, evaluate, events, new_secret
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 
 def test_a_receiver_failing_three_times_then_succeeding_gets_the_alert_exactly_once(

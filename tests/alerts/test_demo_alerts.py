@@ -9,8 +9,8 @@ from uuid import UUID
 
 from rich.console import Console
 
-from tokentra_platform import demo_budgets
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
+from tokentra_dev import demo_budgets
 
 
 def test_demo_shows_budgets_crossing_thresholds_and_delivered_alerts(functions_url, tenant, dsn, monkeypatch):

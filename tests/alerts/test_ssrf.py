@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from tokentra_platform.alerting import http as alert_http
-from tokentra_platform.alerting import ssrf
-from tokentra_platform.alerting.channels import ChannelError, WebhookChannel, prepare_channels
-from tokentra_platform.alerting.ssrf import BlockedTarget, check_address, parse_networks, resolve_target
-from tokentra_platform.settings import get_settings
+from tokentra_core.alerting import http as alert_http
+from tokentra_core.alerting import ssrf
+from tokentra_core.alerting.channels import ChannelError, WebhookChannel, prepare_channels
+from tokentra_core.alerting.ssrf import BlockedTarget, check_address, parse_networks, resolve_target
+from tokentra_core.settings import get_settings
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
-from org_fixtures import Org
 
-from tokentra_platform.db import connect
+from org_fixtures import Org
+from tokentra_core.db import connect
 
 
 def event(at: datetime | None = None, **over) -> dict:

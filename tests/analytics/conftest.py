@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from org_fixtures import Org, make_org
 
-from tokentra_platform.db import connect
+from org_fixtures import Org, make_org
+from tokentra_core.db import connect
 
 
 @pytest.fixture

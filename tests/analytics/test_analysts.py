@@ -18,17 +18,17 @@ import psycopg
 import pytest
 from analytics_fixtures import exact, get, ingest, traffic
 from psycopg.rows import dict_row
-from secret_registry import SECRETS_SEEN
 
-from tokentra_platform.db import connect
-from tokentra_platform.settings import REPO_ROOT
+from secret_registry import SECRETS_SEEN
+from tokentra_core.db import connect
+from tokentra_core.settings import REPO_ROOT
 
 SQL_DIR = REPO_ROOT / "sql"
 
 
 def create_analyst(dsn: str, org_id: str, made: list[str]) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "tokentra_platform.cli", "analysts", "create", "--org", org_id, "--json"],
+        [sys.executable, "-m", "tokentra_cli.cli", "analysts", "create", "--org", org_id, "--json"],
         capture_output=True,
         text=True,
         env={**os.environ, "DATABASE_URL": dsn},

@@ -13,8 +13,8 @@ import jwt
 import pytest
 from analytics_fixtures import event, exact, get, ingest, raw, traffic
 
-from tokentra_platform.db import connect
-from tokentra_platform.settings import get_settings
+from tokentra_core.db import connect
+from tokentra_core.settings import get_settings
 
 
 def today() -> datetime:

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokentra_platform.db import connect
-from tokentra_platform.migrations import migrate
+from tokentra_core.db import connect
+from tokentra_core.migrations import migrate
 
 DIMS = "org_id, team, project, provider, model, feature, api_key_id, status"
 SUMS = """count(*) as requests, count(*) filter (where status <> 'success') as errors,
@@ -96,7 +96,7 @@ def scratch(tmp_path_factory) -> str:
     """A migrated scratch database for this module (no pg_cron: nothing refreshes behind the test's back)."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from tokentra_platform.settings import get_settings
+    from tokentra_core.settings import get_settings
 
     base = get_settings().dsn
     name = f"tokentra_scratch_rollups_{uuid.uuid4().hex[:8]}"

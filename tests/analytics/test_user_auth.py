@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from functions.user_auth import Unauthorized, verify
-from tokentra_platform.settings import get_settings
+from tokentra_core.settings import get_settings
+from tokentra_functions.user_auth import Unauthorized, verify
 
 SUB = "00000000-0000-4000-8000-000000000042"
 

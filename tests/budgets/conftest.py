@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from org_fixtures import Org, make_org
 
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from org_fixtures import add_usage, api
 
-from tokentra_platform.db import connect
+from org_fixtures import add_usage, api
+from tokentra_core.db import connect
 
 
 def create(url, org, role="admin", **fields) -> httpx.Response:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
-from org_fixtures import add_usage
 
-from tokentra_platform.db import connect
+from org_fixtures import add_usage
+from tokentra_core.db import connect
 
 # gpt-4o: $2.50 per million input tokens, $10 per million output: 16,000 in + 1,000 out = $0.05 exactly.
 CALL = {"provider": "openai", "model": "gpt-4o", "input_tokens": 16_000, "max_tokens": 1_000}

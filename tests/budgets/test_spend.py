@@ -10,8 +10,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokentra_platform.db import connect
-from tokentra_platform.migrations import migrate
+from tokentra_core.db import connect
+from tokentra_core.migrations import migrate
 
 
 def make_org(db, tz: str = "UTC") -> str:

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from psycopg.types.json import Jsonb
 
-from tokentra_platform.bench_consensus import role_of, round_of
-from tokentra_platform.db import connect
-from tokentra_platform.testing.llm_servers import SeenRequest
+from tokentra_core.db import connect
+from tokentra_dev.bench_consensus import role_of, round_of
+from tokentra_dev.testing.llm_servers import SeenRequest
 
 __all__ = ["add_recommendation", "position", "rec_row", "role_of", "round_of", "runs", "set_cap", "synthesis"]
 

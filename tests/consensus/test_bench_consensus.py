@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from tokentra_platform.bench_consensus import run
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
+from tokentra_dev.bench_consensus import run
 
 
 def test_bench_figures_are_consistent(dsn, functions_url):

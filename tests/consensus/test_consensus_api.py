@@ -6,10 +6,10 @@ import uuid
 
 import httpx
 from consensus_fixtures import add_recommendation, position, role_of, synthesis
-from org_fixtures import api, make_org
 
-from tokentra_platform.testing.llm_servers import Answer
-from worker.consensus import review_pending
+from org_fixtures import api, make_org
+from tokentra_dev.testing.llm_servers import Answer
+from tokentra_worker.consensus import review_pending
 
 
 async def test_the_record_of_every_round_position_and_call(servers, settings, org, dsn, functions_url):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from consensus_fixtures import add_recommendation, position, rec_row, role_of, runs, set_cap, synthesis
 
-from tokentra_platform.db import connect
-from tokentra_platform.settings import Settings
-from tokentra_platform.testing.llm_servers import Answer
-from worker.consensus import review_pending
-from worker.jobs import JOBS, JobContext
+from tokentra_core.db import connect
+from tokentra_core.settings import Settings
+from tokentra_dev.testing.llm_servers import Answer
+from tokentra_worker.consensus import review_pending
+from tokentra_worker.jobs import JOBS, JobContext
 
 
 def test_with_llm_off_the_job_does_nothing_and_says_why(dsn, org, monkeypatch):

@@ -18,9 +18,9 @@ from consensus_fixtures import (
     synthesis,
 )
 
-from tokentra_platform.db import connect
-from tokentra_platform.testing.llm_servers import Answer
-from worker.consensus import review_pending
+from tokentra_core.db import connect
+from tokentra_dev.testing.llm_servers import Answer
+from tokentra_worker.consensus import review_pending
 
 AGREE = position("accept", 1400, topics=(("savings_estimate", "supports"), ("quality_risk", "challenges")))
 

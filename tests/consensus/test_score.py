@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.consensus.models import KeyPoint, Position
-from worker.consensus.score import consensus_score
+from tokentra_worker.consensus.models import KeyPoint, Position
+from tokentra_worker.consensus.score import consensus_score
 
 
 def pos(verdict: str, savings: float, *points: tuple[str, str], confidence: float = 0.8) -> Position:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from org_fixtures import Org, make_org
 
-from tokentra_platform.settings import Settings
+from org_fixtures import Org, make_org
+from tokentra_core.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tokentra_platform.db import connect
-from tokentra_platform.testing.llm_scripts import evidence_of, grounded
-from tokentra_platform.testing.llm_servers import Answer, SeenRequest
+from tokentra_core.db import connect
+from tokentra_dev.testing.llm_scripts import evidence_of, grounded
+from tokentra_dev.testing.llm_servers import Answer, SeenRequest
 
 __all__ = ["Spike", "evidence_of", "grounded", "inventing", "seed_spike"]
 

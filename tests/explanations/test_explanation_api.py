@@ -6,10 +6,10 @@ import uuid
 
 import httpx
 from explain_fixtures import Spike, grounded
-from org_fixtures import Org, api
 
-from worker.explanations import run_explanations
-from worker.jobs import JobContext
+from org_fixtures import Org, api
+from tokentra_worker.explanations import run_explanations
+from tokentra_worker.jobs import JobContext
 
 
 def test_the_api_returns_the_explanation_with_its_evidence(dsn, functions_url, servers, llm_on, org: Org,

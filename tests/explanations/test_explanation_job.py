@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from explain_fixtures import Spike, grounded, inventing
 
-from tokentra_platform.db import connect
-from tokentra_platform.testing.llm_servers import Answer
-from worker.explanations import run_explanations
-from worker.explanations.grounding import unsupported_numbers
-from worker.explanations.templates import anomaly_text, recommendation_text
-from worker.jobs import JOBS, JobContext
+from tokentra_core.db import connect
+from tokentra_core.grounding import unsupported_numbers
+from tokentra_dev.testing.llm_servers import Answer
+from tokentra_worker.explanations import run_explanations
+from tokentra_worker.explanations.templates import anomaly_text, recommendation_text
+from tokentra_worker.jobs import JOBS, JobContext
 
 
 def _explanations(dsn: str, spike: Spike) -> dict[str, dict]:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.explanations.grounding import unsupported_numbers
-from worker.explanations.templates import anomaly_text, money, recommendation_text
+from tokentra_core.grounding import unsupported_numbers
+from tokentra_worker.explanations.templates import anomaly_text, money, recommendation_text
 
 EV = {
     "anomaly": {"metric": "cost", "dimension": "model", "dimension_value": "claude-3-5-haiku-latest",

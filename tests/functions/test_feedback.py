@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 
 def _event(**over) -> dict:

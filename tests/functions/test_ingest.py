@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tokentra_platform import admin
-from tokentra_platform.db import connect
+from tokentra_cli import admin
+from tokentra_core.db import connect
 
 
 def event(**over) -> dict:

@@ -18,7 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 
@@ -300,6 +300,6 @@ def test_other_content_types_are_415_and_big_bodies_413(functions_url, tenant):
 
 
 def test_the_function_deploys_alone():
-    from functions.otel import app
+    from tokentra_functions.otel import app
 
     assert "/functions/v1/otel/v1/traces" in app.openapi()["paths"]

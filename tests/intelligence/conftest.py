@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from org_fixtures import Org, make_org
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 
 def hour_now() -> datetime:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-from org_fixtures import Org, api
 from series import hour_now, load_hours, seasonal_costs
 
-from tokentra_platform.db import connect
-from worker._anomaly_model import detect
-from worker.anomalies import run_anomalies
+from org_fixtures import Org, api
+from tokentra_core.db import connect
+from tokentra_worker._anomaly_model import detect
+from tokentra_worker.anomalies import run_anomalies
 
 HOURS = 14 * 24
 

@@ -12,11 +12,11 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tokentra_platform import admin
-from tokentra_platform.bench_engine import run as bench_engine
-from tokentra_platform.bench_recommendations import clean_rows, load_rows, plant
-from worker import recommendations
-from worker.recommendations._data import OrgData, load, load_many
+from tokentra_cli import admin
+from tokentra_dev.bench_engine import run as bench_engine
+from tokentra_dev.bench_recommendations import clean_rows, load_rows, plant
+from tokentra_worker import recommendations
+from tokentra_worker.recommendations._data import OrgData, load, load_many
 
 FIELDS = ("days", "scopes", "tasks", "repeats", "users", "prefixes", "shapes", "quality", "formats",
           "shared_prefixes")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from typer.testing import CliRunner
 
-from tokentra_platform.bench_forecast import backtest
-from tokentra_platform.cli import app
-from worker._forecast_model import forecast_days, seasonal_naive
+from tokentra_cli.cli import app
+from tokentra_dev.bench_forecast import backtest
+from tokentra_worker._forecast_model import forecast_days, seasonal_naive
 
 WEEK = np.array([10, 10, 10, 10, 10, 4, 4], dtype=float)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-from org_fixtures import Org, api
 from series import hour_now, load_hours
 
-from tokentra_platform.db import connect
-from worker._forecast_model import forecast_days
-from worker.forecasts import run_forecasts
+from org_fixtures import Org, api
+from tokentra_core.db import connect
+from tokentra_worker._forecast_model import forecast_days
+from tokentra_worker.forecasts import run_forecasts
 
 
 def test_model_follows_weekly_seasonality_and_short_histories_fall_back():

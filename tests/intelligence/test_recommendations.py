@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 import pytest
-from org_fixtures import Org, api
 
-from tokentra_platform import admin
-from tokentra_platform.bench_recommendations import CATEGORIES, clean_rows, load_rows, plant, true_savings
-from tokentra_platform.db import connect
-from worker.recommendations import run_org, run_recommendations
+from org_fixtures import Org, api
+from tokentra_cli import admin
+from tokentra_core.db import connect
+from tokentra_dev.bench_recommendations import CATEGORIES, clean_rows, load_rows, plant, true_savings
+from tokentra_worker.recommendations import run_org, run_recommendations
 
 
 def _recs(conn, org_id) -> list[dict]:

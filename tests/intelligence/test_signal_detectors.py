@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 
-from tokentra_platform import admin
-from tokentra_platform.bench_recommendations import load_rows, plant
-from tokentra_platform.db import connect
-from worker.recommendations import run_org
+from tokentra_cli import admin
+from tokentra_core.db import connect
+from tokentra_dev.bench_recommendations import load_rows, plant
+from tokentra_worker.recommendations import run_org
 
 
 def _categories(conn, org_id) -> dict[str, dict]:

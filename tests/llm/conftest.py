@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from llm_fixtures import AGREE
-from secret_registry import SECRETS_SEEN
 
-from tokentra_platform.settings import Settings
-from tokentra_platform.testing.llm_servers import Answer
-from worker.llm import LLM, _ledger
+from secret_registry import SECRETS_SEEN
+from tokentra_core.llm import LLM, _ledger
+from tokentra_core.settings import Settings
+from tokentra_dev.testing.llm_servers import Answer
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 
 class Position(BaseModel):

@@ -9,7 +9,7 @@ import anthropic
 import openai
 import pytest
 
-from tokentra_platform.testing.llm_servers import Answer, LLMServers, SeenRequest
+from tokentra_dev.testing.llm_servers import Answer, LLMServers, SeenRequest
 
 SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string"}}, "required": ["verdict"]}
 FORMAT = {"type": "json_schema", "json_schema": {"name": "Position", "schema": SCHEMA, "strict": True}}

@@ -8,12 +8,12 @@ from decimal import Decimal
 
 import pytest
 from llm_fixtures import AGREE, PROMPT, SYSTEM, Position, set_cap, usage_rows
-from org_fixtures import api, make_org
 
-from tokentra_platform.db import connect
-from tokentra_platform.settings import Settings
-from tokentra_platform.testing.llm_servers import Answer
-from worker.llm import LLM, AICapReached, LLMOff, llm_status
+from org_fixtures import api, make_org
+from tokentra_core.db import connect
+from tokentra_core.llm import LLM, AICapReached, LLMOff, llm_status
+from tokentra_core.settings import Settings
+from tokentra_dev.testing.llm_servers import Answer
 
 LONG_PROMPT = PROMPT * 150
 

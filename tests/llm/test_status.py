@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from genai_prices import Usage, calc_price
 
-from tokentra_platform.settings import Settings
-from worker.llm import llm_status
-from worker.llm.strategy import load_strategy
+from tokentra_core.llm import llm_status
+from tokentra_core.llm.strategy import load_strategy
+from tokentra_core.settings import Settings
 
 TASKS = ("consensus.analyst", "consensus.skeptic", "consensus.advocate", "consensus.synthesizer",
          "explain.anomaly", "explain.recommendation")
@@ -62,7 +62,7 @@ def test_db_status_says_whether_llm_features_are_on(dsn):
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
 
     def status(*args: str, **extra: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", "db", "status", *args],
+        out = subprocess.run([sys.executable, "-m", "tokentra_cli.cli", "db", "status", *args],
                              capture_output=True, text=True, timeout=60, env={**env, **extra})
         assert out.returncode == 0, out.stderr
         return out.stdout

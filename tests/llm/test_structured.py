@@ -7,8 +7,8 @@ import json
 import pytest
 from llm_fixtures import AGREE, PROMPT, SYSTEM, Position, usage_rows
 
-from tokentra_platform.testing.llm_servers import Answer
-from worker.llm import LLM, LLMUnavailable, StructuredOutputFailed
+from tokentra_core.llm import LLM, LLMUnavailable, StructuredOutputFailed
+from tokentra_dev.testing.llm_servers import Answer
 
 
 @pytest.mark.parametrize("task, provider", [("consensus.analyst", "openai"), ("consensus.skeptic", "anthropic")])

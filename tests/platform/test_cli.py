@@ -9,11 +9,11 @@ import subprocess
 import sys
 import uuid
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 
 def tokentra(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "tokentra_cli.cli", *args], capture_output=True, text=True,
                          timeout=60, env=os.environ.copy())
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -41,7 +41,7 @@ def test_org_user_and_key_lifecycle(dsn):
 
 def test_unknown_role_is_refused_with_the_reason(dsn):
     org = json.loads(tokentra("orgs", "create", "Roles", "--json"))
-    out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", "users", "create", "x@example.com",
+    out = subprocess.run([sys.executable, "-m", "tokentra_cli.cli", "users", "create", "x@example.com",
                           "--org", org["id"], "--role", "emperor"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "role must be one of" in out.stderr
 

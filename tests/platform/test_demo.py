@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tokentra_platform.db import connect
-from tokentra_platform.traffic import month_of_traffic, spike_window
+from tokentra_core.db import connect
+from tokentra_dev.traffic import month_of_traffic, spike_window
 
 # Whatever the machine has set, each test decides which LLM variables the demo sees.
 LLM_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "TOKENTRA_LLM_STRATEGY",
@@ -21,7 +21,7 @@ LLM_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC
 
 def run_demo(days: int, columns: int = 120, **llm_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in LLM_VARS}
-    out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", "demo", "--days", str(days)],
+    out = subprocess.run([sys.executable, "-m", "tokentra_cli.cli", "demo", "--days", str(days)],
                          capture_output=True, text=True, timeout=600,
                          env={**env, **llm_env, "COLUMNS": str(columns)})
     assert out.returncode == 0, out.stderr[-2000:]
@@ -142,10 +142,9 @@ def test_demo_with_keys_shows_the_consensus_record_and_an_llm_explanation(dsn):
     """Keys set (the real clients talk to the scripted provider servers): the biggest recommendation's review
     round by round as stored, its outcome and cost, the spike explained by the LLM, and the AI spend."""
     from secret_registry import SECRETS_SEEN
-
-    from tokentra_platform.bench_consensus import role_of
-    from tokentra_platform.testing.llm_scripts import panel_and_writer
-    from tokentra_platform.testing.llm_servers import LLMServers
+    from tokentra_dev.bench_consensus import role_of
+    from tokentra_dev.testing.llm_scripts import panel_and_writer
+    from tokentra_dev.testing.llm_servers import LLMServers
 
     with LLMServers(panel_and_writer()) as servers:
         env = servers.env()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokentra_platform.localdb import debian_mirror, status
-from tokentra_platform.settings import Settings
+from tokentra_cli.localdb import debian_mirror, status
+from tokentra_core.settings import Settings
 
 
 def test_mirror_comes_from_the_hosts_apt_sources_not_their_comments(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tokentra_platform.db import connect
-from tokentra_platform.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate
-from tokentra_platform.platform_status import read_status
+from tokentra_cli.platform_status import read_status
+from tokentra_core.db import connect
+from tokentra_core.migrations import MIGRATIONS_DIR, MigrationError, discover, migrate
 
 
 def test_fresh_database_gets_every_migration_recorded_as_the_supabase_cli_does(scratch_dsn):

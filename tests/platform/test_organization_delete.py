@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tokentra_platform import admin
-from tokentra_platform.db import connect
+from tokentra_cli import admin
+from tokentra_core.db import connect
 
 
 def test_deleting_an_organization_removes_its_usage(dsn):

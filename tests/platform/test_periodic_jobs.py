@@ -7,9 +7,9 @@ import sys
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from tokentra_platform.db import connect
-from tokentra_platform.migrations import migrate
-from worker.periodic import run_periodic_job, schedule_periodic_sql
+from tokentra_core.db import connect
+from tokentra_core.migrations import migrate
+from tokentra_worker.periodic import run_periodic_job, schedule_periodic_sql
 
 
 def test_with_pg_cron_every_periodic_job_is_a_cron_job(dsn):
@@ -41,7 +41,7 @@ def test_without_pg_cron_the_worker_schedules_and_runs_the_same_sql(scratch_dsn)
 
 def test_worker_once_runs_every_periodic_job_through_the_cli(scratch_dsn):
     migrate(scratch_dsn, log=lambda *_: None)
-    out = subprocess.run([sys.executable, "-m", "tokentra_platform.cli", "worker", "--once", "periodic"],
+    out = subprocess.run([sys.executable, "-m", "tokentra_cli.cli", "worker", "--once", "periodic"],
                          capture_output=True, text=True, env={"DATABASE_URL": scratch_dsn, "PATH": "/usr/bin:/bin"},
                          timeout=120)
     assert out.returncode == 0, out.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from tokentra_platform import admin
-from tokentra_platform.secrets import read_provider_secret, store_provider_secret
+from tokentra_cli import admin
+from tokentra_core.secrets import read_provider_secret, store_provider_secret
 
 SECRET = "sk-proj-THIS-IS-A-TEST-SECRET-1234"
 

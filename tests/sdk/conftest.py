@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 import anthropic
 import openai
 import pytest
-import tokentra
 from sdk_fake_providers import PROVIDER_KEY, ProviderServer
 from sdk_ingest_receiver import TOKENTRA_KEY, IngestReceiver
+
+import tokentra
 from tokentra import _state
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tokentra_platform.testing.http_server import LocalHTTPServer
+from tokentra_dev.testing.http_server import LocalHTTPServer
 
 CHAT_USAGE = {
     "prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,

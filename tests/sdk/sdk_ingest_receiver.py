@@ -14,8 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import tokentra
-
-from tokentra_platform.testing.http_server import LocalHTTPServer
+from tokentra_dev.testing.http_server import LocalHTTPServer
 
 TOKENTRA_KEY = "tt_test_SECRET-tokentra-key-0123456789"
 PATH = "/functions/v1/ingest"

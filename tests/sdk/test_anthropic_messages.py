@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-import tokentra
 from sdk_fake_providers import SERVED_MODEL_SUFFIX
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 from tokentra._prompt import hash_text
 
 SYSTEM = [{"type": "text", "text": "You review   Python code."}]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 import tokentra
 from tokentra import _state
-from tokentra._bench import measure_overhead
+from tokentra_dev.bench_sdk import measure_overhead
 
 
 @pytest.mark.parametrize("stream", [False, True])

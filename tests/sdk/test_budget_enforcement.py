@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import openai
 import pytest
-import tokentra
 from sdk_fake_providers import PROVIDER_KEY, ProviderServer
+
+import tokentra
 from tokentra import _state
 from tokentra.budgets import Enforcement
-
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 

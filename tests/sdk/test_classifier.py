@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tokentra import TASK_CATEGORY, TASK_TYPES, classify
 
 SEED_TASK_TYPES = """

@@ -6,12 +6,12 @@ import json
 
 import anthropic
 import openai
-import tokentra
 from sdk_fake_providers import PROVIDER_KEY, ProviderServer
+
+import tokentra
 from secret_registry import SECRETS_SEEN
 from tokentra import _state
-
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 PROMPT = "Summarise the quarterly numbers for ACME-PRIVATE-PROMPT-7731 please"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import openai
 import pytest
-import tokentra
 from sdk_fake_providers import CHAT_USAGE, SERVED_MODEL_SUFFIX, ProviderServer
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 from tokentra._prompt import hash_text
 
 MESSAGES = [

@@ -6,6 +6,7 @@ import openai
 import pytest
 from sdk_fake_providers import RESPONSES_USAGE, SERVED_MODEL_SUFFIX, ProviderServer
 from sdk_ingest_receiver import IngestReceiver, flushed
+
 from tokentra._prompt import hash_text
 
 INSTRUCTIONS = "Answer in one word."

@@ -7,9 +7,10 @@ import inspect
 import anthropic
 import openai
 import pytest
-import tokentra
 from sdk_fake_providers import PROVIDER_KEY, ProviderServer
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -6,8 +6,9 @@ import socket
 
 import openai
 import pytest
-import tokentra
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 from tokentra import _observe, _state
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sdk_ingest_receiver import MAX_BYTES, MAX_EVENTS, TOKENTRA_KEY, IngestReceiver
+
 from tokentra._transport import encode_body, pack, parse_retry_after
 from tokentra.config import Config
 from tokentra.sender import Sender

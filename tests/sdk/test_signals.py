@@ -9,15 +9,15 @@ import json
 import anthropic
 import openai
 import pytest
-import tokentra
 from sdk_fake_providers import JSON_ANSWER, PROVIDER_KEY, ProviderServer
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 from secret_registry import SECRETS_SEEN
 from tokentra import _state
 from tokentra._prompt import extract_texts, hash_text
 from tokentra._signals import output_overhead, requested_format
-
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 COMPACT = '{"city":"Paris","country":"France"}'
 DOC = "ACME-PRIVATE-DOC-4411 " + "The quarterly report says revenue grew. " * 20

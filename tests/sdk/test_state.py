@@ -7,8 +7,9 @@ import sys
 import textwrap
 
 import pytest
-import tokentra
 from sdk_ingest_receiver import TOKENTRA_KEY, IngestReceiver
+
+import tokentra
 from tokentra import _state
 from tokentra.config import DEFAULT_URL, Config
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import anthropic
 import openai
 import pytest
-import tokentra
 from sdk_fake_providers import ProviderServer
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 
 MESSAGES = [{"role": "user", "content": "Summarize: the sky is blue."}]
 

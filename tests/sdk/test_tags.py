@@ -6,9 +6,10 @@ import asyncio
 import threading
 
 import openai
-import tokentra
 from sdk_fake_providers import ProviderServer
 from sdk_ingest_receiver import IngestReceiver, flushed
+
+import tokentra
 from tokentra._prompt import hash_text
 
 

@@ -6,6 +6,7 @@ import hashlib
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tokentra._prompt import extract_texts, hash_text, normalize
 from tokentra._usage import merge_delta, normalize_usage
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from worker_helpers import FAST
 
-from tokentra_platform.migrations import migrate
+from tokentra_core.migrations import migrate
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def start_worker(worker_dsn: str, tmp_path: Path) -> Iterator[Callable[..., subp
     def start(*args: str, **env: str) -> subprocess.Popen:
         log = open(tmp_path / f"worker-{len(procs)}.log", "w")  # noqa: SIM115 - closed at teardown
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tokentra_platform.cli", "worker", *args],
+            [sys.executable, "-m", "tokentra_cli.cli", "worker", *args],
             env={**os.environ, **FAST, **env, "DATABASE_URL": worker_dsn},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -15,10 +15,10 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from worker_helpers import query, wait_for
 
-from tokentra_platform.settings import get_settings
-from worker.jobs import Job, JobContext
-from worker.main import build_scheduler
-from worker.runs import run_job, take_over_due
+from tokentra_core.settings import get_settings
+from tokentra_worker.jobs import Job, JobContext
+from tokentra_worker.main import build_scheduler
+from tokentra_worker.runs import run_job, take_over_due
 
 
 def add_periodic(dsn: str, name: str, command: str, schedule: str = "0 0 1 1 *") -> None:
@@ -163,7 +163,7 @@ def test_worker_once_runs_the_named_jobs_and_status_shows_them(worker_dsn):
     }
     for name in ("budgets", "rollups", "alerts"):
         out = subprocess.run(
-            [sys.executable, "-m", "tokentra_platform.cli", "worker", "--once", name],
+            [sys.executable, "-m", "tokentra_cli.cli", "worker", "--once", name],
             capture_output=True,
             text=True,
             env=env,
@@ -172,7 +172,7 @@ def test_worker_once_runs_the_named_jobs_and_status_shows_them(worker_dsn):
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {name: "ok"}
     out = subprocess.run(
-        [sys.executable, "-m", "tokentra_platform.cli", "worker", "status", "--json"],
+        [sys.executable, "-m", "tokentra_cli.cli", "worker", "status", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -187,7 +187,7 @@ def test_worker_once_runs_the_named_jobs_and_status_shows_them(worker_dsn):
     assert jobs["budgets"]["schedule"] == "10 seconds" and jobs["budgets"]["runs_in"] == "worker"
     assert status["pg_cron"] is False
     bad = subprocess.run(
-        [sys.executable, "-m", "tokentra_platform.cli", "worker", "--once", "nonsense"],
+        [sys.executable, "-m", "tokentra_cli.cli", "worker", "--once", "nonsense"],
         capture_output=True,
         text=True,
         env=env,
@@ -212,6 +212,6 @@ def test_with_pg_cron_the_worker_schedules_only_python_jobs(dsn):
     ],
 )
 def test_every_worker_computes_the_same_slot(schedule, fire, slot):
-    from worker.periodic import slot_for
+    from tokentra_worker.periodic import slot_for
 
     assert slot_for(schedule, datetime.fromisoformat(fire)) == datetime.fromisoformat(slot)

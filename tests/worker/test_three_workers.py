@@ -16,12 +16,12 @@ from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
 from worker_helpers import query, wait_for
 
-from tokentra_platform import admin
-from tokentra_platform.alerting.channels import SAVE_SQL, Channel, prepare_channels, sealed_rows
-from tokentra_platform.alerting.receiver import LocalReceiver
-from tokentra_platform.alerting.webhooks import verify
-from tokentra_platform.db import connect
-from tokentra_platform.settings import get_settings
+from tokentra_cli import admin
+from tokentra_core.alerting.channels import SAVE_SQL, Channel, prepare_channels, sealed_rows
+from tokentra_core.alerting.webhooks import verify
+from tokentra_core.db import connect
+from tokentra_core.settings import get_settings
+from tokentra_dev.testing.alert_receiver import LocalReceiver
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtdGhyZWUtd29ya2Vycy10ZXN0"
 THRESHOLDS = [25, 50, 75, 90, 100]
@@ -96,7 +96,7 @@ def test_three_workers_raise_and_deliver_each_alert_exactly_once(worker_dsn, sta
 
         status = json.loads(
             subprocess.run(
-                [sys.executable, "-m", "tokentra_platform.cli", "worker", "status", "--json"],
+                [sys.executable, "-m", "tokentra_cli.cli", "worker", "status", "--json"],
                 capture_output=True,
                 text=True,
                 timeout=60,

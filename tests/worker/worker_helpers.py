@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tokentra_platform.db import connect
+from tokentra_core.db import connect
 
 # Short leases and backoffs, so that takeovers and retries happen within seconds.
 FAST = {

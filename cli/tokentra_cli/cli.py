@@ -1,0 +1,417 @@
+"""The `tokentra` command: operators' and tests' entry point to the platform."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tokentra_cli import admin, localdb
+from tokentra_cli.devtools import dev_tool
+from tokentra_cli.platform_status import read_status
+from tokentra_core.db import connect
+from tokentra_core.migrations import MigrationError, migrate
+from tokentra_core.settings import get_settings
+
+app = typer.Typer(help="TokenTRA: AI cost intelligence on Postgres.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: start, stop, status, reset, migrate.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their memberships.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+prices_app = typer.Typer(help="Model prices.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(prices_app, name="prices")
+bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline measured in the same run.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+analysts_app = typer.Typer(help="Analysts: read-only SQL logins that see one organization.",
+                           no_args_is_help=True)
+app.add_typer(analysts_app, name="analysts")
+
+console = Console()
+err = Console(stderr=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _local_only(action: str) -> None:
+    if not get_settings().uses_local_db:
+        _fail(f"`tokentra db {action}` manages the embedded database; DATABASE_URL points elsewhere")
+
+
+# ---------------------------------------------------------------- db
+@db_app.command("start")
+def db_start() -> None:
+    """Provision (once) and start the embedded Postgres on 127.0.0.1:54322."""
+    _local_only("start")
+    try:
+        root = localdb.start(log=lambda m: err.print(m))
+    except localdb.SetupError as exc:
+        _fail(str(exc))
+    console.print(f"Postgres {localdb.PG_MAJOR} running at {get_settings().dsn} (root {root})")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded Postgres."""
+    _local_only("stop")
+    localdb.stop()
+    console.print("stopped")
+
+
+@db_app.command("reset")
+def db_reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Drop all local data, start an empty cluster and apply the migrations."""
+    _local_only("reset")
+    if not yes and sys.stdin.isatty():
+        typer.confirm("Erase every row in the local database?", abort=True)
+    try:
+        localdb.reset(log=lambda m: err.print(m))
+        migrate(log=lambda m: err.print(m))
+    except (localdb.SetupError, MigrationError) as exc:
+        _fail(str(exc))
+    console.print("local database reset and migrated")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations from supabase/migrations (recorded as the Supabase CLI does)."""
+    try:
+        done = migrate(log=lambda m: err.print(m))
+    except MigrationError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # connection refused and the like: one line, with the way out
+        _fail(f"cannot reach the database ({exc.__class__.__name__}); run `tokentra db start` or check DATABASE_URL")
+    console.print(f"{len(done)} migration(s) applied")
+
+
+@db_app.command("status")
+def db_status(as_json: JsonFlag = False) -> None:
+    """Server version and what the platform chose (partitioning, periodic jobs, secrets), and why."""
+    settings = get_settings()
+    local = localdb.status() if settings.uses_local_db else None
+    try:
+        with connect() as conn:
+            status = read_status(conn)
+    except Exception as exc:
+        if local and not local.running:
+            _fail("the embedded database is not running: `tokentra db start`")
+        _fail(f"cannot reach the database: {exc.__class__.__name__}")
+    if as_json:
+        print(status.model_dump_json())
+        return
+    table = Table(show_header=False)
+    table.add_row("database", "embedded (local chroot)" if local else "DATABASE_URL")
+    table.add_row("server", f"PostgreSQL {status.server_version}" + (" on Supabase" if status.supabase else ""))
+    table.add_row("usage table", f"{status.usage_layout}: {status.usage_layout_reason}")
+    table.add_row("timescaledb", status.timescaledb_license or "absent")
+    table.add_row("periodic jobs", status.periodic_jobs)
+    table.add_row("secrets", status.secrets)
+    table.add_row("migrations", str(status.migrations_applied))
+    llm = status.llm
+    table.add_row("LLM features", f"on ({', '.join(llm['providers'])})" if llm.get("enabled")
+                  else "off (set OPENAI_API_KEY or ANTHROPIC_API_KEY)")
+    console.print(table)
+
+
+# ---------------------------------------------------------------- admin
+@orgs_app.command("create")
+def orgs_create(name: str, as_json: JsonFlag = False) -> None:
+    """Create an organization."""
+    with connect() as conn:
+        org = admin.create_org(conn, name)
+    print(org.model_dump_json() if as_json else f"organization {org.id} ({org.name})")
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    org: Annotated[UUID | None, typer.Option("--org", help="Organization to join.")] = None,
+    role: Annotated[str, typer.Option("--role", help="owner, admin, member, viewer or billing.")] = "member",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a user (local auth.users, or Supabase's admin API when configured) and its membership."""
+    try:
+        with connect() as conn:
+            user = admin.create_user(conn, email, org, role)
+    except ValueError as exc:
+        _fail(str(exc))
+    print(user.model_dump_json() if as_json else f"user {user.id} ({user.email})")
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[UUID, typer.Option("--org", help="Organization the key reports for.")],
+    project: Annotated[UUID | None, typer.Option("--project", help="Pin the key to a project.")] = None,
+    test: Annotated[bool, typer.Option("--test", help="A tt_test_ key.")] = False,
+    name: Annotated[str, typer.Option("--name")] = "default",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    with connect() as conn:
+        key = admin.create_key(conn, org, project, test, name)
+    if as_json:
+        print(key.model_dump_json())
+    else:
+        print(f"key {key.id}: {key.key}\n(shown once; store it now)")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: UUID) -> None:
+    """Revoke an API key; it stops working at once."""
+    with connect() as conn:
+        if not admin.revoke_key(conn, key_id):
+            _fail(f"no active key {key_id}")
+    print(f"revoked {key_id}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 54321, Supabase's API port).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (validation is CPU-bound).")] = 1,
+) -> None:
+    """Serve every function at http://HOST:PORT/functions/v1/<name>."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("tokentra_functions.app:app", host=host or settings.functions_host,
+                port=port or settings.functions_port,
+                log_level="warning", workers=workers)
+
+
+@app.command("demo")
+def demo(
+    days: Annotated[int, typer.Option(help="Days of traffic to send.")] = 30,
+    keep_serving: Annotated[bool, typer.Option(help="Keep the functions running afterwards.")] = False,
+) -> None:
+    """The main job: a demo organization sends a month of traffic through the SDK; print what we know."""
+    run = dev_tool("demo").run
+
+    run(days, keep_serving)
+
+
+worker_app = typer.Typer(help="The scheduled worker: `tokentra worker` runs it, `--once JOB` runs one job, "
+                         "`status` shows every job's runs.", invoke_without_command=True)
+app.add_typer(worker_app, name="worker")
+
+
+@worker_app.callback()
+def worker(
+    ctx: typer.Context,
+    once: Annotated[str | None, typer.Option(
+        "--once", help="Run one job (rollups, budgets, alerts, a periodic SQL job, or `periodic` for all of "
+                       "them) and exit.")] = None,
+) -> None:
+    """Run the scheduled jobs (Python jobs always; periodic SQL where pg_cron is absent)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import logging
+
+    from tokentra_worker.main import run_forever, run_once
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if once:
+        try:
+            result = run_once(once)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
+        print(json.dumps(result))
+        if any(str(v).startswith("failed") for v in result.values()):
+            raise typer.Exit(1)
+    else:
+        run_forever()
+
+
+@worker_app.command("status")
+def worker_status(as_json: JsonFlag = False) -> None:
+    """Workers alive, each job's schedule, where it runs, its last run and recent failures."""
+    from tokentra_worker.status import read_status as read_worker_status
+
+    with connect() as conn:
+        status = read_worker_status(conn)
+    if as_json:
+        print(status.model_dump_json())
+        return
+    alive = [w for w in status.workers if w.alive]
+    console.print(f"workers alive: {len(alive)}")
+    for w in alive:
+        console.print(f"  {w.name} (since {w.started_at:%Y-%m-%d %H:%M:%S})")
+    table = Table(title="jobs", title_justify="left")
+    for col in ("job", "schedule", "runs in", "last start", "last end", "outcome", "running",
+                "24h ok/failed"):
+        table.add_column(col)
+    for j in status.jobs:
+        table.add_row(j.name, j.schedule or "", j.runs_in,
+                      f"{j.last_started_at:%m-%d %H:%M:%S}" if j.last_started_at else "never",
+                      f"{j.last_finished_at:%H:%M:%S}" if j.last_finished_at else "",
+                      (j.last_outcome or "") + (f": {j.last_error[:60]}" if j.last_error else ""),
+                      str(j.running + j.retrying), f"{j.ok_24h}/{j.failed_24h}")
+    console.print(table)
+    o = status.alert_outbox
+    console.print(f"alert outbox: {o.pending} pending, {o.sending} sending, "
+                  f"{o.delivered_24h} delivered (24h), "
+                  f"{o.failed} failed")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    events: Annotated[int, typer.Option(help="Events to send.")] = 50_000,
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 4,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+) -> None:
+    """Ingest throughput and batch latency beside a raw COPY of the same rows."""
+    run = dev_tool("bench_ingest").run
+
+    run(events, clients, workers)
+
+
+@bench_app.command("sdk")
+def bench_sdk(
+    calls: Annotated[int, typer.Option(help="Wrapped calls to time.")] = 20_000,
+    stream: Annotated[bool, typer.Option(help="Time streamed calls read to the end.")] = False,
+) -> None:
+    """The SDK's added time per wrapped call (p50/p99 in microseconds; target p99 under 50)."""
+    measure_overhead = dev_tool("bench_sdk").measure_overhead
+
+    console.print_json(data=measure_overhead(calls, stream=stream))
+
+
+@bench_app.command("query")
+def bench_query(
+    rows: Annotated[int, typer.Option(help="Usage rows of the large organization (30 days).")] = 10_000_000,
+    small_orgs: Annotated[int, typer.Option(help="Smaller organizations loaded beside it.")] = 100,
+    requests: Annotated[int, typer.Option(help="Timed HTTP requests per query.")] = 200,
+    raw_runs: Annotated[int, typer.Option(help="Timed runs of each raw aggregate.")] = 5,
+    late: Annotated[int, typer.Option(help="Late events ingested before the timed refresh.")] = 10_000,
+    keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+) -> None:
+    """Overview and 30-day breakdowns from the rollups beside raw aggregates; freshness; late refresh."""
+    run = dev_tool("bench_query").run
+
+    run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
+
+
+@bench_app.command("anomalies")
+def bench_anomalies(
+    nab: Annotated[str | None, typer.Option("--nab", help="A folder in NAB's layout (data/, windows).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, with every detection.")] = False,
+) -> None:
+    """Anomaly detector: precision, recall and F1 over anomaly windows, per category and overall."""
+    run = dev_tool("bench_anomalies").run
+
+    run(nab=nab, as_json=as_json)
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, one generated set of series each.")] = "11,12,13",
+    horizon: Annotated[int, typer.Option(min=1, max=62, help="Days forecast from each origin.")] = 14,
+) -> None:
+    """Forecasts backtested on rolling origins: MASE of the model and of a seasonal-naive forecast."""
+    run = dev_tool("bench_forecast").run
+
+    try:
+        parsed = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter("seeds must be comma-separated integers", param_hint="--seeds") from None
+    if not parsed:
+        raise typer.BadParameter("give at least one seed", param_hint="--seeds")
+    run(as_json=as_json, seeds=parsed, horizon=horizon)
+
+
+@bench_app.command("recommendations")
+def bench_recommendations(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Planted inefficiencies per category and clean organizations: found, savings error, false alarms."""
+    run = dev_tool("bench_recommendations").run
+
+    run(as_json=as_json)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    orgs: Annotated[int, typer.Option(min=1, max=100_000, help="Organizations to generate.")] = 1000,
+    rows_per_org: Annotated[int, typer.Option(min=20, max=1_000_000, help="Mean usage rows (30 days).")] = 1000,
+    sample: Annotated[int, typer.Option(min=1, help="Organizations profiled for the breakdown.")] = 50,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch database afterwards.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The recommendations job over many generated organizations with 30 days of rollups, timed."""
+    run = dev_tool("bench_engine").run
+
+    run(orgs=orgs, rows_per_org=rows_per_org, sample=min(sample, orgs), keep=keep, as_json=as_json)
+
+
+@bench_app.command("consensus")
+def bench_consensus(
+    n: Annotated[int, typer.Option("--n", min=1, max=10_000, help="Recommendations to review.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The consensus job against scripted provider servers: tokens and cost per run, wall time for N."""
+    run = dev_tool("bench_consensus").run
+
+    run(n=n, as_json=as_json)
+
+
+# ---------------------------------------------------------------- analysts
+@analysts_app.command("create")
+def analysts_create(
+    org: Annotated[UUID, typer.Option("--org", help="The organization the login may read.")],
+    timeout: Annotated[int, typer.Option(help="Statement timeout in seconds (1..3600).")] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a read-only login that sees one organization; prints its connection string once."""
+    from datetime import timedelta
+
+    import psycopg
+
+    from tokentra_cli import analysts
+
+    try:
+        with connect() as conn:
+            role = analysts.create(conn, org, timedelta(seconds=timeout))
+    except psycopg.Error as exc:
+        _fail(exc.diag.message_primary or exc.__class__.__name__)
+    if as_json:
+        print(role.model_dump_json())
+    else:
+        print(f"analyst role {role.role} for organization {org}\n{role.connection_string}\n"
+              "(shown once: the password is not stored anywhere you can read it back)")
+
+
+@analysts_app.command("drop")
+def analysts_drop(role: str) -> None:
+    """End an analyst login's sessions and drop it."""
+    from tokentra_cli import analysts
+
+    with connect() as conn:
+        if not analysts.drop(conn, role):
+            _fail(f"no analyst role {role}")
+    print(f"dropped {role}")
+
+
+@prices_app.command("sync")
+def prices_sync(as_json: JsonFlag = False) -> None:
+    """Load every price genai-prices knows and re-price unpriced and affected usage."""
+    from tokentra_core.pricing import sync_prices
+
+    with connect() as conn:
+        result = sync_prices(conn)
+    print(json.dumps(result.model_dump(mode="json")) if as_json else str(result))
+if __name__ == "__main__":
+    app()

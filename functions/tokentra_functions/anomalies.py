@@ -1,0 +1,69 @@
+"""GET /functions/v1/anomalies: the incidents the anomaly job found, newest first, under the user's RLS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokentra_functions._analytics import json_response, run_json
+from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions.models import ErrorBody
+from tokentra_functions.user_auth import CurrentUser
+
+router = APIRouter(tags=["intelligence"])
+
+
+class AnomalyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    org_id: UUID | None = None
+    status: Literal["open", "closed", "acknowledged"] | None = None
+    metric: Literal["cost", "requests", "tokens_per_request", "error_rate", "latency_ms"] | None = None
+    dimension: Literal["organization", "team", "project", "feature", "model", "api_key_id"] | None = None
+    severity: Literal["low", "medium", "high", "critical"] | None = None
+    since: datetime | None = Field(default=None, description="Incidents that started at or after this time.")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@router.get(
+    "/anomalies",
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    summary="Anomalies: type, severity, dimension and value, window, expected and actual, money, status",
+)
+async def anomalies(user: CurrentUser, pool: Pool, q: Annotated[AnomalyQuery, Query()]) -> Response:
+    return json_response(
+        await run_json(
+            pool,
+            user,
+            "anomaly_list",
+            {
+                "org": q.org_id,
+                "status": q.status,
+                "metric": q.metric,
+                "dimension": q.dimension,
+                "severity": q.severity,
+                "since": q.since,
+                "max_rows": q.limit,
+            },
+        )
+    )
+
+
+@router.get(
+    "/anomalies/{anomaly_id}/explanation",
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    summary="The anomaly's explanation: prose, its source (llm or template), cost, and the evidence it cites",
+)
+async def anomaly_explanation(anomaly_id: UUID, user: CurrentUser, pool: Pool) -> Response:
+    text = await run_json(pool, user, "explanation_of", {"anomaly": anomaly_id})
+    if text is None:
+        return error(404, "not_found", f"anomaly_id: no explanation of anomaly {anomaly_id} that you may read")
+    return json_response(text)
+
+
+app = function_app(router, title="TokenTRA anomalies")

@@ -1,0 +1,111 @@
+"""GET /functions/v1/dashboard/overview: month-to-date spend, its trend, and who spends it."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokentra_functions._analytics import csv_response, json_response, parse_exact, run_json, wants_csv
+from tokentra_functions._app import Pool, function_app
+from tokentra_functions.models import ErrorBody
+from tokentra_functions.user_auth import CurrentUser
+
+router = APIRouter(tags=["analytics"])
+CSV_COLUMNS = ("section", "key", "cost_usd", "requests", "value")
+TOP_SECTIONS = {
+    "spend_by_day": "date",
+    "spend_by_provider": "provider",
+    "top_teams": "team",
+    "top_features": "feature",
+    "top_api_keys": "api_key_id",
+    "top_users": "end_user_id",
+}
+
+
+class OverviewQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: UUID | None = Field(
+        default=None, description="One organization (default: every one you can read)."
+    )
+
+
+class Period(BaseModel):
+    start: date
+    end: date
+    previous_start: date
+    previous_end: date
+
+
+class Overview(BaseModel):
+    """Month-to-date (UTC). Money is an exact decimal in USD."""
+
+    period: Period
+    currency: str
+    spend: Decimal
+    previous_spend: Decimal
+    spend_change_pct: Decimal | None
+    requests: int
+    errors: int
+    active_providers: int
+    pending_recommendations: int
+    potential_monthly_savings: Decimal
+    active_alerts: int
+    spend_by_day: list[dict[str, Any]]
+    spend_by_provider: list[dict[str, Any]]
+    top_teams: list[dict[str, Any]]
+    top_features: list[dict[str, Any]]
+    top_api_keys: list[dict[str, Any]]
+    top_users: list[dict[str, Any]]
+
+
+def flatten(overview: dict[str, Any]) -> list[dict[str, Any]]:
+    """The overview as CSV rows: one per scalar figure, then one per entry of each breakdown."""
+    rows: list[dict[str, Any]] = [
+        {"section": "period", "key": k, "value": v} for k, v in overview["period"].items()
+    ]
+    rows += [
+        {"section": "summary", "key": k, "value": v}
+        for k, v in overview.items()
+        if not isinstance(v, list | dict)
+    ]
+    for section, key in TOP_SECTIONS.items():
+        rows += [
+            {
+                "section": section,
+                "key": entry.get(key),
+                "cost_usd": entry.get("cost_usd"),
+                "requests": entry.get("requests"),
+                "value": entry.get("name"),
+            }
+            for entry in overview[section]
+        ]
+    return rows
+
+
+@router.get(
+    "/dashboard/overview",
+    response_model=Overview,
+    responses={
+        401: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with `Accept: text/csv`"},
+    },
+    summary="Month-to-date spend, change against last month, and the top consumers",
+)
+async def overview(
+    request: Request, user: CurrentUser, pool: Pool, q: Annotated[OverviewQuery, Query()]
+) -> Response:
+    text = await run_json(pool, user, "dashboard_overview", {"org": q.org_id})
+    if not wants_csv(request):
+        return json_response(text)
+    return csv_response(CSV_COLUMNS, flatten(parse_exact(text)), "overview.csv")
+
+
+app = function_app(router, title="TokenTRA dashboard")

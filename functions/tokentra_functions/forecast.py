@@ -1,0 +1,35 @@
+"""GET /functions/v1/forecast: month-end spend and budget forecasts (intervals, exhaustion dates)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from tokentra_functions._analytics import json_response, run_json
+from tokentra_functions._app import Pool, function_app
+from tokentra_functions.models import ErrorBody
+from tokentra_functions.user_auth import CurrentUser
+
+router = APIRouter(tags=["intelligence"])
+
+
+class ForecastQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: UUID | None = None
+
+
+@router.get(
+    "/forecast",
+    responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    summary="Month-end spend forecast with 80%/95% intervals, and each budget's period-end forecast",
+)
+async def forecast(user: CurrentUser, pool: Pool, q: Annotated[ForecastQuery, Query()]) -> Response:
+    return json_response(await run_json(pool, user, "forecast_report", {"org": q.org_id}))
+
+
+app = function_app(router, title="TokenTRA forecast")

@@ -1,0 +1,49 @@
+"""Run a per-organization job over every organization with recent usage, one commit each."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from tokentra_core.db import connect
+
+log = logging.getLogger("tokentra.worker")
+
+
+def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[psycopg.Connection, str, datetime],
+                        dict[str, int]], what: str, orgs: list[str] | None = None,
+                        prefetch: Callable[[psycopg.Connection, list[str], datetime], None] | None = None,
+                        chunk: int = 100) -> tuple[int, dict[str, int]]:
+    """Call run_org for each organization with usage in the last `days` (or the given ones); return how
+    many were visited and the summed counters, `failed` counting organizations whose run was rolled back.
+    `prefetch`, if given, is called with each chunk of organizations before their first run_org."""
+    totals: dict[str, int] = defaultdict(int)
+    with connect(ctx.dsn if hasattr(ctx, "dsn") else ctx) as conn:
+        if orgs is None:
+            orgs = [r["org_id"] for r in conn.execute(
+                "select distinct org_id from analytics.usage_daily where bucket >= %s",
+                (now - timedelta(days=days),)).fetchall()]
+        for i, org in enumerate(orgs):
+            if getattr(ctx, "stop", None) is not None and ctx.stop.is_set():
+                break  # SIGTERM: leave the rest for the next run
+            if prefetch is not None and i % chunk == 0:
+                try:
+                    prefetch(conn, [str(o) for o in orgs[i : i + chunk]], now)
+                except psycopg.errors.OperationalError as exc:
+                    conn.rollback()  # run_org then reads what it needs itself
+                    log.warning("%s prefetch failed: %s", what, type(exc).__name__)
+            try:
+                for k, v in run_org(conn, str(org), now).items():
+                    totals[k] += v
+                conn.commit()
+            except psycopg.errors.OperationalError as exc:
+                # A deadlock or a vanished organization must not cost the other organizations their run.
+                conn.rollback()
+                totals["failed"] += 1
+                log.warning("%s of one organization failed: %s", what, type(exc).__name__)
+    return len(orgs), totals
