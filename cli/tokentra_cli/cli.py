@@ -15,7 +15,7 @@ from tokentra_cli import admin, localdb
 from tokentra_cli.devtools import dev_tool
 from tokentra_cli.platform_status import read_status
 from tokentra_core.db import connect
-from tokentra_core.migrations import MigrationError, migrate
+from tokentra_core.migrations import MANIFEST, MigrationError, migrate, record_manifest
 from tokentra_core.settings import get_settings
 
 app = typer.Typer(help="TokenTRA: AI cost intelligence on Postgres.", no_args_is_help=True)
@@ -95,6 +95,18 @@ def db_migrate() -> None:
     except Exception as exc:  # connection refused and the like: one line, with the way out
         _fail(f"cannot reach the database ({exc.__class__.__name__}); run `tokentra db start` or check DATABASE_URL")
     console.print(f"{len(done)} migration(s) applied")
+
+
+@db_app.command("manifest")
+def db_manifest() -> None:
+    """Record new migration files' checksums in supabase/migrations.sha256 (never rewrites a recorded one)."""
+    try:
+        added = record_manifest()
+    except MigrationError as exc:
+        _fail(str(exc))
+    for name in added:
+        err.print(f"recorded {name}")
+    console.print(f"{len(added)} migration(s) recorded in {MANIFEST.relative_to(MANIFEST.parents[1])}")
 
 
 @db_app.command("status")

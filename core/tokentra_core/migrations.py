@@ -8,6 +8,7 @@ the database as it was.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from tokentra_core.settings import REPO_ROOT
 from tokentra_core.sqlsplit import split_statements
 
 MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
+# sha256sum's format, so `cd supabase && sha256sum -c migrations.sha256` checks it too.
+MANIFEST = REPO_ROOT / "supabase" / "migrations.sha256"
 COMPAT_DIR = REPO_ROOT / "supabase" / "compat"
 FILE_NAME = re.compile(r"^(\d{14})_(.+)\.sql$")
 
@@ -72,6 +75,66 @@ def _ensure_record_table(conn: psycopg.Connection) -> None:
     )
 
 
+def checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_manifest(manifest: Path = MANIFEST) -> dict[str, str]:
+    """File name -> recorded sha256 of every migration that has been committed."""
+    if not manifest.exists():
+        return {}
+    entries = {}
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            entries[Path(name).name] = digest
+    return entries
+
+
+def manifest_problems(folder: Path = MIGRATIONS_DIR, manifest: Path = MANIFEST) -> list[str]:
+    """Why the migration files and the manifest disagree: a recorded file that changed or vanished, or a
+    file not recorded yet. Empty when they agree."""
+    recorded = read_manifest(manifest)
+    files = {m.path.name: m.path for m in discover(folder)}
+    problems = []
+    for name, digest in recorded.items():
+        if name not in files:
+            problems.append(f"{name} is recorded in {manifest.name} but missing: a landed migration is never removed")
+        elif checksum(files[name]) != digest:
+            problems.append(f"{name} changed after it was recorded: a landed migration is never edited; restore it "
+                            "and put the change in a new migration")
+    problems += [f"{name} is not recorded yet: run `tokentra db manifest` and commit {manifest.name} with it"
+                 for name in files if name not in recorded]
+    return problems
+
+
+def record_manifest(folder: Path = MIGRATIONS_DIR, manifest: Path = MANIFEST) -> list[str]:
+    """Add the files not recorded yet; never rewrite a recorded line. Return the names added."""
+    recorded = read_manifest(manifest)
+    changed = [p for p in manifest_problems(folder, manifest) if "not recorded yet" not in p]
+    if changed:
+        raise MigrationError("; ".join(changed))
+    added = [m for m in discover(folder) if m.path.name not in recorded]
+    with manifest.open("a") as out:
+        for mig in added:
+            out.write(f"{checksum(mig.path)}  migrations/{mig.path.name}\n")
+    return [m.path.name for m in added]
+
+
+def _check_applied_unchanged(conn: psycopg.Connection, migrations: list[Migration]) -> None:
+    """Refuse a database whose applied statements differ from the files: the database would never learn of
+    an edit to a migration it has applied, and would silently drift from the repository."""
+    stored = {r["version"]: r["statements"] for r in conn.execute(
+        "select version, statements from supabase_migrations.schema_migrations")}
+    for mig in migrations:
+        statements = stored.get(mig.version)
+        if statements is not None and statements != [s for _, s in split_statements(mig.path.read_text())]:
+            raise MigrationError(
+                f"{mig.path.name} differs from what this database applied as version {mig.version}: a migration "
+                "is never edited once applied; restore the file and put the change in a new migration"
+            )
+
+
 def applied(conn: psycopg.Connection) -> set[str]:
     _ensure_record_table(conn)
     return {r["version"] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
@@ -95,7 +158,9 @@ def migrate(dsn: str | None = None, log=print, folder: Path = MIGRATIONS_DIR) ->
         conn.execute("select pg_advisory_lock(hashtext('tokentra.migrate'))")
         apply_compat(conn)
         seen = applied(conn)
-        for mig in discover(folder):
+        migrations = discover(folder)
+        _check_applied_unchanged(conn, migrations)
+        for mig in migrations:
             if mig.version in seen:
                 continue
             with conn.transaction():
