@@ -7,14 +7,12 @@ the login's name, see supabase/migrations/20261122002400_analysts.sql), with a s
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel
 
-from tokentra_core.settings import get_settings
+from tokentra_core.db import analyst_connection_string as connection_string
 
 __all__ = ["AnalystRole", "create", "drop"]
 
@@ -24,16 +22,6 @@ class AnalystRole(BaseModel):
     org_id: UUID
     password: str
     connection_string: str
-
-
-def connection_string(role: str, password: str, dsn: str | None = None) -> str:
-    """The database URL an analyst connects with: the platform's host, port and database, their login."""
-    params = conninfo_to_dict(dsn or get_settings().dsn)
-    host = params.get("host", "127.0.0.1")
-    port = params.get("port", "5432")
-    dbname = quote(params.get("dbname", "postgres"))
-    query = f"?sslmode={params['sslmode']}" if params.get("sslmode") else ""
-    return f"postgresql://{quote(role)}:{quote(password, safe='')}@{host}:{port}/{dbname}{query}"
 
 
 def create(

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # (https://<ref>.supabase.co/auth/v1/.well-known/jwks.json); HS256 tokens keep using the secret.
     supabase_jwks_url: str | None = Field(default=None, validation_alias=AliasChoices("SUPABASE_JWKS_URL"))
     supabase_jwt_audience: str = "authenticated"
+    # The dashboard: the project's anon key (Supabase Auth and Realtime in the browser), and where its
+    # built files are (served at /dashboard/ by `tokentra serve`; the wheel does not carry them).
+    supabase_anon_key: str | None = Field(default=None, validation_alias=AliasChoices("SUPABASE_ANON_KEY"))
+    dashboard_dir: Path = Field(default=REPO_ROOT / "dashboard" / "dist")
 
     ingest_max_events: int = 1000
     ingest_max_bytes: int = 1024 * 1024
