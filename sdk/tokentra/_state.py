@@ -66,7 +66,9 @@ def configure(api_key: str | None = _UNSET, url: str | None = _UNSET, **options:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Block until queued events are delivered or given up on; True if nothing is left pending."""
+    """Block until queued events are delivered or given up on.
+
+    True only if nothing is left pending and no event was dropped or refused since the previous flush."""
     sender = _sender
     return True if sender is None else sender.flush(timeout)
 

@@ -12,7 +12,7 @@ import httpx
 
 from .config import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, Config
 
-__all__ = ["BODY_KEYS", "Outcome", "Transport", "encode_body", "pack", "parse_retry_after"]
+__all__ = ["BODY_KEYS", "Outcome", "Transport", "encode_body", "pack", "parse_retry_after", "public_url"]
 
 _TAIL = b"]}"
 # The endpoints items go to, under {url}/<target>, and the key of the list in each body.
@@ -29,12 +29,14 @@ class Outcome:
     REJECTED = "rejected"  # other 4xx: retrying cannot help
     RETRY = "retry"  # network error, 408, 429, 5xx
 
-    __slots__ = ("kind", "status", "retry_after", "accepted", "duplicates", "rejected")
+    __slots__ = ("kind", "status", "retry_after", "accepted", "duplicates", "rejected", "error")
 
-    def __init__(self, kind: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, kind: str, status: int | None = None, retry_after: float | None = None,
+                 error: str | None = None) -> None:
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.error = error  # why the request never got an answer (a network error), for the log
         self.accepted = 0
         self.duplicates = 0
         self.rejected: list[Any] = []
@@ -87,12 +89,25 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def public_url(url: str) -> str:
+    """The URL as logs may show it: without user, password or query (which could carry a secret)."""
+    try:
+        parts = httpx.URL(url)
+        return str(parts.copy_with(userinfo=b"", query=None, fragment=None))
+    except Exception:
+        return "<unparseable URL>"
+
+
 class Transport:
     """Posts bodies to the ingest endpoint with one reusable httpx client."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._client: httpx.Client | None = None
+
+    def endpoint(self, target: str = "ingest") -> str:
+        """Where items of `target` go, as logs may show it."""
+        return public_url(f"{self._config.url}/{target}")
 
     def post(self, parts: Sequence[bytes], target: str = "ingest") -> Outcome:
         if not self._config.api_key:
@@ -107,8 +122,10 @@ class Transport:
         try:
             response = self._client.post(f"{self._config.url}/{target}", content=encode_body(parts, target),
                                          headers=headers)
-        except httpx.HTTPError:
-            return Outcome(Outcome.RETRY)
+        except httpx.HTTPError as exc:
+            # The class and httpx's message say why (refused, DNS, timeout); they hold no key.
+            reason = str(exc).strip()
+            return Outcome(Outcome.RETRY, error=exc.__class__.__name__ + (f": {reason}" if reason else ""))
         return classify_response(response)
 
     def close(self) -> None:

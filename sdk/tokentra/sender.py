@@ -11,8 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from ._transport import Outcome, Transport, pack
-from .config import Config
+from ._transport import Outcome, Transport, pack, public_url
+from .config import DEFAULT_URL, Config
 
 __all__ = ["Sender"]
 
@@ -46,12 +46,17 @@ class Sender:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._max_queue_size = config.max_queue_size
         self._batch_size = config.batch_size
+        self._has_key = bool(config.api_key)
         self._transport = transport if transport is not None else Transport(config)
         self._sleep = sleep if sleep is not None else self._abortable_sleep
         self._rng = rng if rng is not None else random.Random()
         self._cond = threading.Condition()
         self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._settled = 0
+        # Events given up on (dropped or refused) in all, and as of the previous flush(): flush()
+        # answers False when any were lost in between.
+        self._lost = 0
+        self._lost_at_flush = 0
         self._warned: set = set()
         self._flush_requested = threading.Event()
         self._wakeup = threading.Event()  # ends the batching window early: batch full, flush or close
@@ -64,14 +69,20 @@ class Sender:
 
     def submit(self, item: Any) -> bool:
         """Queue one event (a dict, or an object with `to_event()`); False if it was dropped."""
+        if not self._has_key:
+            # Nothing could be accepted without a key: send nothing, start no thread, say so once.
+            self._warn_once("no-key", "tokentra: no API key (TOKENTRA_API_KEY is unset and configure(api_key=...) "
+                                      "was not called), so usage events are not sent; set the key to record them")
+            self._refuse("dropped_unauthorized")
+            return False
         if self._thread is None:
             self._start()
         if self._closed:
-            self._count("dropped_failed")
+            self._refuse("dropped_failed")
             return False
         size = self._queue.qsize()
         if size >= self._max_queue_size:
-            self._count("dropped_queue_full")
+            self._refuse("dropped_queue_full")
             self._warn_once("full", "tokentra: event queue full, dropping events (see tokentra.stats())")
             return False
         self._queue.put(item)
@@ -81,15 +92,22 @@ class Sender:
         return True
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event queued so far is delivered or given up on; True if none is left."""
+        """Wait until every event queued so far is delivered or given up on.
+
+        True only if none is left pending and no event was dropped or refused since the previous
+        flush(); `stats()` says which counter took the lost ones.
+        """
         with self._cond:
             target = self._counts["enqueued"]
-            if self._settled >= target:
-                return True
-        self._flush_requested.set()
-        self._wake()
+            done = self._settled >= target
+        if not done:
+            self._flush_requested.set()
+            self._wake()
+            with self._cond:
+                done = self._cond.wait_for(lambda: self._settled >= target, timeout)
         with self._cond:
-            return self._cond.wait_for(lambda: self._settled >= target, timeout)
+            lost, self._lost_at_flush = self._lost - self._lost_at_flush, self._lost
+        return done and lost == 0
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush, then stop the worker; events still pending after `timeout` are dropped and counted."""
@@ -194,8 +212,7 @@ class Sender:
                 by_target.setdefault(getattr(item, "target", "ingest"), []).append(part)
             except Exception:
                 _log.debug("tokentra: could not build an event", exc_info=True)
-                self._count("internal_errors")
-                self._settle(1)
+                self._give_up("internal_errors", 1)
             # Hand the GIL back between events: a caller thread then waits for at most one event's
             # work, instead of the interpreter's 5 ms switch interval.
             time.sleep(0)
@@ -219,17 +236,19 @@ class Sender:
                 self._send(group[middle:], target)
                 return
             if outcome.kind in (Outcome.SPLIT, Outcome.REJECTED):
-                self._warn_once(f"status-{outcome.status}",
-                                f"tokentra: ingest refused events (HTTP {outcome.status})")
+                self._warn_once(f"status-{outcome.status}", self._refusal(outcome, target))
                 self._give_up("rejected", len(group))
                 return
             if outcome.kind == Outcome.UNAUTHORIZED:
-                self._warn_once("auth", "tokentra: ingest refused the API key (HTTP 401) or none is set; "
-                                        "events are dropped")
+                self._warn_once("auth", f"tokentra: {self._endpoint(target)} refused the API key (HTTP 401); "
+                                        "events are dropped: check TOKENTRA_API_KEY")
                 self._give_up("dropped_unauthorized", len(group))
                 return
             if attempt >= self.config.max_retries or self._abort.is_set():
-                self._warn_once("failed", "tokentra: ingest unreachable after retries, dropping events")
+                why = outcome.error or f"HTTP {outcome.status}"
+                self._warn_once("failed", f"tokentra: {self._endpoint(target)} unreachable after "
+                                          f"{attempt + 1} attempt(s) ({why}); events are dropped: check "
+                                          "TOKENTRA_URL and that the TokenTRA functions are running")
                 self._give_up("dropped_failed", len(group))
                 return
             delay = self._retry_delay(outcome, attempt)
@@ -237,6 +256,19 @@ class Sender:
             self._count("retries")
             _log.debug("tokentra: ingest attempt failed (status %s), retry in %.2fs", outcome.status, delay)
             self._sleep(delay)
+
+    def _endpoint(self, target: str) -> str:
+        endpoint = getattr(self._transport, "endpoint", None)
+        return endpoint(target) if callable(endpoint) else public_url(f"{self.config.url}/{target}")
+
+    def _refusal(self, outcome: Outcome, target: str) -> str:
+        where = self._endpoint(target)
+        if outcome.status in (404, 405):
+            # Almost always a TOKENTRA_URL that is not the functions base URL.
+            return (f"tokentra: {where} answered HTTP {outcome.status}: no TokenTRA {target} endpoint there; "
+                    f"TOKENTRA_URL must be the functions base URL, e.g. {DEFAULT_URL} "
+                    f"(events go to TOKENTRA_URL/{target}); events are dropped")
+        return f"tokentra: {where} refused events (HTTP {outcome.status}); they are dropped"
 
     def _post(self, group: list[bytes], target: str) -> Outcome:
         self._count("requests")
@@ -266,12 +298,14 @@ class Sender:
             self._counts["accepted"] += outcome.accepted
             self._counts["duplicates"] += outcome.duplicates
             self._counts["rejected"] += len(outcome.rejected)
+            self._lost += len(outcome.rejected)
             self._settled += n
             self._cond.notify_all()
 
     def _give_up(self, counter: str, n: int) -> None:
         with self._cond:
             self._counts[counter] += n
+            self._lost += n
             self._settled += n
             self._cond.notify_all()
 
@@ -280,10 +314,11 @@ class Sender:
         if dropped:
             self._give_up("dropped_failed", dropped)
 
-    def _settle(self, n: int) -> None:
+    def _refuse(self, counter: str) -> None:
+        """An event turned away at submit: never queued, so never settled, but lost all the same."""
         with self._cond:
-            self._settled += n
-            self._cond.notify_all()
+            self._counts[counter] += 1
+            self._lost += 1
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._cond:

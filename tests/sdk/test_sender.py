@@ -135,7 +135,7 @@ def test_gives_up_after_max_retries(make_sender: MakeSender, ingest_receiver: In
     ingest_receiver.fail_next(500, times=10)
     sender.submit(event())
     sender.submit(event())
-    assert sender.flush(timeout=10)
+    assert not sender.flush(timeout=10)  # settled, but every event was dropped
     assert len(ingest_receiver.requests) == 4 and len(delays) == 3
     stats = sender.stats()
     assert (stats["dropped_failed"], stats["sent"], stats["retries"]) == (2, 0, 3)
@@ -147,7 +147,7 @@ def test_network_errors_are_retried(make_sender: MakeSender) -> None:
         port = sock.getsockname()[1]
     sender, delays = make_sender(url=f"http://127.0.0.1:{port}/functions/v1", batch_size=1, max_retries=2)
     assert sender.submit(event())
-    assert sender.flush(timeout=10)
+    assert not sender.flush(timeout=10)
     stats = sender.stats()
     assert (stats["requests"], stats["retries"], stats["dropped_failed"]) == (3, 2, 1)
     assert len(delays) == 2
@@ -160,7 +160,7 @@ def test_client_errors_are_not_retried(make_sender: MakeSender, ingest_receiver:
     ingest_receiver.fail_next(status)
     sender.submit(event())
     sender.submit(event())
-    assert sender.flush(timeout=10)
+    assert not sender.flush(timeout=10)  # refused events are not delivered ones
     assert len(ingest_receiver.requests) == 1 and delays == []
     assert sender.stats()["rejected"] == 2
 
@@ -171,7 +171,7 @@ def test_401_is_dropped_and_logged_once(make_sender: MakeSender, ingest_receiver
     with caplog.at_level(logging.WARNING, logger="tokentra"):
         for _ in range(5):
             sender.submit(event())
-        assert sender.flush(timeout=10)
+        assert not sender.flush(timeout=10)
     assert [r.status for r in ingest_receiver.requests] == [401, 401, 401] and delays == []
     assert sender.stats()["dropped_unauthorized"] == 5
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -181,8 +181,8 @@ def test_401_is_dropped_and_logged_once(make_sender: MakeSender, ingest_receiver
 
 def test_without_an_api_key_nothing_is_sent(make_sender: MakeSender, ingest_receiver: IngestReceiver) -> None:
     sender, _ = make_sender(api_key=None)
-    sender.submit(event())
-    assert sender.flush(timeout=10)
+    assert not sender.submit(event())
+    assert not sender.flush(timeout=10)
     assert ingest_receiver.requests == [] and sender.stats()["dropped_unauthorized"] == 1
 
 
@@ -191,7 +191,7 @@ def test_per_event_rejections_are_counted(make_sender: MakeSender, ingest_receiv
     sender.submit(event())
     sender.submit(event(model=""))  # the receiver rejects an event without a model
     sender.submit(event())
-    assert sender.flush(timeout=10)
+    assert not sender.flush(timeout=10)
     stats = sender.stats()
     assert (stats["sent"], stats["accepted"], stats["rejected"]) == (3, 2, 1)
 
@@ -221,7 +221,7 @@ def test_an_event_that_cannot_be_built_is_counted_and_the_rest_still_go(
     sender.submit(event())
     sender.submit(Broken())
     sender.submit(event())
-    assert sender.flush(timeout=10)
+    assert not sender.flush(timeout=10)
     assert len(ingest_receiver.events) == 2 and sender.stats()["internal_errors"] == 1
 
 
