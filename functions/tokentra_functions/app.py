@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tokentra_functions._app import function_app
+from tokentra_functions.admin import router as admin_router
 from tokentra_functions.alerts import router as alerts_router
 from tokentra_functions.anomalies import router as anomalies_router
 from tokentra_functions.budget_enforcement import router as budget_enforcement_router
@@ -10,15 +11,21 @@ from tokentra_functions.budgets import router as budgets_router
 from tokentra_functions.consensus import router as consensus_router
 from tokentra_functions.costs import router as costs_router
 from tokentra_functions.dashboard import router as dashboard_router
+from tokentra_functions.dashboard_static import mount_dashboard
+from tokentra_functions.dev_login import router as dev_login_router
 from tokentra_functions.feedback import router as feedback_router
 from tokentra_functions.forecast import router as forecast_router
 from tokentra_functions.ingest import router as ingest_router
 from tokentra_functions.llm_status import router as llm_status_router
+from tokentra_functions.me import router as me_router
 from tokentra_functions.otel import router as otel_router
+from tokentra_functions.realtime_sse import router as realtime_router
 from tokentra_functions.recommendations import router as recommendations_router
 from tokentra_functions.usage_timeseries import router as usage_timeseries_router
 
-app = function_app(ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
+app = function_app(me_router, admin_router, dev_login_router, realtime_router, ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
+# The built dashboard at /dashboard/ (not part of any single function's deployment).
+mount_dashboard(app)
