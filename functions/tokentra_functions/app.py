@@ -23,7 +23,8 @@ from tokentra_functions.realtime_sse import router as realtime_router
 from tokentra_functions.recommendations import router as recommendations_router
 from tokentra_functions.usage_timeseries import router as usage_timeseries_router
 
-app = function_app(me_router, admin_router, dev_login_router, realtime_router, ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
+app = function_app(me_router, admin_router, dev_login_router, realtime_router,
+                   ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
