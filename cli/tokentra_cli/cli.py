@@ -163,6 +163,30 @@ def users_create(
     print(user.model_dump_json() if as_json else f"user {user.id} ({user.email})")
 
 
+@users_app.command("login")
+def users_login(
+    email: str,
+    token: Annotated[bool, typer.Option("--token", help="Print a user JWT for scripts instead of a link.")] = False,
+    minutes: Annotated[int, typer.Option("--minutes", min=1, max=1440,
+                                         help="How long the link (default 10) or token (default 480) lasts.")] = 0,
+) -> None:
+    """Local development only: print a one-time sign-in link for the local dashboard (or, with --token, a
+    JWT). Refused when SUPABASE_URL names a real project: sign in with Supabase Auth there."""
+    from datetime import timedelta
+
+    from tokentra_cli.sign_in import SignInRefused, login_link, login_token
+
+    settings = get_settings()
+    try:
+        with connect() as conn:
+            if token:
+                print(login_token(conn, email, settings, timedelta(minutes=minutes or 480)))
+            else:
+                print(login_link(conn, email, settings, timedelta(minutes=minutes or 10)))
+    except SignInRefused as exc:
+        _fail(str(exc))
+
+
 @keys_app.command("create")
 def keys_create(
     org: Annotated[UUID, typer.Option("--org", help="Organization the key reports for.")],

@@ -1,0 +1,44 @@
+"""`tokentra users login`: local development sign-in for the dashboard and for scripts.
+
+Where no Supabase Auth server runs, a one-time link (the code's hash kept in
+private.dev_sign_in_codes) or a JWT printed for scripts stands in for Auth's sign-in; both are refused
+on a real project (tokentra_core.dev_auth)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+import psycopg
+
+from tokentra_core.dev_auth import local_sign_in_refusal, mint_user_jwt
+from tokentra_core.settings import Settings
+
+__all__ = ["SignInRefused", "login_link", "login_token"]
+
+
+class SignInRefused(Exception):
+    """Local sign-in is off here, or the email names no user."""
+
+
+def _user(conn: psycopg.Connection, email: str, settings: Settings) -> UUID:
+    if refusal := local_sign_in_refusal(settings):
+        raise SignInRefused(f"local sign-in is off: {refusal}")
+    row = conn.execute("select id from auth.users where lower(email) = lower(%s)", (email,)).fetchone()
+    if row is None:
+        raise SignInRefused(f"no user {email}: create one with `tokentra users create {email} --org ORG_ID "
+                            "--role member`")
+    return row["id"]
+
+
+def login_link(conn: psycopg.Connection, email: str, settings: Settings, ttl: timedelta) -> str:
+    """A one-time link that signs the user in to the local dashboard."""
+    user_id = _user(conn, email, settings)
+    code = conn.execute("select private.issue_dev_sign_in_code(%s, %s) as code", (user_id, ttl)).fetchone()["code"]
+    return f"http://{settings.functions_host}:{settings.functions_port}/dashboard/#/signin?code={code}"
+
+
+def login_token(conn: psycopg.Connection, email: str, settings: Settings, ttl: timedelta) -> str:
+    """A user JWT for scripts (Authorization: Bearer ...), as Supabase Auth would issue."""
+    user_id = _user(conn, email, settings)
+    return mint_user_jwt(settings, user_id, email, int(ttl.total_seconds()))
