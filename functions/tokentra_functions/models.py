@@ -18,7 +18,9 @@ Hash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16,128}$")]
 ATTRIBUTION = {"feature": "feature", "user_id": "end_user_id", "team": "team", "project": "project"}
 # Client-side signals of an event, kept in metadata under SIGNALS_KEY (see IngestEvent).
 SIGNALS_KEY = "tokentra"
-SIGNALS = ("response_format", "output_overhead", "prefix_hash", "prefix_share")
+SIGNALS = ("response_format", "output_overhead", "prefix_hash", "prefix_share", "routing_rule_id", "routing_arm",
+           "routed_from_provider")
+UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class IngestEvent(BaseModel):
@@ -77,6 +79,17 @@ class IngestEvent(BaseModel):
     )
     prefix_share: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=None, description="Share of the prompt's characters inside that prefix."
+    )
+    # The routing decision the call was made under (tokentra.routing); usage_records derives its
+    # routing_rule_id and routing_arm columns from these, and realised savings are measured on them.
+    routing_rule_id: Annotated[str, Field(pattern=UUID_TEXT)] | None = Field(
+        default=None, description="The routing rule that decided the call."
+    )
+    routing_arm: Literal["treatment", "control", "rule", "strategy"] | None = Field(
+        default=None, description="Experiment arm of the rule, `rule` (all traffic) or `strategy` (registry)."
+    )
+    routed_from_provider: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Provider of routed_from_model, the model the caller asked for."
     )
 
     @field_validator("provider")
