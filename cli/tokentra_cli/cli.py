@@ -168,7 +168,7 @@ def users_login(
     email: str,
     token: Annotated[bool, typer.Option("--token", help="Print a user JWT for scripts instead of a link.")] = False,
     minutes: Annotated[int | None, typer.Option("--minutes", min=1, max=1440,
-                                                help="How long the link (default 10) or token (default 480) lasts.")] = None,
+                                                help="Minutes the link (10) or token (480) lasts.")] = None,
 ) -> None:
     """Local development only: print a one-time sign-in link for the local dashboard (or, with --token, a
     JWT). Refused when SUPABASE_URL names a real project: sign in with Supabase Auth there."""
