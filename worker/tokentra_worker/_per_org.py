@@ -1,4 +1,9 @@
-"""Run a per-organization job over every organization with recent usage, one commit each."""
+"""Run a per-organization job over every organization with recent usage, one commit each.
+
+Whatever one organization's run raises is rolled back, counted and logged with the organization and the
+message, and the job goes on with the others: otherwise one bad organization would stop the job for every
+organization after it, and the retry would meet the same one first.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,12 @@ import psycopg
 from tokentra_core.db import connect
 
 log = logging.getLogger("tokentra.worker")
+
+
+def log_org_failure(what: str, org: str, exc: BaseException, detector: str | None = None) -> None:
+    """One line an operator can act on: the job, the organization, the detector if any, and the error."""
+    where = f" detector {detector}" if detector else ""
+    log.warning("%s failed for organization %s%s: %s: %s", what, org, where, type(exc).__name__, exc)
 
 
 def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[psycopg.Connection, str, datetime],
@@ -34,16 +45,15 @@ def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[p
             if prefetch is not None and i % chunk == 0:
                 try:
                     prefetch(conn, [str(o) for o in orgs[i : i + chunk]], now)
-                except psycopg.errors.OperationalError as exc:
+                except Exception as exc:
                     conn.rollback()  # run_org then reads what it needs itself
-                    log.warning("%s prefetch failed: %s", what, type(exc).__name__)
+                    log.warning("%s prefetch failed: %s: %s", what, type(exc).__name__, exc)
             try:
                 for k, v in run_org(conn, str(org), now).items():
                     totals[k] += v
                 conn.commit()
-            except psycopg.errors.OperationalError as exc:
-                # A deadlock or a vanished organization must not cost the other organizations their run.
+            except Exception as exc:
                 conn.rollback()
                 totals["failed"] += 1
-                log.warning("%s of one organization failed: %s", what, type(exc).__name__)
+                log_org_failure(what, str(org), exc)
     return len(orgs), totals

@@ -9,11 +9,11 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
-import psycopg
 from psycopg.types.json import Jsonb
 
 from tokentra_core.db import connect
 from tokentra_worker._forecast_model import forecast_days
+from tokentra_worker._per_org import log_org_failure
 
 __all__ = ["forecast_period", "run_forecasts"]
 
@@ -214,9 +214,8 @@ def run_forecasts(ctx, now: datetime | None = None, orgs: list[str] | None = Non
             try:
                 written += run_org(conn, str(org), now)
                 conn.commit()
-            except psycopg.errors.OperationalError as exc:
-                # A deadlock or a vanished organization must not cost the other organizations their run.
+            except Exception as exc:
                 conn.rollback()
                 failed += 1
-                log.warning("forecast of one organization failed: %s", type(exc).__name__)
+                log_org_failure("forecasts", str(org), exc)
     return f"{len(orgs)} organizations: {written} forecasts, {failed} organizations failed"

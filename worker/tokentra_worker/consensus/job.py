@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from tokentra_core.llm import LLM, llm_status
 from tokentra_core.settings import Settings
+from tokentra_worker._per_org import log_org_failure
 from tokentra_worker.consensus.orchestrator import Outcome, debate
 from tokentra_worker.consensus.triggers import candidates, capped_orgs
 
@@ -50,6 +51,7 @@ class Summary:
     reviews: list[Review] = field(default_factory=list)
     skipped_capped: int = 0
     skipped_busy: int = 0
+    errors: int = 0
 
     def line(self) -> str:
         by = Counter(r.status for r in self.reviews)
@@ -59,7 +61,7 @@ class Summary:
             f"{self.candidates} recommendations to review: {by['completed']} completed "
             f"({verdicts['accept']} accept, {verdicts['modify']} modify, {verdicts['reject']} reject), "
             f"{by['failed']} failed, {by['stopped']} stopped; {self.skipped_capped} skipped at the AI cap, "
-            f"{self.skipped_busy} already under review; ${cost:.4f} spent"
+            f"{self.skipped_busy} already under review, {self.errors} errors; ${cost:.4f} spent"
         )
 
 
@@ -125,7 +127,14 @@ async def review_pending(dsn: str, settings: Settings, *, org: str | None = None
                     if str(cand["org_id"]) in capped:
                         summary.skipped_capped += 1
                         continue
-                    review = await _review(conn, llm, settings, cand)
+                    try:
+                        review = await _review(conn, llm, settings, cand)
+                    except Exception as exc:
+                        # One recommendation that breaks the review must not stop the others'.
+                        summary.errors += 1
+                        log_org_failure(f"consensus of recommendation {cand['recommendation_id']}",
+                                        str(cand["org_id"]), exc)
+                        continue
                     if review is None:
                         summary.skipped_busy += 1
                     else:

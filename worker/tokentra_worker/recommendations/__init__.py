@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tokentra_worker._per_org import for_each_active_org
+from tokentra_worker._per_org import for_each_active_org, log_org_failure
 from tokentra_worker.recommendations._common import Rec, priority
 from tokentra_worker.recommendations._data import OrgData, load, load_many
 from tokentra_worker.recommendations.attribution import business_outcome_attribution
@@ -110,15 +110,15 @@ def detect(conn, data: OrgData) -> list[Rec]:
     try:
         with conn.transaction():
             return [rec for detector in DETECTORS.values() for rec in detector(conn, data)]
-    except psycopg.errors.DataError:
+    except Exception:  # noqa: S110 - each detector is rerun below under its own savepoint and logged there
         pass
     found: list[Rec] = []
     for name, detector in DETECTORS.items():
         try:
             with conn.transaction():
                 found += detector(conn, data)
-        except psycopg.errors.DataError as exc:
-            log.warning("detector %s failed: %s", name, type(exc).__name__)
+        except Exception as exc:
+            log_org_failure("recommendations", str(data.org), exc, detector=name)
     return found
 
 

@@ -1,0 +1,73 @@
+"""Fault isolation in per-organization jobs: whatever one organization or one detector raises is rolled back,
+counted and logged with the organization, the detector and the message, and the job goes on."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from tokentra_cli import admin
+from tokentra_core.db import connect
+from tokentra_dev.bench_recommendations import clean_rows, load_rows, plant
+from tokentra_worker import recommendations
+from tokentra_worker._per_org import for_each_active_org
+
+
+def _org_with_waste(dsn: str, rng: np.random.Generator, now: datetime) -> str:
+    with connect(dsn) as conn:
+        org = str(admin.create_org(conn, f"isolation-{uuid.uuid4().hex[:8]}").id)
+        load_rows(conn, org, plant("request_deduplication", 600, now, rng) + clean_rows(100, now, rng))
+        conn.commit()
+    return org
+
+
+def _categories(dsn: str, org: str) -> set[str]:
+    with connect(dsn) as conn:
+        return {r["category"] for r in conn.execute(
+            "select category from public.recommendations where org_id = %s", (org,))}
+
+
+def test_a_raising_detector_costs_only_its_own_findings(dsn, monkeypatch, caplog):
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(int(uuid.uuid4().int % 2**32))
+    bad, good = _org_with_waste(dsn, rng, now), _org_with_waste(dsn, rng, now)
+
+    def exploding(conn, data):
+        if data.org == bad:
+            raise RuntimeError("planted failure")
+        return []
+
+    monkeypatch.setitem(recommendations.DETECTORS, "exploding", exploding)
+    with caplog.at_level(logging.WARNING, logger="tokentra.worker"):
+        recommendations.run_recommendations(dsn, now, orgs=[bad, good])
+    # Both organizations still get the finding of their planted waste.
+    assert "request_deduplication" in _categories(dsn, bad)
+    assert "request_deduplication" in _categories(dsn, good)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(bad in line and "exploding" in line and "planted failure" in line for line in lines), lines
+    assert not any(good in line for line in lines)
+
+
+@pytest.mark.parametrize("error", [KeyError("missing"), ValueError("bad value"), ZeroDivisionError("div")])
+def test_any_exception_in_one_organization_is_counted_and_the_others_run(dsn, caplog, error):
+    orgs = [str(uuid.uuid4()) for _ in range(4)]
+    failing = orgs[1]
+    ran: list[str] = []
+
+    def run_org(conn, org: str, now: datetime) -> dict[str, int]:
+        conn.execute("select 1")  # leaves a transaction open, as real work does, for the rollback to end
+        if org == failing:
+            raise error
+        ran.append(org)
+        return {"done": 1}
+
+    with caplog.at_level(logging.WARNING, logger="tokentra.worker"):
+        n, totals = for_each_active_org(dsn, datetime.now(UTC), 30, run_org, "test job", orgs)
+    assert n == 4 and ran == [o for o in orgs if o != failing]
+    assert totals == {"done": 3, "failed": 1}
+    [line] = [r.getMessage() for r in caplog.records if failing in r.getMessage()]
+    assert "test job" in line and type(error).__name__ in line and str(error.args[0]) in line
