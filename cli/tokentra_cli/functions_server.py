@@ -25,7 +25,7 @@ def start_functions(port: int, env: dict[str, str] | None = None, log: IO | None
     """Serve on `port` (the next free one if taken); return the process and the base URL."""
     while not port_free(port):
         port += 1
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
         [sys.executable, "-m", "uvicorn", "tokentra_functions.app:app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", log_level, "--workers", str(workers)],
         env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT if log else None,

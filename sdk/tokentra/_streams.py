@@ -41,7 +41,7 @@ class _StreamProxy(ObjectProxy):
         object.__setattr__(self, "_tt_done", False)
         try:
             call.request = target.response.request
-        except Exception:
+        except Exception:  # noqa: S110 - usage bookkeeping must never break the caller's stream
             pass  # only used for the retry count
 
     def _tt_end(self, exc: BaseException | None = None, exhausted: bool = False) -> None:
@@ -54,7 +54,7 @@ class _StreamProxy(ObjectProxy):
         try:
             if not self._tt_done:
                 self._tt_end()
-        except Exception:
+        except Exception:  # noqa: S110 - usage bookkeeping must never break the caller's stream
             pass
 
 

@@ -49,7 +49,7 @@ class Sender:
         self._has_key = bool(config.api_key)
         self._transport = transport if transport is not None else Transport(config)
         self._sleep = sleep if sleep is not None else self._abortable_sleep
-        self._rng = rng if rng is not None else random.Random()
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - retry jitter, not a secret
         self._cond = threading.Condition()
         self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self._settled = 0

@@ -39,7 +39,7 @@ class RunResult(BaseModel):
 def backoff(settings: Settings, attempt: int) -> timedelta:
     """Exponential backoff with jitter: base * 2^(attempt-1), capped, +-20%."""
     delay = min(settings.worker_retry_max_seconds, settings.worker_retry_base_seconds * 2 ** (attempt - 1))
-    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 - retry jitter, not a secret
 
 
 def claim(

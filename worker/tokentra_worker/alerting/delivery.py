@@ -41,7 +41,7 @@ class DeliveryStats(BaseModel):
 def retry_delay(settings: Settings, attempt: int) -> timedelta:
     """Exponential backoff with jitter: base * 2^(attempt-1), capped, +-20%."""
     delay = min(settings.alert_retry_max_seconds, settings.alert_retry_base_seconds * 2 ** (attempt - 1))
-    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 - retry jitter, not a secret
 
 
 def _credential(conn: psycopg.Connection, event: dict, channel: dict) -> dict | None:
