@@ -28,10 +28,6 @@ class Incident:
     expected: list[float]  # baseline per point of the incident
     kind: str  # "spike" or "level_shift"
 
-    @property
-    def ongoing_at(self) -> int:
-        return self.end
-
 
 def _phase_median(x: np.ndarray, period: int) -> np.ndarray:
     """Per-phase median profile, centred, repeated over the series."""
