@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     explanations_refresh_minutes: float = Field(default=60, ge=0)
     explanations_max_per_run: int = Field(default=200, ge=1)
 
+    # The semantic cache: the embedder (`local`: all-MiniLM-L6-v2 from the `cache` extra; or
+    # `openai:<embedding model>` through the LLM layer), its dimension when the model is not a known one,
+    # and the similarity threshold (default: the embedder's calibrated one; an organization's
+    # semantic_cache_settings.similarity_threshold wins over both).
+    cache_embedder: str = "local"
+    cache_embedding_dims: int | None = Field(default=None, ge=1, le=4000)
+    cache_similarity_threshold: float | None = Field(default=None, ge=0.5, le=1)
+
     @property
     def uses_local_db(self) -> bool:
         """True when no DATABASE_URL is given and the embedded Postgres is ours to manage."""

@@ -1,7 +1,7 @@
 -- Semantic cache lookup and store: exact first, then similarity within the scope, behind the lexical
 -- guard; TTLs per task type; opt-ins; recorded outcomes.
 begin;
-select plan(22);
+select plan(24);
 
 -- a unit-length 384-dimensional vector pointing mostly along axis `a`, tilted by `tilt` towards axis `b`
 create function tests.cache_vec(a integer, b integer, tilt float8) returns extensions.vector
@@ -21,17 +21,19 @@ create function tests.cache_put(org text, prompt text, vec extensions.vector, gu
                                 task text default 'faq', model text default 'gpt-4o') returns text
 language sql volatile set search_path = '' as $$
   select outcome from private.cache_store(org::uuid, 'openai', model, 'params', 'sys', '', encode(extensions.digest(prompt, 'sha256'), 'hex'),
-                                          vec, 'local', guard, 'bag-' || prompt, 'seq-' || prompt, task,
+                                          vec, 'local', guard, '{merit+}', '{capital, france}', 'bag-' || prompt,
+                                          'seq-' || prompt, task,
                                           '{"answer": "cached"}', 100, 50, 0.002)
 $$;
 create function tests.cache_get(org text, prompt text, vec extensions.vector, guard text default 'g',
                                 bag text default null, seq text default null, model text default 'gpt-4o',
-                                params text default 'params', sys text default 'sys')
+                                params text default 'params', sys text default 'sys',
+                                polarity text[] default '{merit+}', tokens text[] default '{capital, france}')
 returns table (outcome text, similarity float8, response jsonb, rejected integer)
 language sql volatile set search_path = '' as $$
   select outcome, similarity, response, guard_rejections
   from private.cache_lookup(org::uuid, model, params, sys, '', encode(extensions.digest(prompt, 'sha256'), 'hex'), vec, 'local',
-                            guard, coalesce(bag, 'bag-' || prompt), coalesce(seq, 'seq-' || prompt), 0.9)
+                            guard, polarity, tokens, coalesce(bag, 'bag-' || prompt), coalesce(seq, 'seq-' || prompt), 0.9)
 $$;
 
 -- storing with the cache on keeps the entry and its response
@@ -47,7 +49,7 @@ select is(tests.cache_put('00000000-0000-0000-0000-00000000ca01', 'a poem', test
           'not_cacheable', 'creative task types are not cached');
 -- the TTL follows the task type: a greeting lives a minute
 select is((select expires_at - now() from private.cache_store('00000000-0000-0000-0000-00000000ca01'::uuid, 'openai', 'gpt-4o',
-           'params', 'sys', '', repeat('c', 64), tests.cache_vec(5, 6, 0), 'local', 'g', 'b', 's', 'greeting',
+           'params', 'sys', '', repeat('c', 64), tests.cache_vec(5, 6, 0), 'local', 'g', '{}', '{}', 'b', 's', 'greeting',
            '{}', 1, 1, 0)), interval '60 seconds', 'greetings expire after 60 seconds');
 
 -- the same prompt hits exactly
@@ -71,6 +73,14 @@ select results_eq($$select outcome, rejected from tests.cache_get('00000000-0000
 select results_eq($$select outcome, rejected from tests.cache_get('00000000-0000-0000-0000-00000000ca01', 'france of capital',
                     tests.cache_vec(1, 2, 0.01), 'g', 'bag-capital of france', 'seq-swapped')$$,
                   $$values ('miss'::text, 1)$$, 'the same bag of words in another order is refused');
+-- an opposite polarity word (drawbacks for benefits) is refused
+select results_eq($$select outcome, rejected from tests.cache_get('00000000-0000-0000-0000-00000000ca01', 'drawbacks of france',
+                    tests.cache_vec(1, 2, 0.05), 'g', null, null, 'gpt-4o', 'params', 'sys', '{merit-}')$$,
+                  $$values ('miss'::text, 1)$$, 'an opposite polarity class is refused');
+-- one content word swapped for another, the rest equal (another entity), is refused
+select results_eq($$select outcome, rejected from tests.cache_get('00000000-0000-0000-0000-00000000ca01', 'capital of spain',
+                    tests.cache_vec(1, 2, 0.05), 'g', null, null, 'gpt-4o', 'params', 'sys', '{}', '{capital, spain}')$$,
+                  $$values ('miss'::text, 1)$$, 'a substituted content word is refused');
 -- another model, other parameters or another system prompt never share entries
 select is((select outcome from tests.cache_get('00000000-0000-0000-0000-00000000ca01', 'capital of france', tests.cache_vec(1, 2, 0), 'g', null, null, 'gpt-4o-mini')),
           'miss', 'another model does not hit');
@@ -101,7 +111,7 @@ select is((select outcome from tests.cache_get('00000000-0000-0000-0000-00000000
 -- hits, misses and savings are recorded per hour
 select results_eq($$select exact_hits, semantic_hits, misses, guard_rejections, saved_usd
                     from public.cache_savings(current_date, current_date, '00000000-0000-0000-0000-00000000ca01')$$,
-                  $$values (1::bigint, 2::bigint, 7::bigint, 2::bigint, 0.006::numeric)$$,
+                  $$values (1::bigint, 2::bigint, 9::bigint, 4::bigint, 0.006::numeric)$$,
                   'hits, misses, guard rejections and money saved are counted');
 
 -- turning the cache off removes the organization's entries

@@ -14,15 +14,16 @@ insert into public.semantic_cache_settings (org_id, enabled, store_responses) va
   ('00000000-0000-0000-0000-00000000cb01', true, true), ('00000000-0000-0000-0000-00000000cb02', true, true);
 -- the same prompt and vector stored by both organizations, with different answers
 select private.cache_store(o::uuid, 'openai', 'gpt-4o', 'p', '', '', repeat('e', 64),
-                           extensions.l2_normalize(array_fill(1, array[384])::extensions.vector), 'local', 'g', 'b', 's',
-                           'faq', jsonb_build_object('answer', o), 10, 10, 0.5)
+                           extensions.l2_normalize(array_fill(1, array[384])::extensions.vector), 'local', 'g', '{}', '{}', 'b',
+                           's', 'faq', jsonb_build_object('answer', o), 10, 10, 0.5)
 from (values ('00000000-0000-0000-0000-00000000cb01'), ('00000000-0000-0000-0000-00000000cb02')) v(o);
-select private.cache_lookup(o::uuid, 'gpt-4o', 'p', '', '', repeat('e', 64), null, 'local', 'g', 'b', 's', 0.9)
+select private.cache_lookup(o::uuid, 'gpt-4o', 'p', '', '', repeat('e', 64), null, 'local', 'g', '{}', '{}', 'b', 's', 0.9)
 from (values ('00000000-0000-0000-0000-00000000cb01'), ('00000000-0000-0000-0000-00000000cb02')) v(o);
 
 -- each organization's lookup answers with its own entry
 select is((select response ->> 'answer' from private.cache_lookup('00000000-0000-0000-0000-00000000cb02', 'gpt-4o', 'p', '', '',
-            repeat('e', 64), extensions.l2_normalize(array_fill(1, array[384])::extensions.vector), 'local', 'g', 'b', 's', 0.9)),
+            repeat('e', 64), extensions.l2_normalize(array_fill(1, array[384])::extensions.vector), 'local', 'g', '{}', '{}', 'b',
+            's', 0.9)),
           '00000000-0000-0000-0000-00000000cb02', 'a lookup answers from the organization''s own entry');
 
 select tests.authenticate_as('cache_owner_a');
@@ -36,10 +37,10 @@ select is((select saved_usd from public.cache_savings(current_date, current_date
           'cache_savings counts only the caller''s organizations');
 -- users cannot call the service's lookup, store or feedback functions
 select throws_ok($$select * from private.cache_lookup('00000000-0000-0000-0000-00000000cb02', 'gpt-4o', 'p', '', '',
-                   repeat('e', 64), null, 'local', 'g', 'b', 's', 0.9)$$, '42501', null,
+                   repeat('e', 64), null, 'local', 'g', '{}', '{}', 'b', 's', 0.9)$$, '42501', null,
                  'a user cannot run a lookup, even for another organization');
 select throws_ok($$select * from private.cache_store('00000000-0000-0000-0000-00000000cb02', 'openai', 'gpt-4o', 'p', '', '',
-                   repeat('f', 64), null, 'local', 'g', 'b', 's', 'faq', '{}', 1, 1, 1)$$, '42501', null,
+                   repeat('f', 64), null, 'local', 'g', '{}', '{}', 'b', 's', 'faq', '{}', 1, 1, 1)$$, '42501', null,
                  'a user cannot store entries');
 -- the owner cannot turn on B's cache
 select throws_ok($$insert into public.semantic_cache_settings (org_id, enabled) values ('00000000-0000-0000-0000-00000000cb02', false)
