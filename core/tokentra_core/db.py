@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from tokentra_core.settings import get_settings
 
 
-def connect(dsn: str | None = None, **kw) -> psycopg.Connection:
+def connect(dsn: str | None = None, **kw: Any) -> psycopg.Connection[DictRow]:
     return psycopg.connect(dsn or get_settings().dsn, prepare_threshold=None, row_factory=dict_row, **kw)
 
 
