@@ -8,6 +8,7 @@ from tokentra_functions.alerts import router as alerts_router
 from tokentra_functions.anomalies import router as anomalies_router
 from tokentra_functions.budget_enforcement import router as budget_enforcement_router
 from tokentra_functions.budgets import router as budgets_router
+from tokentra_functions.cache import router as cache_router
 from tokentra_functions.consensus import router as consensus_router
 from tokentra_functions.costs import router as costs_router
 from tokentra_functions.dashboard import router as dashboard_router
@@ -24,7 +25,7 @@ from tokentra_functions.recommendations import router as recommendations_router
 from tokentra_functions.usage_timeseries import router as usage_timeseries_router
 
 app = function_app(me_router, admin_router, dev_login_router, realtime_router,
-                   ingest_router, otel_router, budgets_router, budget_enforcement_router, alerts_router,
+                   ingest_router, otel_router, budgets_router, budget_enforcement_router, cache_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
