@@ -340,6 +340,21 @@ def bench_query(
     run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
 
 
+@bench_app.command("cache")
+def bench_cache(
+    entries: Annotated[int, typer.Option(help="Synthetic 384-dim entries (the largest org holds half).")] = 100_000,
+    orgs: Annotated[int, typer.Option(help="Organizations the entries are spread over.")] = 100,
+    queries: Annotated[int, typer.Option(help="Timed lookups.")] = 300,
+    seeds: Annotated[str, typer.Option(help="Seeds of the generated labelled prompt set.")] = "101,102",
+    threshold: Annotated[float | None, typer.Option(help="Similarity threshold (default: the embedder's).")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+) -> None:
+    """Semantic cache: lookup p50/p95 and recall@10 against exact search; wrong-hit share and duplicate hits."""
+    run = dev_tool("bench_cache").run
+
+    run(entries=entries, orgs=orgs, queries=queries, seeds=seeds, threshold=threshold, keep=keep)
+
+
 @bench_app.command("anomalies")
 def bench_anomalies(
     nab: Annotated[str | None, typer.Option("--nab", help="A folder in NAB's layout (data/, windows).")] = None,
