@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tokentra_cli import admin, localdb
+from tokentra_cli import admin, localdb, providers, virtual_keys
 from tokentra_cli.devtools import dev_tool
 from tokentra_cli.platform_status import read_status
 from tokentra_core.db import connect
@@ -35,6 +35,8 @@ app.add_typer(bench_app, name="bench")
 analysts_app = typer.Typer(help="Analysts: read-only SQL logins that see one organization.",
                            no_args_is_help=True)
 app.add_typer(analysts_app, name="analysts")
+app.add_typer(providers.app, name="providers")
+app.add_typer(virtual_keys.app, name="virtual-keys")
 
 console = Console()
 err = Console(stderr=True)

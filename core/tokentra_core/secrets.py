@@ -79,6 +79,80 @@ def read_provider_secret(conn: psycopg.Connection, connection_id: UUID) -> str:
     if row["vault_secret_id"]:
         return conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
                             (row["vault_secret_id"],)).fetchone()["decrypted_secret"]
-    aad = str(row["org_id"]).encode()
-    data_key = _open(master_key(), bytes(row["wrapped_key"]), aad)
-    return _open(data_key, bytes(row["ciphertext"]), aad).decode()
+    return unseal_provider_secret(row["org_id"], bytes(row["ciphertext"]), bytes(row["wrapped_key"]))
+
+
+# ---------------------------------------------------------------- connections with base URL and admin key
+class ConnectionExists(Exception):
+    """A connection of that organization, provider and name exists (and replace was not asked)."""
+
+
+def unseal_provider_secret(org_id: UUID, ciphertext: bytes, wrapped_key: bytes) -> str:
+    """Open an envelope-encrypted secret of an organization (the gateway reads it without a sync connection)."""
+    aad = str(org_id).encode()
+    return _open(_open(master_key(), wrapped_key, aad), ciphertext, aad).decode()
+
+
+def _sealed(conn: psycopg.Connection, org_id: UUID, secret: str, label: str) -> dict[str, object]:
+    """The columns that hold a secret: a Vault secret id where Vault exists, else ciphertext and wrapped key."""
+    if _has_vault(conn):
+        vault_id = conn.execute("select vault.create_secret(%s, %s) as id", (secret, label)).fetchone()["id"]
+        return {"vault_secret_id": vault_id, "ciphertext": None, "wrapped_key": None}
+    aad = str(org_id).encode()
+    data_key = AESGCM.generate_key(bit_length=256)
+    return {"vault_secret_id": None, "ciphertext": _seal(data_key, secret.encode(), aad),
+            "wrapped_key": _seal(master_key(), data_key, aad)}
+
+
+def store_provider_connection(conn: psycopg.Connection, org_id: UUID, provider: str, api_key: str, *,
+                              admin_key: str | None = None, base_url: str | None = None, name: str = "default",
+                              replace: bool = False) -> UUID:
+    """Save a connection with its API key, optional admin key and base URL; returns its id. With replace,
+    an existing connection of that name gets the new keys and URL (its old Vault secrets are deleted)."""
+    existing = conn.execute("select id, vault_secret_id from public.provider_connections "
+                            "where org_id = %s and provider = %s and name = %s", (org_id, provider, name)).fetchone()
+    if existing is not None and not replace:
+        raise ConnectionExists(name)
+    api = _sealed(conn, org_id, api_key, f"tokentra:{org_id}:{provider}:{name}")
+    if existing is None:
+        connection_id = conn.execute(
+            "insert into public.provider_connections (org_id, provider, name, key_hint, base_url, vault_secret_id, "
+            "ciphertext, wrapped_key) values (%s, %s, %s, %s, %s, %s, %s, %s) returning id",
+            (org_id, provider, name, api_key[-4:], base_url, api["vault_secret_id"], api["ciphertext"],
+             api["wrapped_key"])).fetchone()["id"]
+    else:
+        connection_id = existing["id"]
+        conn.execute("update public.provider_connections set key_hint = %s, base_url = %s, vault_secret_id = %s, "
+                     "ciphertext = %s, wrapped_key = %s where id = %s",
+                     (api_key[-4:], base_url, api["vault_secret_id"], api["ciphertext"], api["wrapped_key"],
+                      connection_id))
+        if existing["vault_secret_id"] is not None:
+            conn.execute("delete from vault.secrets where id = %s", (existing["vault_secret_id"],))
+        conn.execute("delete from private.provider_admin_keys where connection_id = %s", (connection_id,))
+    if admin_key is not None:
+        sealed = _sealed(conn, org_id, admin_key, f"tokentra:{org_id}:{provider}:{name}:admin")
+        conn.execute("insert into private.provider_admin_keys (connection_id, org_id, key_hint, vault_secret_id, "
+                     "ciphertext, wrapped_key) values (%s, %s, %s, %s, %s, %s)",
+                     (connection_id, org_id, admin_key[-4:], sealed["vault_secret_id"], sealed["ciphertext"],
+                      sealed["wrapped_key"]))
+    return connection_id
+
+
+def read_admin_key(conn: psycopg.Connection, connection_id: UUID) -> str | None:
+    """Decrypt a connection's admin key (service only); None when it has none."""
+    row = conn.execute("select org_id, vault_secret_id, ciphertext, wrapped_key from private.provider_admin_keys "
+                       "where connection_id = %s", (connection_id,)).fetchone()
+    if row is None:
+        return None
+    if row["vault_secret_id"]:
+        return conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
+                            (row["vault_secret_id"],)).fetchone()["decrypted_secret"]
+    return unseal_provider_secret(row["org_id"], bytes(row["ciphertext"]), bytes(row["wrapped_key"]))
+
+
+def list_provider_connections(conn: psycopg.Connection, org_id: UUID) -> list[dict[str, object]]:
+    """An organization's connections with key hints, never the keys."""
+    return conn.execute(
+        "select c.id, c.org_id, c.provider, c.name, c.base_url, c.key_hint, a.key_hint as admin_key_hint, c.enabled, "
+        "c.created_at from public.provider_connections c left join private.provider_admin_keys a "
+        "on a.connection_id = c.id where c.org_id = %s order by c.provider, c.name", (org_id,)).fetchall()

@@ -118,6 +118,21 @@ class Settings(BaseSettings):
     cache_embedding_dims: int | None = Field(default=None, ge=1, le=4000)
     cache_similarity_threshold: float | None = Field(default=None, ge=0.5, le=1)
 
+    # The gateway: upstream timeouts and pool, request size, how long decrypted provider keys stay in
+    # memory, the runaway-loop kill-switch (more than loop_limit calls of one prompt by one key within
+    # loop_window_seconds stop the key for block_seconds; 0 turns it off), and the usage writer.
+    gateway_timeout_seconds: float = Field(default=600, gt=0)
+    gateway_connect_timeout_seconds: float = Field(default=10, gt=0)
+    gateway_max_connections: int = Field(default=1000, ge=1)
+    gateway_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    gateway_credentials_seconds: float = Field(default=60, ge=0)
+    gateway_loop_limit: int = Field(default=20, ge=0)
+    gateway_loop_window_seconds: int = Field(default=300, ge=1)
+    gateway_block_seconds: int = Field(default=900, ge=1)
+    gateway_usage_batch: int = Field(default=500, ge=1, le=1000)
+    gateway_usage_attempts: int = Field(default=8, ge=1)
+    gateway_usage_retry_base_seconds: float = Field(default=0.5, gt=0)
+
     @property
     def uses_local_db(self) -> bool:
         """True when no DATABASE_URL is given and the embedded Postgres is ours to manage."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
 
 from tokentra_core.settings import get_settings
 
@@ -34,9 +35,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await pool.open(wait=True, timeout=30)
     app.state.pool = pool
+    app.state.on_close = []  # functions register what must finish before the pool closes (usage writers)
     try:
         yield
     finally:
+        for hook in app.state.on_close:
+            await hook()
         await pool.close()
 
 
@@ -51,10 +55,42 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """Every successful JSON answer: the result under `data`, facts about it under `meta`."""
+
+    data: T
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+def envelope(data: Any, meta: dict[str, Any] | None = None, status: int = 200) -> JSONResponse:
+    """`{"data": ..., "meta": ...}` of already JSON-ready values (models dumped with mode="json")."""
+    return JSONResponse({"data": data, "meta": meta or {}}, status_code=status)
+
+
+def invalid_fields(errors: list[dict[str, Any]], prefix: str = "") -> JSONResponse:
+    """422 naming every bad field, not only the first: `errors` lists them all; `field`, `reason` and
+    `message` describe the first and the whole, for clients that read one."""
+    listed = []
+    for e in errors or [{"loc": (), "msg": "invalid request"}]:
+        field = prefix + ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
+        listed.append({"field": field or "body", "reason": str(e.get("msg", "invalid"))})
+    return JSONResponse(
+        {
+            "error": "invalid_request",
+            "message": "; ".join(f"{e['field']}: {e['reason']}" for e in listed),
+            "field": listed[0]["field"],
+            "reason": listed[0]["reason"],
+            "errors": listed,
+        },
+        status_code=422,
+    )
+
+
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    field = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
-    return error(422, "invalid_request", f"{field or 'body'}: {first['msg']}")
+    return invalid_fields(list(exc.errors()))
 
 
 def function_app(*routers: APIRouter, title: str = "TokenTRA functions") -> FastAPI:

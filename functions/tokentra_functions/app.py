@@ -16,6 +16,8 @@ from tokentra_functions.dashboard_static import mount_dashboard
 from tokentra_functions.dev_login import router as dev_login_router
 from tokentra_functions.feedback import router as feedback_router
 from tokentra_functions.forecast import router as forecast_router
+from tokentra_functions.gateway.admin import router as virtual_keys_router
+from tokentra_functions.gateway.routes import router as gateway_router
 from tokentra_functions.ingest import router as ingest_router
 from tokentra_functions.llm_status import router as llm_status_router
 from tokentra_functions.me import router as me_router
@@ -27,7 +29,8 @@ from tokentra_functions.usage_timeseries import router as usage_timeseries_route
 app = function_app(me_router, admin_router, dev_login_router, realtime_router,
                    ingest_router, otel_router, budgets_router, budget_enforcement_router, cache_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
-                   forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router)
+                   forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router,
+                   gateway_router, virtual_keys_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
 # The built dashboard at /dashboard/ (not part of any single function's deployment).
 mount_dashboard(app)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 from pydantic_core import to_json
 
 Count = Annotated[int, Field(ge=0, le=10**10)]
@@ -59,7 +59,7 @@ class IngestEvent(BaseModel):
     )
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     raw_usage: dict[str, Any] | None = Field(default=None, description="The provider's usage object.")
-    source: Literal["sdk", "otel", "api"] = "sdk"
+    source: Literal["sdk", "otel", "api", "gateway"] = "sdk"
     reservation_id: UUID | None = Field(
         default=None, description="The strict budget reservation the call was made under (/budget/reserve)."
     )
@@ -186,6 +186,20 @@ class IngestResult(BaseModel):
     rejected: list[Rejection]
 
 
+# Money in answers: a JSON number, as /costs writes it (pydantic would write a Decimal as a string).
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
 class ErrorBody(BaseModel):
+    """Every refusal: a code and a sentence; a 422 also names the fields, all of them under `errors`."""
+
     error: str
     message: str
+    field: str | None = None
+    reason: str | None = None
+    errors: list[FieldError] | None = None

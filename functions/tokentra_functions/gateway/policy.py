@@ -1,0 +1,183 @@
+"""Inline policy before a call goes upstream, each step a SQL function: the virtual key and its rate
+limits and block rules in one round trip (private.gateway_admit), the allowed models, the routing seam,
+then the budget reservation of the chosen model's maximum cost (private.reserve_budget, shared with the
+SDK's strict mode) and its release when the call never reaches a provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from fastapi import Request
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from tokentra_core.secrets import unseal_provider_secret
+from tokentra_core.settings import get_settings
+from tokentra_functions.auth import ApiKeyOrg
+from tokentra_functions.gateway.errors import Refusal
+
+KEY_SHAPE = re.compile(r"^tt_vk_[A-Za-z0-9_-]{43}$")
+PUBLIC_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+INVALID_KEY = Refusal("invalid_api_key", "Incorrect or inactive TokenTRA virtual key.")
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualKey:
+    key_id: UUID
+    org_id: UUID
+    project_id: UUID | None
+    name: str
+    team: str | None
+    project: str | None
+    end_user_id: str | None
+    allowed_models: tuple[str, ...] | None
+    allowed_providers: tuple[str, ...] | None
+    store_prompts: bool
+
+    @property
+    def ingest_key(self) -> ApiKeyOrg:
+        """The key as the ingest path knows it: usage rows carry its id."""
+        return ApiKeyOrg(key_id=self.key_id, org_id=self.org_id, project_id=self.project_id, scopes=["gateway"],
+                         mode="live", rate_limit_per_minute=1)
+
+    def allows(self, provider: str, model: str) -> bool:
+        if self.allowed_providers is not None and provider not in self.allowed_providers:
+            return False
+        return self.allowed_models is None or model in self.allowed_models
+
+
+def presented_key(request: Request) -> str | None:
+    """The virtual key where each official client puts its key: Bearer (OpenAI) or x-api-key (Anthropic)."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def admit(pool: AsyncConnectionPool, presented: str | None, prompt_hash: str | None) -> VirtualKey:
+    """The key's policy, or the Refusal for an invalid key, a tripped block rule or a rate limit."""
+    if not presented or not KEY_SHAPE.match(presented):
+        raise INVALID_KEY
+    settings = get_settings()
+    digest = hashlib.sha256(presented.encode()).digest()
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select * from private.gateway_admit(%s, %s, %s, make_interval(secs => %s), make_interval(secs => %s))",
+            (digest, prompt_hash, settings.gateway_loop_limit, settings.gateway_loop_window_seconds,
+             settings.gateway_block_seconds))
+        row = await cur.fetchone()
+    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+        raise INVALID_KEY
+    verdict = row["verdict"]
+    if verdict in ("blocked", "loop"):
+        raise Refusal("runaway_loop_blocked",
+                      "This virtual key is stopped: it repeated the same prompt more than "
+                      f"{settings.gateway_loop_limit} times in {settings.gateway_loop_window_seconds} s "
+                      "(runaway loop kill-switch). An admin can lift it: tokentra virtual-keys unblock.",
+                      retry_after=row["retry_after"])
+    if verdict == "rpm":
+        raise Refusal("rate_limit_exceeded", "Rate limit reached for this virtual key: requests per minute.",
+                      retry_after=row["retry_after"])
+    if verdict == "tpm":
+        raise Refusal("tokens_rate_limit_exceeded", "Rate limit reached for this virtual key: tokens per minute.",
+                      retry_after=row["retry_after"])
+    return VirtualKey(
+        key_id=row["key_id"], org_id=row["org_id"], project_id=row["project_id"], name=row["key_name"],
+        team=row["team"], project=row["project"], end_user_id=row["end_user_id"],
+        allowed_models=tuple(row["allowed_models"]) if row["allowed_models"] is not None else None,
+        allowed_providers=tuple(row["allowed_providers"]) if row["allowed_providers"] is not None else None,
+        store_prompts=row["store_prompts"])
+
+
+# ---------------------------------------------------------------- provider credentials
+@dataclass(slots=True)
+class Upstream:
+    base_url: str
+    api_key: str = field(repr=False)  # never printed, never logged
+    expires: float = 0.0
+
+
+_credentials: dict[tuple[UUID, str], Upstream] = {}
+
+
+async def upstream_for(pool: AsyncConnectionPool, org_id: UUID, provider: str) -> Upstream:
+    """The organization's connection to a provider, decrypted, kept in memory for a short while so a call
+    does not decrypt again (a changed or removed connection applies within gateway_credentials_seconds)."""
+    now = time.monotonic()
+    cached = _credentials.get((org_id, provider))
+    if cached is not None and cached.expires > now:
+        return cached
+    async with pool.connection() as conn:
+        cur = await conn.execute("select * from private.provider_connection_for(%s, %s)", (org_id, provider))
+        row = await cur.fetchone()
+        if row is None:
+            _credentials.pop((org_id, provider), None)
+            raise Refusal("no_provider_connection",
+                          f"The organization has no enabled {provider} connection: "
+                          f"tokentra providers add --org ORG --provider {provider} --api-key -")
+        if row["vault_secret_id"] is not None:
+            cur = await conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
+                                     (row["vault_secret_id"],))
+            secret = (await cur.fetchone())["decrypted_secret"]
+        else:
+            secret = unseal_provider_secret(org_id, bytes(row["ciphertext"]), bytes(row["wrapped_key"]))
+    upstream = Upstream(base_url=(row["base_url"] or PUBLIC_ENDPOINTS[provider]).rstrip("/"), api_key=secret,
+                        expires=now + get_settings().gateway_credentials_seconds)
+    _credentials[(org_id, provider)] = upstream
+    return upstream
+
+
+# ---------------------------------------------------------------- routing seam
+@dataclass(slots=True)
+class Decision:
+    """Which model a call goes to and what to try next. The routing module decides it where it is
+    installed; without it the asked model, with the fallbacks the request names."""
+
+    model: str
+    fallbacks: list[str]
+    reason: str = "asked"
+    rule_id: str | None = None
+    experiment: str | None = None
+
+
+def decide(key: VirtualKey, provider: str, model: str, request: Request) -> Decision:
+    header = request.headers.get("x-tokentra-fallbacks", "")
+    fallbacks = [m.strip() for m in header.split(",") if m.strip() and m.strip() != model]
+    # A fallback the key may not call is never tried.
+    return Decision(model=model, fallbacks=[m for m in fallbacks if key.allows(provider, m)][:5])
+
+
+# ---------------------------------------------------------------- budget
+async def reserve(pool: AsyncConnectionPool, key: VirtualKey, provider: str, model: str, input_tokens: int,
+                  max_tokens: int | None, attribution: dict[str, Any]) -> UUID | None:
+    """Hold the call's maximum cost against every hard budget covering it (the key's own, its team's,
+    the organization's...), or raise the budget Refusal. None when no hard budget covers the call."""
+    settings = get_settings()
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select * from private.reserve_budget(%s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s), %s)",
+            (key.org_id, key.key_id, provider, model, input_tokens, max_tokens, Jsonb(attribution),
+             settings.budget_reservation_ttl_seconds, settings.budget_default_max_output_tokens))
+        row = await cur.fetchone()
+    if not row["allowed"]:
+        raise Refusal("budget_exceeded",
+                      f"Budget exceeded: this call may cost up to ${row['amount_usd']} and budget "
+                      f"{row['budget_id']} has ${row['remaining']} left this period.",
+                      headers={"x-tokentra-budget-id": str(row["budget_id"]),
+                               "x-tokentra-budget-remaining": str(row["remaining"])})
+    return row["reservation_id"]
+
+
+async def release(pool: AsyncConnectionPool, org_id: UUID, reservation_id: UUID | None) -> None:
+    """Give a reservation back when its call never reached a provider (no usage will report it)."""
+    if reservation_id is None:
+        return
+    async with pool.connection() as conn:
+        await conn.execute("select private.release_budget_reservation(%s, %s)", (org_id, reservation_id))

@@ -1,0 +1,313 @@
+"""One call through the gateway: upstream attempts with fallbacks, the answer passed through, its usage
+recorded once.
+
+Bodies go upstream as the client sent them (re-serialised only when the model changes or OpenAI chat
+stream usage is asked for on the client's behalf) and come back byte for byte, with the provider's status
+and the headers that matter (rate-limit headers, Retry-After, request ids). A streamed answer is read from
+the provider by a task of its own, so a client that disconnects mid-stream does not stop the reading: the
+gateway reads on to the provider's usage and records what was generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+from fastapi.responses import Response, StreamingResponse
+from psycopg_pool import AsyncConnectionPool
+
+from tokentra_functions.gateway import metrics
+from tokentra_functions.gateway.errors import Refusal
+from tokentra_functions.gateway.policy import Decision, Upstream, VirtualKey, release, reserve
+from tokentra_functions.gateway.recorder import UsageRecorder
+from tokentra_functions.gateway.wire import CHAT, MESSAGES, RequestFacts, StreamTap, tokens, usage_of
+
+log = logging.getLogger("tokentra.gateway")
+
+# Client headers forwarded upstream (the client's own credentials never are).
+FORWARD = {"openai": ("openai-beta", "idempotency-key", "accept"),
+           "anthropic": ("anthropic-version", "anthropic-beta", "idempotency-key", "accept")}
+# Provider headers passed back; everything naming the provider account (organization, project, cookies)
+# stays behind.
+PASS_BACK_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+PASS_BACK = {"content-type", "retry-after", "retry-after-ms", "x-request-id", "request-id", "openai-processing-ms",
+             "openai-version", "x-should-retry"}
+FALLBACK_STATUSES = {429, 500, 502, 503, 504, 529}
+_tasks: set[asyncio.Task[None]] = set()  # stream pumps outliving their client
+
+
+@dataclass(slots=True)
+class Call:
+    pool: AsyncConnectionPool
+    client: httpx.AsyncClient
+    recorder: UsageRecorder
+    key: VirtualKey
+    provider: str
+    endpoint: str
+    path: str
+    body: dict[str, Any]
+    raw: bytes
+    facts: RequestFacts
+    decision: Decision
+    upstream: Upstream
+    headers: dict[str, str]
+    attribution: dict[str, Any]
+    reservation: UUID | None
+    started: float
+    started_at: datetime
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    # ------------------------------------------------------------ attempts
+    async def run(self) -> Response:
+        candidates = [self.decision.model, *self.decision.fallbacks]
+        failure: tuple[str, httpx.Response | None, bytes] | None = None
+        for index, model in enumerate(candidates):
+            last = index == len(candidates) - 1
+            if index:
+                try:
+                    await self._reserve_for(model)
+                except Refusal as refusal:
+                    metrics.REFUSALS.labels(refusal.reason).inc()
+                    self._record_attempts()
+                    return refusal.response(self.provider)  # type: ignore[arg-type]
+            try:
+                response = await self.client.send(self._request(model), stream=True)
+            except httpx.TimeoutException:
+                failure = ("timeout", None, b"")
+            except httpx.TransportError:
+                failure = ("unreachable", None, b"")
+            else:
+                if response.status_code in FALLBACK_STATUSES and not last:
+                    content = await response.aread()
+                    await response.aclose()
+                    failure = (str(response.status_code), response, content)
+                elif self.facts.stream and response.status_code == 200:
+                    return self._stream(model, response)
+                else:
+                    try:
+                        content = await response.aread()
+                    finally:
+                        await response.aclose()
+                    return self._answer(model, response, content)
+            self._attempt_failed(model, failure[0])
+        # Every candidate failed before an answer: the last provider error as the provider sent it, or ours.
+        if failure is None:  # the loop always ran at least once
+            raise RuntimeError("no upstream attempt was made")
+        cause, response, content = failure
+        if response is not None:
+            return self._answer(candidates[-1], response, content)
+        await release(self.pool, self.key.org_id, self.reservation)
+        self.reservation = None
+        self._record_attempts()
+        reason = "upstream_timeout" if cause == "timeout" else "upstream_unreachable"
+        metrics.REQUESTS.labels(self.provider, self.endpoint, "504" if cause == "timeout" else "502").inc()
+        return Refusal(reason, f"The {self.provider} API did not answer ({cause}).").response(
+            self.provider, self._our_headers(candidates[-1]))  # type: ignore[arg-type]
+
+    async def _reserve_for(self, model: str) -> None:
+        """A fallback model has its own price: release the last hold and hold the fallback's maximum."""
+        await release(self.pool, self.key.org_id, self.reservation)
+        self.reservation = None
+        self.reservation = await reserve(self.pool, self.key, self.provider, model, self.facts.input_tokens_bound,
+                                         self.facts.max_output_tokens, self.attribution)
+
+    def _request(self, model: str) -> httpx.Request:
+        body = self.raw
+        inject = self.endpoint == CHAT and self.facts.stream and not self.facts.asked_stream_usage
+        if model != self.facts.model or inject:
+            payload = dict(self.body, model=model)
+            if inject:
+                options = payload.get("stream_options")
+                payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            body = json.dumps(payload, separators=(",", ":")).encode()
+        url = self.upstream.base_url + (self.path if self.provider == "openai" else "/v1" + self.path)
+        return self.client.build_request("POST", url, content=body, headers=self.headers)
+
+    def _attempt_failed(self, model: str, cause: str) -> None:
+        metrics.FALLBACKS.labels(self.provider, cause).inc()
+        self.attempts.append({"model": model, "cause": cause,
+                              "latency_ms": round((time.perf_counter() - self.started) * 1000)})
+
+    # ------------------------------------------------------------ answers
+    def _answer(self, model: str, response: httpx.Response, content: bytes) -> Response:
+        raw_usage = served = tier = None
+        error_code = None
+        if response.status_code == 200:
+            try:
+                payload = json.loads(content)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                raw_usage, served, tier = usage_of(self.endpoint, payload)
+        else:
+            error_code = _error_code(content) or str(response.status_code)
+        status = _status(response.status_code)
+        self._record(model, served, raw_usage, tier, status, error_code, ttft_ms=None)
+        metrics.REQUESTS.labels(self.provider, self.endpoint, str(response.status_code)).inc()
+        metrics.LATENCY.labels(self.provider, self.endpoint).observe(time.perf_counter() - self.started)
+        return Response(content=content, status_code=response.status_code,
+                        headers={**_pass_back(response), **self._our_headers(model)})
+
+    def _stream(self, model: str, response: httpx.Response) -> StreamingResponse:
+        strip = self.endpoint == CHAT and not self.facts.asked_stream_usage
+        pump = _Pump(self, model, response, StreamTap(self.endpoint, strip))
+        task = asyncio.get_running_loop().create_task(pump.run(), name="gateway-stream")
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+        metrics.REQUESTS.labels(self.provider, self.endpoint, "200").inc()
+        return StreamingResponse(pump.body(), status_code=200,
+                                 headers={**_pass_back(response), **self._our_headers(model)})
+
+    def _our_headers(self, model: str) -> dict[str, str]:
+        headers = {"x-tokentra-request-id": self.request_id, "x-tokentra-model": model}
+        if self.attempts:
+            headers["x-tokentra-fallback-from"] = ",".join(a["model"] for a in self.attempts)
+        return headers
+
+    # ------------------------------------------------------------ usage
+    def _record(self, model: str, served: str | None, raw_usage: dict[str, Any] | None, tier: str | None,
+                status: str, error_code: str | None, ttft_ms: int | None) -> None:
+        self._record_attempts()
+        counts = tokens(self.endpoint, raw_usage)
+        for kind, count in counts.items():
+            if count:
+                metrics.TOKENS.labels(self.provider, kind.removesuffix("_tokens")).inc(count)
+        event = self._event(self.request_id, served or model, status, error_code)
+        event.update(counts)
+        event.update(raw_usage=raw_usage, service_tier=tier, time_to_first_token_ms=ttft_ms,
+                     is_streaming=self.facts.stream, retry_count=len(self.attempts),
+                     reservation_id=str(self.reservation) if self.reservation else None)
+        if model != self.facts.model:
+            event["routed_from_model"] = self.facts.model
+        self.recorder.submit(self.key.ingest_key, event)
+
+    def _record_attempts(self) -> None:
+        """Each abandoned attempt is a usage row of its own (an error that cost nothing), recorded once."""
+        for attempt in self.attempts:
+            if attempt.get("recorded"):
+                continue
+            cause = attempt["cause"]
+            status = "timeout" if cause == "timeout" else "rate_limited" if cause == "429" else "error"
+            event = self._event(str(uuid.uuid4()), attempt["model"], status, cause)
+            event["latency_ms"] = attempt["latency_ms"]
+            event["is_streaming"] = self.facts.stream
+            self.recorder.submit(self.key.ingest_key, event)
+            attempt["recorded"] = True
+
+    def _event(self, request_id: str, model: str, status: str, error_code: str | None) -> dict[str, Any]:
+        metadata: dict[str, Any] = dict(self.attribution)
+        metadata["gateway"] = {"virtual_key": self.key.name, "decision": self.decision.reason}
+        if self.decision.rule_id:
+            metadata["gateway"]["rule_id"] = self.decision.rule_id
+        if self.decision.experiment:
+            metadata["gateway"]["experiment"] = self.decision.experiment
+        if self.attempts and request_id == self.request_id:
+            metadata["gateway"]["fallback_from"] = [a["model"] for a in self.attempts]
+        return {
+            "request_id": request_id, "provider": self.provider, "model": model, "endpoint": self.endpoint,
+            "status": status, "error_code": error_code,
+            "latency_ms": round((time.perf_counter() - self.started) * 1000),
+            "prompt_hash": self.facts.prompt_hash, "system_prompt_hash": self.facts.system_prompt_hash,
+            "task_type": self.facts.task_type, "metadata": metadata, "source": "gateway",
+            "timestamp": self.started_at.isoformat(),
+        }
+
+
+class _Pump:
+    """Reads the provider's stream to its end whatever the client does, passing events on while the
+    client listens; records the usage when the provider is done."""
+
+    def __init__(self, call: Call, model: str, response: httpx.Response, tap: StreamTap) -> None:
+        self.call, self.model, self.response, self.tap = call, model, response, tap
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.listening = True
+        self.first_byte: float | None = None
+
+    async def run(self) -> None:
+        status, error_code = "success", None
+        try:
+            async for chunk in self.response.aiter_raw():
+                out = self.tap.feed(chunk)
+                if out:
+                    if self.first_byte is None:
+                        self.first_byte = time.perf_counter()
+                    if self.listening:
+                        self.queue.put_nowait(out)
+            rest = self.tap.close()
+            if rest and self.listening:
+                self.queue.put_nowait(rest)
+        except httpx.TimeoutException:
+            status, error_code = "timeout", "stream_timeout"
+        except httpx.HTTPError as exc:
+            status, error_code = "error", type(exc).__name__
+        finally:
+            await self.response.aclose()
+            self.queue.put_nowait(None)
+            if self.tap.error and status == "success":
+                status, error_code = "error", self.tap.error
+            if not self.listening and status == "success":
+                status = "cancelled"  # the client left; what was generated is still counted
+            ttft = None if self.first_byte is None else round((self.first_byte - self.call.started) * 1000)
+            self.call._record(self.model, self.tap.model, self.tap.usage, self.tap.tier, status, error_code, ttft)
+            metrics.LATENCY.labels(self.call.provider, self.call.endpoint).observe(
+                time.perf_counter() - self.call.started)
+
+    async def body(self) -> Any:
+        try:
+            while (item := await self.queue.get()) is not None:
+                yield item
+        finally:
+            self.listening = False
+
+
+def _pass_back(response: httpx.Response) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items()
+            if name in PASS_BACK or name.startswith(PASS_BACK_PREFIXES)}
+
+
+def _status(code: int) -> str:
+    if code < 400:
+        return "success"
+    return "rate_limited" if code == 429 else "timeout" if code in (408, 504) else "error"
+
+
+def _error_code(content: bytes) -> str | None:
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type")
+        return str(code)[:100] if code else None
+    return None
+
+
+def upstream_headers(provider: str, upstream: Upstream, request_headers: Any) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    for name in FORWARD[provider]:
+        value = request_headers.get(name)
+        if value:
+            headers[name] = value
+    if provider == "anthropic":
+        headers["x-api-key"] = upstream.api_key
+        headers.setdefault("anthropic-version", "2023-06-01")
+    else:
+        headers["authorization"] = f"Bearer {upstream.api_key}"
+    return headers
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = ["Call", "MESSAGES", "now_utc", "upstream_headers"]

@@ -1,0 +1,117 @@
+"""Usage of gateway calls, written through the ingest path after the response, off the request's path.
+
+Each finished call puts one event on an in-process queue; a writer task takes what has gathered (up to
+gateway_usage_batch events), groups it by key and stores it with the ingest function's own store_events
+(same validation, pricing, exactly-once claim by request id, reservation commit). A failed write is
+retried with backoff under the same request ids, so a retry never doubles a call. On shutdown the queue is
+drained before the database pool closes. What is lost is bounded to a crash of this process between the
+answer and the write; its reservations then expire with their TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from contextlib import suppress
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from tokentra_core.settings import get_settings
+from tokentra_functions.auth import ApiKeyOrg
+from tokentra_functions.gateway import metrics
+from tokentra_functions.ingest import store_events
+
+log = logging.getLogger("tokentra.gateway.usage")
+
+
+class UsageRecorder:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        self.queue: asyncio.Queue[tuple[ApiKeyOrg, dict[str, Any]]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.stored = 0
+        self.failed = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, key: ApiKeyOrg, event: dict[str, Any]) -> None:
+        """Queue one call's event (never blocks, never raises)."""
+        self._idle.clear()
+        self.queue.put_nowait((key, event))
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="gateway-usage")
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far is written (shutdown, tests, benchmarks)."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self) -> None:
+        await self.drain()
+        if self.task is not None:
+            self.task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        settings = get_settings()
+        while True:
+            first = await self.queue.get()
+            batch = [first]
+            while len(batch) < settings.gateway_usage_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            await self._write(batch)
+            if self.queue.empty():
+                self._idle.set()
+
+    async def _write(self, batch: list[tuple[ApiKeyOrg, dict[str, Any]]]) -> None:
+        settings = get_settings()
+        by_key: dict[UUID, tuple[ApiKeyOrg, list[dict[str, Any]]]] = {}
+        for key, event in batch:
+            by_key.setdefault(key.key_id, (key, []))[1].append(event)
+        for key, events in by_key.values():
+            delay = settings.gateway_usage_retry_base_seconds
+            for attempt in range(1, settings.gateway_usage_attempts + 1):
+                try:
+                    result = await store_events(self.pool, key, events)
+                    await self._after_store(key, events)
+                except Exception as exc:  # the database is away: retry the same request ids
+                    log.warning("gateway usage write failed org=%s events=%d attempt=%d: %s",
+                                key.org_id, len(events), attempt, type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                self.stored += result.accepted + result.duplicates
+                if result.rejected:
+                    self.failed += len(result.rejected)
+                    log.error("gateway usage rejected org=%s: %s", key.org_id,
+                              "; ".join(f"{r.field}: {r.message}" for r in result.rejected[:3]))
+                break
+            else:
+                self.failed += len(events)
+                log.error("gateway usage lost org=%s events=%d after %d attempts", key.org_id, len(events),
+                          settings.gateway_usage_attempts)
+
+    async def _after_store(self, key: ApiKeyOrg, events: list[dict[str, Any]]) -> None:
+        """Count the tokens against the key's tokens-per-minute window, and the priced cost in metrics."""
+        token_total = sum(e.get("input_tokens", 0) + e.get("output_tokens", 0) for e in events)
+        ids = [e["request_id"] for e in events]
+        async with self.pool.connection() as conn:
+            if token_total:
+                await conn.execute("select private.gateway_count_tokens(%s)",
+                                   (Jsonb([{"key_id": str(key.key_id), "tokens": token_total}]),))
+            cur = await conn.execute(
+                "select u.provider, sum(u.cost_usd) as cost from private.usage_request_ids c "
+                "join public.usage_records u on u.org_id = c.org_id and u.occurred_at = c.occurred_at "
+                "and u.request_id = c.request_id where c.org_id = %s and c.request_id = any(%s) group by 1",
+                (key.org_id, ids))
+            costs: dict[str, Decimal] = defaultdict(Decimal)
+            for row in await cur.fetchall():
+                costs[row["provider"]] += row["cost"] or Decimal(0)
+        for provider, cost in costs.items():
+            metrics.COST.labels(provider).inc(float(cost))

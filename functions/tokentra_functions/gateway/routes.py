@@ -1,0 +1,280 @@
+"""The gateway's endpoints under /functions/v1/gateway: OpenAI- and Anthropic-compatible, so the official
+clients work with only their base URL and key changed (`base_url=.../gateway/openai/v1`,
+`base_url=.../gateway/anthropic`), and the Prometheus metrics.
+
+Policy runs inline, in this order, each refusal in the provider's error shape: the virtual key and the
+model it may call; its block rules (the runaway kill-switch) and rate limits; the routing decision; the
+budget reservation of the chosen model's maximum cost. Then the upstream call and, after the answer, the
+usage through the ingest path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokentra_core.settings import get_settings
+from tokentra_functions._app import Pool
+from tokentra_functions.gateway import metrics
+from tokentra_functions.gateway.errors import Flavor, Refusal
+from tokentra_functions.gateway.policy import admit, decide, presented_key, reserve, upstream_for
+from tokentra_functions.gateway.proxy import Call, now_utc, upstream_headers
+from tokentra_functions.gateway.recorder import UsageRecorder
+from tokentra_functions.gateway.wire import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, request_facts
+
+router = APIRouter(prefix="/gateway", tags=["gateway"])
+
+
+# ---------------------------------------------------------------- documented bodies
+# The bodies are the providers' own and pass through untouched; these models document the fields the
+# gateway reads, and accept every other one.
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(description="The model asked; a virtual key may restrict which.")
+    stream: bool = Field(default=False, description="Server-sent events; usage is recorded either way.")
+
+
+class ChatCompletionBody(_Body):
+    messages: list[dict[str, Any]]
+    max_completion_tokens: int | None = Field(default=None, description="Sets the budget reservation's output.")
+    max_tokens: int | None = None
+
+
+class ResponsesBody(_Body):
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+
+
+class EmbeddingsBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+
+
+class MessagesBody(_Body):
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    system: str | list[dict[str, Any]] | None = None
+
+
+class CountTokensBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[dict[str, Any]]
+
+
+def _doc(body: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body.model_json_schema(
+        ref_template="#/components/schemas/{model}")}}}}
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Invalid, revoked or expired virtual key (provider error shape)"},
+    403: {"description": "Model or provider not allowed for this key"},
+    429: {"description": "Rate limit, budget exceeded or runaway-loop kill-switch (Retry-After when waiting helps)"},
+    502: {"description": "No provider answered"},
+}
+
+
+# ---------------------------------------------------------------- shared state
+def _client(request: Request) -> httpx.AsyncClient:
+    """One pooled HTTP client per server process for every upstream call."""
+    state = request.app.state
+    client = getattr(state, "gateway_client", None)
+    if client is None:
+        settings = get_settings()
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.gateway_timeout_seconds, connect=settings.gateway_connect_timeout_seconds),
+            limits=httpx.Limits(max_connections=settings.gateway_max_connections,
+                                max_keepalive_connections=settings.gateway_max_connections),
+            follow_redirects=False, trust_env=False)
+        state.gateway_client = client
+        _on_close(request, client.aclose)
+    return client
+
+
+def recorder(request: Request) -> UsageRecorder:
+    state = request.app.state
+    rec = getattr(state, "gateway_recorder", None)
+    if rec is None:
+        rec = state.gateway_recorder = UsageRecorder(state.pool)
+        _on_close(request, rec.close)
+    return rec
+
+
+def _on_close(request: Request, hook: Any) -> None:
+    hooks = getattr(request.app.state, "on_close", None)
+    if hooks is None:
+        hooks = request.app.state.on_close = []
+    hooks.insert(0, hook)  # the recorder drains before the pool closes
+
+
+# ---------------------------------------------------------------- the call
+def _attribution(key: Any, request: Request) -> dict[str, Any]:
+    """The key's team, project and end user; the client may add a feature and (unless the key fixes it)
+    an end user with headers."""
+    attribution = {"team": key.team, "project": key.project, "user_id": key.end_user_id}
+    feature = request.headers.get("x-tokentra-feature")
+    if feature:
+        attribution["feature"] = feature[:200]
+    user = request.headers.get("x-tokentra-user")
+    if user and not key.end_user_id:
+        attribution["user_id"] = user[:200]
+    return {k: v for k, v in attribution.items() if v}
+
+
+async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor, endpoint: str, path: str
+                   ) -> Response:
+    started, started_at = time.perf_counter(), now_utc()
+    settings = get_settings()
+    raw = await request.body()
+    try:
+        if len(raw) > settings.gateway_max_body_bytes:
+            raise Refusal("request_too_large", f"A request carries at most {settings.gateway_max_body_bytes} bytes.")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise Refusal("invalid_request", "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise Refusal("invalid_request", "The body must be a JSON object.")
+        facts = request_facts(endpoint, body, raw)
+        if not facts.model:
+            raise Refusal("invalid_request", "model: a model is required.")
+        key = await admit(pool, presented_key(request), facts.prompt_hash)
+        if not key.allows(provider, facts.model):
+            raise Refusal("model_not_allowed" if key.allowed_providers is None or provider in key.allowed_providers
+                          else "provider_not_allowed",
+                          f"This virtual key may not call {provider} model {facts.model}.")
+        decision = decide(key, provider, facts.model, request)
+        # The semantic cache answers here once it is installed; a hit never reaches budget or provider.
+        upstream = await upstream_for(pool, key.org_id, provider)
+        attribution = _attribution(key, request)
+        if key.store_prompts:
+            attribution["prompt_preview"] = _preview(body)
+        reservation = await reserve(pool, key, provider, decision.model, facts.input_tokens_bound,
+                                    facts.max_output_tokens, {k: v for k, v in attribution.items()
+                                                              if k in ("team", "project", "feature", "user_id")})
+    except Refusal as refusal:
+        metrics.REFUSALS.labels(refusal.reason).inc()
+        metrics.REQUESTS.labels(provider, endpoint, str(refusal.status)).inc()
+        return refusal.response(provider)
+    metrics.OVERHEAD.labels(provider).observe(time.perf_counter() - started)
+    call = Call(pool=pool, client=_client(request), recorder=recorder(request), key=key, provider=provider,
+                endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
+                headers=upstream_headers(provider, upstream, request.headers), attribution=attribution,
+                reservation=reservation, started=started, started_at=started_at)
+    try:
+        return await call.run()
+    except BaseException:
+        # Nothing will report this call: give its hold back now rather than at the TTL.
+        from tokentra_functions.gateway.policy import release
+
+        await release(pool, key.org_id, call.reservation)
+        raise
+
+
+def _preview(body: dict[str, Any]) -> str:
+    """The first characters of the prompt, kept only for organizations that opted in to prompt storage."""
+    source = body.get("messages") or body.get("input") or ""
+    return json.dumps(source, default=str)[:500]
+
+
+# ---------------------------------------------------------------- OpenAI-compatible
+@router.post("/openai/v1/chat/completions", summary="OpenAI chat completions through the gateway",
+             openapi_extra=_doc(ChatCompletionBody), responses=_ERRORS)
+async def chat_completions(request: Request, pool: Pool) -> Response:
+    return await _forward(request, pool, "openai", CHAT, "/chat/completions")
+
+
+@router.post("/openai/v1/responses", summary="OpenAI Responses API through the gateway",
+             openapi_extra=_doc(ResponsesBody), responses=_ERRORS)
+async def responses(request: Request, pool: Pool) -> Response:
+    return await _forward(request, pool, "openai", RESPONSES, "/responses")
+
+
+@router.post("/openai/v1/embeddings", summary="OpenAI embeddings through the gateway",
+             openapi_extra=_doc(EmbeddingsBody), responses=_ERRORS)
+async def embeddings(request: Request, pool: Pool) -> Response:
+    return await _forward(request, pool, "openai", EMBEDDINGS, "/embeddings")
+
+
+@router.get("/openai/v1/models", summary="The provider's models this virtual key may call", responses=_ERRORS)
+async def models(request: Request, pool: Pool) -> Response:
+    return await _listing(request, pool, "openai", "/models", None)
+
+
+@router.get("/openai/v1/models/{model}", summary="One model, if this virtual key may call it", responses=_ERRORS)
+async def model(request: Request, pool: Pool, model: str) -> Response:
+    return await _listing(request, pool, "openai", f"/models/{model}", model)
+
+
+async def _listing(request: Request, pool: AsyncConnectionPool, provider: Flavor, path: str, one: str | None
+                   ) -> Response:
+    try:
+        key = await admit(pool, presented_key(request), None)
+        if one is not None and not key.allows(provider, one):
+            raise Refusal("model_not_allowed", f"This virtual key may not call {provider} model {one}.")
+        upstream = await upstream_for(pool, key.org_id, provider)
+    except Refusal as refusal:
+        metrics.REFUSALS.labels(refusal.reason).inc()
+        return refusal.response(provider)
+    url = upstream.base_url + (path if provider == "openai" else "/v1" + path)
+    response = await _client(request).get(url, headers=upstream_headers(provider, upstream, request.headers))
+    content = response.content
+    if response.status_code == 200 and one is None and key.allowed_models is not None:
+        payload = response.json()
+        payload["data"] = [m for m in payload.get("data", []) if m.get("id") in key.allowed_models]
+        content = json.dumps(payload).encode()
+    from tokentra_functions.gateway.proxy import _pass_back
+
+    return Response(content=content, status_code=response.status_code, headers=_pass_back(response))
+
+
+# ---------------------------------------------------------------- Anthropic-compatible
+@router.post("/anthropic/v1/messages", summary="Anthropic messages through the gateway",
+             openapi_extra=_doc(MessagesBody), responses=_ERRORS)
+async def messages(request: Request, pool: Pool) -> Response:
+    return await _forward(request, pool, "anthropic", MESSAGES, "/messages")
+
+
+@router.post("/anthropic/v1/messages/count_tokens", summary="Anthropic token counting (free: not recorded)",
+             openapi_extra=_doc(CountTokensBody), responses=_ERRORS)
+async def count_tokens(request: Request, pool: Pool) -> Response:
+    raw = await request.body()
+    try:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise Refusal("invalid_request", "The body is not valid JSON.") from None
+        model_name = str(body.get("model") or "") if isinstance(body, dict) else ""
+        key = await admit(pool, presented_key(request), None)
+        if not key.allows("anthropic", model_name):
+            raise Refusal("model_not_allowed", f"This virtual key may not call anthropic model {model_name}.")
+        upstream = await upstream_for(pool, key.org_id, "anthropic")
+    except Refusal as refusal:
+        metrics.REFUSALS.labels(refusal.reason).inc()
+        return refusal.response("anthropic")
+    response = await _client(request).post(upstream.base_url + "/v1/messages/count_tokens", content=raw,
+                                           headers=upstream_headers("anthropic", upstream, request.headers))
+    from tokentra_functions.gateway.proxy import _pass_back
+
+    return Response(content=response.content, status_code=response.status_code, headers=_pass_back(response))
+
+
+# ---------------------------------------------------------------- metrics
+@router.get("/metrics", summary="Prometheus metrics of the gateway (text exposition format)",
+            response_class=Response)
+async def prometheus() -> Response:
+    body, content_type = metrics.exposition()
+    return Response(content=body, media_type=content_type)
+
+
+__all__ = ["router", "recorder", "JSONResponse", "reserve"]

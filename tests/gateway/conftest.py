@@ -1,0 +1,126 @@
+"""The gateway under test: the real functions server (its own process, so its settings can be tightened)
+in front of a local provider that speaks OpenAI's and Anthropic's wire formats; an organization whose
+provider connections point at that provider, and virtual keys made by the SQL the CLI and API call."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from secret_registry import SECRETS_SEEN
+from tokentra_cli import admin
+from tokentra_cli.functions_server import free_port, start_functions, stop_functions
+from tokentra_core.db import connect
+from tokentra_core.secrets import store_provider_connection
+from tokentra_dev.testing.gateway_upstream import ANTHROPIC_KEY, PROVIDER_KEY, UpstreamServer
+
+LOOP_LIMIT = 6
+TIMEOUT_SECONDS = 2
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[UpstreamServer]:
+    SECRETS_SEEN.extend([PROVIDER_KEY, ANTHROPIC_KEY])
+    with UpstreamServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gateway_log(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return tmp_path_factory.mktemp("gateway") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def gateway_url(dsn: str, upstream: UpstreamServer, gateway_log: Any) -> Iterator[str]:
+    """`tokentra serve` with a short upstream timeout and a low loop limit; its log is checked for secrets."""
+    with open(gateway_log, "w") as log:
+        proc, url = start_functions(free_port(), env={
+            "DATABASE_URL": dsn, "TOKENTRA_GATEWAY_LOOP_LIMIT": str(LOOP_LIMIT),
+            "TOKENTRA_GATEWAY_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+            "TOKENTRA_GATEWAY_CREDENTIALS_SECONDS": "0"}, log=log, log_level="info")
+        yield url + "/gateway"
+        stop_functions(proc)
+    text = gateway_log.read_text()
+    leaked = [s[:12] + "..." for s in SECRETS_SEEN if s in text]
+    assert not leaked, f"secrets found in the gateway's log {gateway_log}: {leaked}"
+
+
+@dataclass
+class GatewayOrg:
+    dsn: str
+    org_id: uuid.UUID
+    keys: dict[str, uuid.UUID] = field(default_factory=dict)  # virtual key -> id
+
+    def key(self, **policy: Any) -> str:
+        """A virtual key with this policy (new_virtual_key's arguments)."""
+        with connect(self.dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "select * from private.new_virtual_key(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (self.org_id, policy.get("name", "test"), policy.get("team"), policy.get("project"),
+                 policy.get("end_user_id"), policy.get("budget"), policy.get("period", "monthly"),
+                 policy.get("hard_limit", True), policy.get("rpm"), policy.get("tpm"), policy.get("models"),
+                 policy.get("providers"), policy.get("expires"))).fetchone()
+        SECRETS_SEEN.append(row["key"])
+        self.keys[row["key"]] = row["id"]
+        return row["key"]
+
+    def usage(self, key: str, expect: int, timeout: float = 10.0, **where: Any) -> list[dict[str, Any]]:
+        """The usage rows of a key once `expect` of them are stored (the writer runs after the answer)."""
+        deadline = time.monotonic() + timeout
+        clause = "".join(f" and {k} = %s" for k in where)
+        while True:
+            with connect(self.dsn, autocommit=True) as conn:
+                rows = conn.execute(f"select * from public.usage_records where org_id = %s and api_key_id = %s{clause} "
+                                    "order by received_at, id", (self.org_id, self.keys[key], *where.values())
+                                    ).fetchall()
+            if len(rows) >= expect or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+    def sql(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        with connect(self.dsn, autocommit=True) as conn:
+            return conn.execute(query, args).fetchall()
+
+
+@pytest.fixture
+def gw(dsn: str, upstream: UpstreamServer) -> GatewayOrg:
+    """A fresh organization with an OpenAI and an Anthropic connection to the local provider."""
+    with connect(dsn, autocommit=True) as conn:
+        org = admin.create_org(conn, f"gateway-{uuid.uuid4().hex[:8]}")
+        store_provider_connection(conn, org.id, "openai", PROVIDER_KEY, base_url=upstream.url + "/v1")
+        store_provider_connection(conn, org.id, "anthropic", ANTHROPIC_KEY, base_url=upstream.url)
+    return GatewayOrg(dsn, org.id)
+
+
+@pytest.fixture
+def openai_client(gateway_url: str) -> Callable[..., Any]:
+    def make(key: str, asynchronous: bool = False, **kw: Any) -> Any:
+        import openai
+
+        cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+        return cls(api_key=key, base_url=gateway_url + "/openai/v1", **kw)
+    return make
+
+
+@pytest.fixture
+def anthropic_client(gateway_url: str) -> Callable[..., Any]:
+    def make(key: str, asynchronous: bool = False, **kw: Any) -> Any:
+        import anthropic
+
+        cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
+        return cls(api_key=key, base_url=gateway_url + "/anthropic", **kw)
+    return make
+
+
+def cost_of(rows: list[dict[str, Any]]) -> Decimal:
+    return sum((r["cost_usd"] or Decimal(0) for r in rows), Decimal(0))
+
+
+__all__ = ["GatewayOrg", "LOOP_LIMIT", "TIMEOUT_SECONDS", "cost_of", "psycopg"]
