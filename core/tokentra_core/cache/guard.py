@@ -201,7 +201,7 @@ class _Scan:
             self.after_connector = True
         label = _POLARITY.get(lower)
         if lower in ("on", "off") and self.previous in _SWITCH_VERBS:
-            label = "switch+" if lower == "on" else "switch-"
+            label = "change+" if lower == "on" else "change-"  # turn on = enable, turn off = disable
         if label is not None:
             self.polarity.add(label)
         elif number is None and lower not in _NOT_CONTENT:
