@@ -9,8 +9,14 @@ here it guards against betting on, or against, a trend. Intervals come from Holt
 paths, each path centred on one member drawn at random (so disagreement about the trend widens them),
 scaled as a Student-t (the noise level is estimated from few days) and widened for what the simulation
 ignores; paths give the intervals of any sum over the horizon (a
-month-end total is a sum, so per-day intervals would not do). Shorter histories fall back to the mean of
-the last week, with bootstrapped daily deviations.
+month-end total is a sum, so per-day intervals would not do).
+
+Shorter histories (and series a seasonal model cannot fit) get the recent level: the mean of the last
+week's whole days, with today's run rate as a fraction of a day more (on day one it is all there is).
+Their intervals say how little is known: the day-to-day variation on a log scale is a prior (PRIOR_SIGMA,
+spend varying by about half from day to day) pulled toward what the days seen show as they accumulate,
+and the level itself is uncertain by that variation over the square root of the days seen; both as
+Student-t draws, so a day of history gives wide intervals, never intervals equal to the point.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ SPREAD = 1.15
 # Parameters Holt-Winters estimates (level, season weights, initial level and seven weekday states):
 # the noise level is itself estimated from len(history) - FITTED days, so paths get Student-t scales.
 FITTED = 10
+# Short histories: the day-to-day log-spend deviation assumed before any day is seen, the number of days
+# that prior counts for, and the least part of a day whose run rate is taken as a level (an hour).
+PRIOR_SIGMA = 0.5
+PRIOR_DAYS = 4
+MIN_RUN_RATE_DAY = 1 / 24
 
 
 @dataclass
@@ -53,12 +64,34 @@ def seasonal_naive(history: np.ndarray, horizon: int, period: int = 7) -> np.nda
     return np.resize(last, horizon)
 
 
-def _fallback(history: np.ndarray, horizon: int, rng: np.random.Generator) -> Forecast:
-    recent = history[-7:] if len(history) else np.zeros(1)
-    level = float(recent.mean())
-    spread = recent - level if len(recent) > 1 else np.array([-0.3 * level, 0.3 * level])
-    paths = np.clip(level + rng.choice(spread, size=(REPETITIONS, horizon)), 0, None)
-    return Forecast(np.full(horizon, level), paths, f"mean of the last {len(recent)} days")
+def _fallback(
+    history: np.ndarray, horizon: int, rng: np.random.Generator, today: float = 0.0, elapsed: float = 0.0
+) -> Forecast:
+    """The recent level with intervals widened for how few days it rests on (see the module docstring)."""
+    recent = history[-7:]
+    part = elapsed if elapsed >= MIN_RUN_RATE_DAY and today > 0 else 0.0
+    seen = len(recent) + part  # days the level is estimated from
+    if seen == 0:
+        return Forecast(np.zeros(horizon), np.zeros((REPETITIONS, horizon)), "no spend yet")
+    level = (float(recent.sum()) + (today if part else 0.0)) / seen
+    if level <= 0:
+        return Forecast(np.zeros(horizon), np.zeros((REPETITIONS, horizon)), f"no spend in the last {len(recent)} days")
+    # Day-to-day variation: the prior, pulled toward the spread of the days with spend as they accumulate.
+    logs = np.log(recent[recent > 0])
+    observed = float(np.var(logs, ddof=1)) if len(logs) > 1 else 0.0
+    dof = max(len(logs) - 1, 0)
+    sigma = float(np.sqrt((PRIOR_DAYS * PRIOR_SIGMA**2 + dof * observed) / (PRIOR_DAYS + dof)))
+    level_sigma = sigma / np.sqrt(max(seen, 0.25))
+    t = max(dof, 2)
+    level_draw = level_sigma * rng.standard_normal(REPETITIONS) * np.sqrt(t / rng.chisquare(t, REPETITIONS))
+    daily = sigma * rng.standard_normal((REPETITIONS, horizon)) * np.sqrt(t / rng.chisquare(t, (REPETITIONS, 1)))
+    # Log-normal draws centred so each path's expected spend is the level (sums are what budgets meet).
+    paths = level * np.exp(level_draw[:, None] - level_sigma**2 / 2 + daily - sigma**2 / 2)
+    basis = f"mean of the last {len(recent)} days" if len(recent) else "today's run rate"
+    if len(recent) and part:
+        basis += " and today's run rate"
+    return Forecast(np.full(horizon, level), np.clip(paths, 0, None), f"{basis} (short history: prior day-to-day "
+                    f"variation {PRIOR_SIGMA:.0%} on a log scale, intervals widened for {seen:.2g} days seen)")
 
 
 def _weekday_effects(z: np.ndarray) -> np.ndarray:
@@ -112,21 +145,23 @@ def _members(z: np.ndarray, horizon: int, seed: int) -> tuple[np.ndarray, dict[s
     return sims, {name: c for name, c in centres.items() if np.isfinite(c).all()}
 
 
-def forecast_days(history, horizon: int, seed: int = 0) -> Forecast:
-    """Spend for each of the next `horizon` days after `history` (daily totals, oldest first)."""
+def forecast_days(history, horizon: int, seed: int = 0, today: float = 0.0, elapsed: float = 0.0) -> Forecast:
+    """Spend for each of the next `horizon` days after `history` (whole days' totals, oldest first).
+    `today` is what the day in progress spent so far, `elapsed` the part of it gone (0..1): a short
+    history's level counts it (on day one it is the only evidence)."""
     y = np.asarray(history, dtype=float)
     rng = np.random.default_rng(seed)
     if horizon <= 0:
         return Forecast(np.zeros(0), np.zeros((REPETITIONS, 0)), "none")
     if len(y) < MIN_ETS_DAYS or np.ptp(y[-MIN_ETS_DAYS:]) == 0:
-        return _fallback(y, horizon, rng)
+        return _fallback(y, horizon, rng, today, elapsed)
     offset = max(0.01 * float(np.median(y)), 1e-6)
     try:
         sims, centres = _members(np.log(y + offset), horizon, seed)
     except (ValueError, np.linalg.LinAlgError):
-        return _fallback(y, horizon, rng)
+        return _fallback(y, horizon, rng, today, elapsed)
     if not centres or not np.isfinite(sims).all():
-        return _fallback(y, horizon, rng)
+        return _fallback(y, horizon, rng, today, elapsed)
     members = np.asarray(list(centres.values()))
     drawn = members[rng.integers(0, len(members), REPETITIONS)]
     dof = max(len(y) - FITTED, 3)

@@ -1,7 +1,8 @@
 """The `forecasts` job: month-end spend for each organization and period-end spend for each budget,
 with 80% and 95% intervals, the overrun probability and the day the budget runs out; then the
-forecast-overrun alerts. Daily spend comes from the rollups (organization: analytics.usage_hourly by
-local day; budgets: private.budget_spend, which also prices unpriced calls conservatively)."""
+forecast-overrun alerts. Daily spend comes from the rollups through private.budget_spend (which also
+prices unpriced calls conservatively), the organization's as an organization-wide scope, so a budget's
+projected spend (public.budget_status) and the month-end forecast come from one method."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ __all__ = ["forecast_period", "run_forecasts"]
 log = logging.getLogger("tokentra.worker.forecasts")
 HISTORY_DAYS = 56
 
-_ORG_DAYS = """
-select (date_trunc('day', u.bucket at time zone o.timezone))::date as day, sum(u.cost_usd)::float8 as spend
-from public.organizations o
-join analytics.usage_hourly u on u.org_id = o.id
-where o.id = %(org)s and u.bucket >= %(since)s and u.bucket < %(until)s
-group by 1 order by 1
-"""
+# The organization's month is forecast from the series an organization-wide budget counts (its scope's
+# spend per local day, unpriced calls at the conservative price): one method, one series per scope, so the
+# month-end forecast and such a budget's projection are the same numbers.
+_SCOPE_DAYS = (
+    "select s.day, s.spend::float8 as spend "
+    "from private.scope_daily_spend(%(org)s, %(scope_type)s, %(scope_id)s, %(days)s, %(now)s) s"
+)
 
 
 def forecast_period(
@@ -48,7 +49,7 @@ def forecast_period(
     history = history[nz[0] :] if len(nz) else history[:0]
     today_so_far = by_day.get(today, 0.0)
     horizon = (period_end - today).days  # today and the days after it
-    f = forecast_days(history, horizon, seed=seed)
+    f = forecast_days(history, horizon, seed=seed, today=today_so_far, elapsed=elapsed)
     weights = np.ones(horizon)
     if horizon:
         weights[0] = 1 - elapsed
@@ -141,8 +142,7 @@ def _local(conn, org: str, now: datetime) -> dict:
 def run_org(conn, org: str, now: datetime) -> int:
     loc = _local(conn, org, now)
     rows = conn.execute(
-        _ORG_DAYS,
-        {"org": org, "since": now - timedelta(days=HISTORY_DAYS + 1), "until": now + timedelta(hours=1)},
+        _SCOPE_DAYS, {"org": org, "scope_type": "organization", "scope_id": None, "days": HISTORY_DAYS, "now": now}
     ).fetchall()
     days = [r["day"] for r in rows]
     spend = [r["spend"] for r in rows]
@@ -161,7 +161,7 @@ def run_org(conn, org: str, now: datetime) -> int:
     )
     n = 1
     budgets = conn.execute(
-        "select b.id, b.amount::float8 as amount, p.period_start, p.period_end, "
+        "select b.id, b.amount::float8 as amount, b.scope_type, b.scope_id, p.period_start, p.period_end, "
         "(p.period_start at time zone o.timezone)::date as start_day, "
         "(p.period_end at time zone o.timezone)::date as end_day "
         "from public.budgets b join public.organizations o on o.id = b.org_id "
@@ -170,9 +170,8 @@ def run_org(conn, org: str, now: datetime) -> int:
     ).fetchall()
     for b in budgets:
         series = conn.execute(
-            "select s.day, s.spend::float8 as spend from public.budgets b, "
-            "private.budget_daily_spend(b, %s, %s) s where b.id = %s",
-            (HISTORY_DAYS, now, b["id"]),
+            _SCOPE_DAYS,
+            {"org": org, "scope_type": b["scope_type"], "scope_id": b["scope_id"], "days": HISTORY_DAYS, "now": now},
         ).fetchall()
         bdays = [r["day"] for r in series]
         bspend = [r["spend"] for r in series]
