@@ -316,6 +316,11 @@ def sync_prices(conn: psycopg.Connection, providers: Sequence[gp.Provider] | Non
         else:
             cur.execute("select private.reprice_usage(null, true)")
         repriced = cur.fetchone()[0]
+        # The model registry serves a materialized copy of prices and families: bring it up to date now
+        # rather than at its next periodic refresh (absent on databases migrated before it existed).
+        if (changed or puts) and cur.execute(
+                "select to_regprocedure('private.refresh_model_registry()') is not null").fetchone()[0]:
+            cur.execute("select private.refresh_model_registry()")
     return SyncResult(
         providers=len(providers), models=sum(len(p.models) for p in providers), catalogue_changed=changed,
         price_sets_added=len(puts), price_rows_added=added, repriced=repriced, skipped_rules=tuple(skipped),
