@@ -20,6 +20,11 @@ from tokentra_core.db import connect
 log = logging.getLogger("tokentra.worker")
 
 
+def dsn_of(ctx: Any) -> str:
+    """Jobs take the worker's JobContext; tests and benchmarks call them with a bare database URL."""
+    return ctx if isinstance(ctx, str) else ctx.dsn
+
+
 def log_org_failure(what: str, org: str, exc: BaseException, detector: str | None = None) -> None:
     """One line an operator can act on: the job, the organization, the detector if any, and the error."""
     where = f" detector {detector}" if detector else ""
@@ -34,7 +39,7 @@ def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[p
     many were visited and the summed counters, `failed` counting organizations whose run was rolled back.
     `prefetch`, if given, is called with each chunk of organizations before their first run_org."""
     totals: dict[str, int] = defaultdict(int)
-    with connect(ctx.dsn if hasattr(ctx, "dsn") else ctx) as conn:
+    with connect(dsn_of(ctx)) as conn:
         if orgs is None:
             orgs = [r["org_id"] for r in conn.execute(
                 "select distinct org_id from analytics.usage_daily where bucket >= %s",

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from tokentra_core.db import connect
 from tokentra_worker._forecast_model import forecast_days
-from tokentra_worker._per_org import log_org_failure
+from tokentra_worker._per_org import dsn_of, log_org_failure
 
 __all__ = ["forecast_period", "run_forecasts"]
 
@@ -197,7 +197,7 @@ def run_forecasts(ctx, now: datetime | None = None, orgs: list[str] | None = Non
     """The job: every organization with usage in the last eight weeks or a budget."""
     now = now or datetime.now(UTC)
     written = failed = 0
-    with connect(ctx.dsn if hasattr(ctx, "dsn") else ctx) as conn:
+    with connect(dsn_of(ctx)) as conn:
         if orgs is None:
             orgs = [
                 r["org_id"]

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from tokentra_core.db import connect
 from tokentra_core.llm import LLM, llm_status
 from tokentra_core.settings import Settings, get_settings
-from tokentra_worker._per_org import for_each_active_org
+from tokentra_worker._per_org import dsn_of, for_each_active_org
 from tokentra_worker.explanations.writer import Written, write
 
 __all__ = ["run_explanations", "run_org"]
@@ -139,7 +139,7 @@ def run_explanations(ctx, now: datetime | None = None, orgs: list[str] | None = 
                      settings: Settings | None = None) -> str:
     """The job: every organization with an open anomaly or recommendation (or the given ones)."""
     settings = settings or getattr(ctx, "settings", None) or get_settings()
-    dsn = ctx.dsn if hasattr(ctx, "dsn") else ctx
+    dsn = dsn_of(ctx)
     status = llm_status(settings)
     budget = [settings.explanations_max_per_run]
     stop = getattr(ctx, "stop", None)
