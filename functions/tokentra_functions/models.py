@@ -19,7 +19,7 @@ ATTRIBUTION = {"feature": "feature", "user_id": "end_user_id", "team": "team", "
 # Client-side signals of an event, kept in metadata under SIGNALS_KEY (see IngestEvent).
 SIGNALS_KEY = "tokentra"
 SIGNALS = ("response_format", "output_overhead", "prefix_hash", "prefix_share", "routing_rule_id", "routing_arm",
-           "routed_from_provider")
+           "routed_from_provider", "cache_entry_id", "cache_saved_usd")
 UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -90,6 +90,14 @@ class IngestEvent(BaseModel):
     )
     routed_from_provider: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="Provider of routed_from_model, the model the caller asked for."
+    )
+    # A call answered from TokenTRA's semantic cache (cache_hit true): the entry and the cost of the call
+    # it replaced, so the savings are measured from usage rows.
+    cache_entry_id: Annotated[str, Field(pattern=UUID_TEXT)] | None = Field(
+        default=None, description="The semantic cache entry that answered the call."
+    )
+    cache_saved_usd: Annotated[float, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="What the call the cache answered would have cost (the entry's cost)."
     )
 
     @field_validator("provider")

@@ -12,12 +12,13 @@ from ._observe import Endpoint, begin
 from ._record import Call, error_code, internal_error, request_of
 from ._streams import AsyncStreamProxy, SyncStreamProxy
 from .budgets import Enforcement
+from .cache import CacheClient
 
 __all__ = ["failed", "instrument_async", "instrument_sync"]
 
 
 def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
-                    enforcement: Enforcement | None = None) -> Callable[..., Any]:
+                    enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> Callable[..., Any]:
     """Wrap a synchronous `create`-like method."""
 
     @functools.wraps(fn)
@@ -25,6 +26,10 @@ def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
         call = begin(provider, endpoint, kwargs)
         if call is None:
             return fn(*args, **kwargs)
+        if cache is not None and not call.stream:  # a hit answers instead of the provider (fails open)
+            hit = cache.lookup(call, kwargs)
+            if hit is not None:
+                return _answered_from_cache(call, hit, endpoint)
         if enforcement is not None:  # may raise BudgetExceeded, deliberately, before the provider is called
             call.reservation_id = enforcement.before_call(call, kwargs)
         call.t0 = perf_counter_ns()
@@ -33,13 +38,15 @@ def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
         except BaseException as exc:
             failed(call, exc)
             raise
+        if cache is not None and not call.stream:
+            cache.store_later(call, kwargs, result)
         return _succeeded(call, result, endpoint, SyncStreamProxy, "__next__")
 
     return create
 
 
 def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
-                     enforcement: Enforcement | None = None) -> Callable[..., Any]:
+                     enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> Callable[..., Any]:
     """Wrap an asynchronous `create`-like method."""
 
     @functools.wraps(fn)
@@ -47,6 +54,10 @@ def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
         call = begin(provider, endpoint, kwargs)
         if call is None:
             return await fn(*args, **kwargs)
+        if cache is not None and not call.stream:
+            hit = await cache.lookup_async(call, kwargs)
+            if hit is not None:
+                return _answered_from_cache(call, hit, endpoint)
         if enforcement is not None:  # may raise BudgetExceeded, deliberately, before the provider is called
             call.reservation_id = await enforcement.before_call_async(call, kwargs)
         call.t0 = perf_counter_ns()
@@ -55,6 +66,8 @@ def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
         except BaseException as exc:
             failed(call, exc)
             raise
+        if cache is not None and not call.stream:
+            cache.store_later(call, kwargs, result)
         return _succeeded(call, result, endpoint, AsyncStreamProxy, "__anext__")
 
     return create
@@ -70,6 +83,19 @@ def _succeeded(call: Call, result: Any, endpoint: Endpoint, stream_proxy: Any, n
     except Exception:
         internal_error()
     return result
+
+
+def _answered_from_cache(call: Call, response: Any, endpoint: Endpoint) -> Any:
+    """Record a call the cache answered: no provider tokens, zero latency to the provider."""
+    try:
+        call.t0 = perf_counter_ns()
+        endpoint.observe_response(call, response)
+        call.usage = None  # the stored answer's usage was paid for by the call that stored it
+        call.latency_ns = 0
+        _state.submit(call)
+    except Exception:
+        internal_error()
+    return response
 
 
 def failed(call: Call, exc: BaseException) -> None:

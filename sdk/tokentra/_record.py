@@ -30,7 +30,7 @@ class Call:
         "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
         "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
         "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id", "format_param",
-        "response",
+        "response", "cache",
     )
 
     def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
@@ -60,6 +60,7 @@ class Call:
         self.reservation_id: str | None = None  # strict budget enforcement (budgets.py)
         self.format_param: Any = None  # the request's output format parameter (_signals.FORMAT_PARAMS)
         self.response: Any = None  # a finished answer, measured (never sent) on the sender thread
+        self.cache: dict[str, Any] | None = None  # set when TokenTRA's semantic cache answered (cache.py)
 
     def to_event(self) -> dict[str, Any]:
         """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""
@@ -94,6 +95,9 @@ class Call:
         })
         if self.reservation_id is not None:
             event["reservation_id"] = self.reservation_id
+        if self.cache is not None:  # answered from the cache: no provider tokens, what it saved
+            event["cache_hit"] = True
+            event.update({k: v for k, v in self.cache.items() if v is not None})
         event.update(self._signals(texts))
         return event
 

@@ -9,6 +9,7 @@ from ._instrument import instrument_async, instrument_sync
 from ._observe import ENDPOINTS
 from ._proxy import Hook, ObjectProxy
 from .budgets import Enforcement
+from .cache import CacheClient
 
 __all__ = ["wrap"]
 
@@ -19,7 +20,7 @@ _RECORDED = ("create", "parse")
 
 
 def wrap(client: ClientT, enforce_budgets: str | None = None, fail_open: bool = True,
-         budget_cache_seconds: float = 5.0) -> ClientT:
+         budget_cache_seconds: float = 5.0, cache: bool = False) -> ClientT:
     """Return a proxy of `client` that records every chat completion, response and message call.
 
     Accepts `openai.OpenAI`, `openai.AsyncOpenAI` (and their Azure variants), `anthropic.Anthropic` and
@@ -28,14 +29,18 @@ def wrap(client: ClientT, enforce_budgets: str | None = None, fail_open: bool = 
     `enforce_budgets="strict"` or `"eventual"` checks hard budgets before each create/parse call and
     raises `tokentra.BudgetExceeded` instead of calling the provider when one has no room; when
     TokenTRA is unreachable the call proceeds (`fail_open=True`) or raises (see tokentra.budgets).
+
+    `cache=True` looks non-streamed calls up in TokenTRA's semantic cache first and answers hits from it
+    (see tokentra.cache); it always fails open.
     """
     if isinstance(client, ClientProxy):
-        if enforce_budgets is None:
+        if enforce_budgets is None and not cache:
             return client
         client = client._tt_target
     provider, is_async = _identify(client)
     enforcement = Enforcement(enforce_budgets, fail_open, budget_cache_seconds) if enforce_budgets else None
-    return ClientProxy(client, provider, is_async, enforcement)  # type: ignore[return-value]
+    return ClientProxy(client, provider, is_async, enforcement,  # type: ignore[return-value]
+                       CacheClient() if cache else None)
 
 
 class ClientProxy(ObjectProxy):
@@ -44,8 +49,8 @@ class ClientProxy(ObjectProxy):
     __slots__ = ()
 
     def __init__(self, client: Any, provider: str, is_async: bool,
-                 enforcement: Enforcement | None = None) -> None:
-        super().__init__(client, _client_hooks(provider, is_async, enforcement))
+                 enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> None:
+        super().__init__(client, _client_hooks(provider, is_async, enforcement, cache))
 
     def __enter__(self) -> ClientProxy:
         self._tt_target.__enter__()
@@ -78,18 +83,19 @@ def _identify(client: Any) -> tuple[str, bool]:
     return provider, is_async
 
 
-def _client_hooks(provider: str, is_async: bool, enforcement: Enforcement | None = None) -> dict[str, Hook]:
+def _client_hooks(provider: str, is_async: bool, enforcement: Enforcement | None = None,
+                  cache: CacheClient | None = None) -> dict[str, Hook]:
     instrument = instrument_async if is_async else instrument_sync
 
     def resource(endpoint_name: str) -> Hook:
         endpoint = ENDPOINTS[endpoint_name]
-        hooks = {name: _method_hook(instrument, provider, endpoint, enforcement) for name in _RECORDED}
+        hooks = {name: _method_hook(instrument, provider, endpoint, enforcement, cache) for name in _RECORDED}
         hooks["stream"] = lambda method: instrument_stream_helper(method, provider, endpoint, is_async)
         return lambda target: ObjectProxy(target, hooks)
 
     def rewrap(method: Callable[..., Any]) -> Callable[..., Any]:
         def rewrapped(*args: Any, **kwargs: Any) -> Any:
-            return ClientProxy(method(*args, **kwargs), provider, is_async, enforcement)
+            return ClientProxy(method(*args, **kwargs), provider, is_async, enforcement, cache)
 
         return rewrapped
 
@@ -104,10 +110,10 @@ def _client_hooks(provider: str, is_async: bool, enforcement: Enforcement | None
 
 
 def _method_hook(instrument: Callable[..., Any], provider: str, endpoint: Any,
-                 enforcement: Enforcement | None = None) -> Hook:
+                 enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> Hook:
     # Every create/parse of an async client returns an awaitable, even where a decorator hides that
     # from inspect.iscoroutinefunction, so the client's kind decides which wrapper to use.
     def hook(method: Any) -> Any:
-        return instrument(method, provider, endpoint, enforcement) if callable(method) else method
+        return instrument(method, provider, endpoint, enforcement, cache) if callable(method) else method
 
     return hook
