@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from psycopg.types.json import Jsonb
-from pydantic import ValidationError
 
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions.auth import ApiKeyOrg, authenticate, presented_key
+from tokentra_functions.batch_body import BodyError, parse_batch
 from tokentra_functions.budget_enforcement import settle_budgets
-from tokentra_functions.models import ErrorBody, IngestEvent, IngestResult, Rejection, TimeWindow
+from tokentra_functions.ingest_schema import STAGED, STAGED_COLUMNS, Batch, openapi_body, validate
+from tokentra_functions.models import ErrorBody, IngestResult, Rejection
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("tokentra.ingest")
 UNAUTHORIZED = {"error": "unauthorized", "message": "a valid API key is required"}
+# Created and dropped inside the ingest transaction: nothing outlives it, as a transaction pooler requires.
+_STAGE = (f"create temp table ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
+          "on commit drop")
+_COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
+_TYPES = [kind for _, kind in STAGED]
+_CONFLICT = "conflicts with the stored event of this request_id (content differs); not stored"
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes | None:
@@ -53,8 +58,9 @@ async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = froze
 
 
 async def read_batch(request: Request, pool: Pool, name: str) -> tuple[ApiKeyOrg, list] | JSONResponse:
-    """The key's organization and the list under `name` of a `{name: [...]}` body, or the error response to
-    send (401/429 from authorize, 413 too large or too many items, 400 not JSON, 422 wrong shape)."""
+    """The key's organization and the items under `name` of a `{name: [...]}` body, or the error response
+    to send (401/429 from authorize, 413 too large or too many items, 400 not JSON or nested too deep, 422
+    wrong shape). An item that cannot be parsed on its own is a batch_body.Unreadable in the list."""
     settings = get_settings()
     key = await authorize(request, pool)
     if isinstance(key, JSONResponse):
@@ -63,65 +69,76 @@ async def read_batch(request: Request, pool: Pool, name: str) -> tuple[ApiKeyOrg
     if body is None:
         return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return error(400, "not_json", "the body is not valid JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get(name), list):
-        return error(422, "invalid_request", f'{name}: the body must be an object {{"{name}": [...]}}')
-    if len(payload[name]) > settings.ingest_max_events:
+        items = parse_batch(body, name)
+    except BodyError as exc:
+        return error(exc.status, exc.code, str(exc))
+    if len(items) > settings.ingest_max_events:
         return error(413, f"too_many_{name}", f"{name}: at most {settings.ingest_max_events} items a request")
-    return key, payload[name]
-
-
-def validate(raw: list, now: datetime, retention_days: int) -> tuple[list[dict], list[Rejection]]:
-    rows, rejected = [], []
-    window = TimeWindow(now, retention_days)
-    for idx, item in enumerate(raw):
-        try:
-            event = IngestEvent.model_validate(item)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "event"
-            rejected.append(Rejection(index=idx, field=field, message=first["msg"]))
-            continue
-        why = event.check_time(window)
-        if why:
-            rejected.append(Rejection(index=idx, field="timestamp", message=why))
-            continue
-        rows.append(event.row(idx))
-    return rows, rejected
+    return key, items
 
 
 async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: dict[str, str] | None = None
                        ) -> IngestResult:
-    """Validate and store events for the key's organization; every valid event is stored or reported.
+    """Validate and store events for the key's organization; every event is stored or reported.
 
     Afterwards, reservations the stored events carry are committed, and budget_headers (if given) is
-    filled with the batch's budget status (functions/budget_enforcement.py)."""
+    filled with the batch's budget status (budget_enforcement.py)."""
     settings = get_settings()
-    rows, rejected = validate(raw, datetime.now(UTC), settings.retention_days)
+    batch = validate(raw, datetime.now(UTC), settings.retention_days)
+    rejected = batch.rejected
     accepted = duplicates = unpriced = 0
-    stored = set()
-    if rows:
-        async with pool.connection() as conn:
-            cur = await conn.execute("select * from private.ingest_events(%s, %s, %s, %s)",
-                                     (key.org_id, key.key_id, key.project_id, Jsonb(rows)))
-            for r in await cur.fetchall():
-                if r["outcome"] == "accepted":
-                    accepted += 1
-                    unpriced += not r["priced"]
-                elif r["outcome"] == "duplicate":
-                    duplicates += 1
-                else:
-                    rejected.append(Rejection(
-                        index=r["idx"], field="request_id",
-                        message="conflicts with the stored event of this request_id (content differs); not stored"))
-                    continue
-                stored.add(r["idx"])
-        await settle_budgets(pool, key, [row for row in rows if row["idx"] in stored], budget_headers)
-    rejected.sort(key=lambda r: r.index)
+    stored: set[int] = set()
+    if batch.rows:
+        outcomes = await _store(pool, key, batch)
+        for idx, outcome, priced in outcomes:
+            if outcome == "accepted":
+                accepted += 1
+                unpriced += not priced
+            elif outcome == "duplicate":
+                duplicates += 1
+            else:
+                rejected.append(Rejection(index=idx, field="request_id", message=_CONFLICT))
+                continue
+            stored.add(idx)
+        await settle_budgets(pool, key, _settled(batch, stored), budget_headers)
+        rejected.sort(key=lambda r: r.index)
     log.info("ingest org=%s accepted=%d duplicates=%d rejected=%d", key.org_id, accepted, duplicates, len(rejected))
     return IngestResult(accepted=accepted, duplicates=duplicates, unpriced=unpriced, rejected=rejected)
+
+
+async def _store(pool: Pool, key: ApiKeyOrg, batch: Batch) -> list[tuple[int, str, bool]]:
+    """COPY the batch into a temporary table and store it with one set-based call, in one transaction."""
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            await conn.execute(_STAGE)
+            cur = conn.cursor()
+            async with cur.copy(_COPY) as copy:
+                copy.set_types(_TYPES)
+                for row in batch.rows:
+                    await copy.write_row(row)
+            cur = await conn.execute("select idx, outcome, priced from private.ingest_staged(%s, %s, %s)",
+                                     (key.org_id, key.key_id, key.project_id))
+            return [(r["idx"], r["outcome"], r["priced"]) for r in await cur.fetchall()]
+
+
+def _settled(batch: Batch, stored: set[int]) -> list[dict]:
+    """What budget settlement needs of the stored events: each reservation, and each distinct attribution."""
+    out: list[dict] = []
+    seen: set[tuple] = set()
+    columns = zip(batch.column("idx"), batch.column("request_id"), batch.column("team"), batch.column("project"),
+                  batch.column("feature"), batch.column("end_user_id"), batch.column("model"), batch.reservations,
+                  strict=True)
+    for idx, request_id, team, project, feature, user, model, reservation in columns:
+        if idx not in stored:
+            continue
+        attribution = (team, project, feature, user, model)
+        if reservation is None and attribution in seen:
+            continue
+        seen.add(attribution)
+        out.append({"request_id": request_id, "team": team, "project": project, "feature": feature,
+                    "end_user_id": user, "model": model,
+                    "reservation_id": str(reservation) if reservation else None})
+    return out
 
 
 @router.post(
@@ -130,6 +147,7 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: di
     responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
                422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Store a batch of up to 1,000 usage events",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": openapi_body()}}}},
 )
 async def ingest(request: Request, pool: Pool) -> JSONResponse:
     batch = await read_batch(request, pool, "events")

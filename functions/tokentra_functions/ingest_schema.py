@@ -1,0 +1,301 @@
+"""From ingest events as sent to the rows staged for private.ingest_staged: every rule an event must pass.
+
+The one place to extend when the event grows a field:
+- declare it on IngestEvent (models.py: type, constraints, description; the OpenAPI document follows);
+- if it is a client signal kept in metadata.tokentra, add its name to SIGNALS (models.py);
+- if it has a column of its own, add the column to usage_records (a migration) and the field to STAGED
+  below with the type it travels as: private.ingest_staged copies every staged column usage_records has;
+- a rule beyond the field's own type (several fields, the server's clock) goes in CHECKS below.
+A field added later enters the content hash only when an event carries it, so events without it keep the
+hash they always had and their retries stay duplicates (see _hashed).
+
+Validation is one pydantic pass over the whole batch, then one short loop per event that lifts the
+attribution, serializes the event once with pydantic-core, hashes those bytes and looks in them for what
+Postgres cannot store (NUL characters, NaN and Infinity, unpaired surrogates, deep nesting). Only an event
+whose bytes show a sign of one is walked value by value, to name the field or clear it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
+
+from tokentra_functions.batch_body import Unreadable
+from tokentra_functions.models import ATTRIBUTION, SIGNALS, SIGNALS_KEY, IngestBatch, IngestEvent, Rejection, TimeWindow
+
+__all__ = ["CHECKS", "STAGED", "STAGED_COLUMNS", "Batch", "Problem", "openapi_body", "validate"]
+
+# Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
+MAX_JSON_BYTES = 16_384
+MAX_DEPTH = 16
+# Integer fields where JSON true/false must not pass as 1/0 (pydantic's lax int would take them).
+_INTEGERS = ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
+             "latency_ms", "time_to_first_token_ms", "retry_count")
+# usage_records.client_cost_usd is numeric(20, 12): under 10^8 fits.
+_MAX_CLIENT_COST = 10**8
+
+
+class Problem(NamedTuple):
+    """Why an event cannot be stored: the field (a dotted path) and the reason."""
+
+    field: str
+    reason: str
+
+
+# ---------------------------------------------------------------- rules beyond the fields' types
+
+
+def _parts_within_totals(e: IngestEvent) -> Problem | None:
+    if e.cached_tokens + e.cache_write_tokens > e.input_tokens:
+        return Problem("cached_tokens", "cached_tokens + cache_write_tokens exceed input_tokens "
+                                        "(input counts cache reads and writes)")
+    if e.reasoning_tokens > e.output_tokens:
+        return Problem("reasoning_tokens", "reasoning_tokens exceed output_tokens (output counts reasoning)")
+    return None
+
+
+def _client_cost_fits(e: IngestEvent) -> Problem | None:
+    if e.cost_usd is not None and e.cost_usd >= _MAX_CLIENT_COST:
+        return Problem("cost_usd", f"cost_usd must be less than {_MAX_CLIENT_COST:,} for one call")
+    return None
+
+
+CHECKS: tuple[Callable[[IngestEvent], Problem | None], ...] = (_parts_within_totals, _client_cost_fits)
+
+# ---------------------------------------------------------------- staging
+# The staged batch, in COPY order: (column, Postgres type). `idx` and `content_hash` are the batch's own;
+# every other name is a usage_records column. JSON travels as text and is cast to jsonb in SQL.
+STAGED: tuple[tuple[str, str], ...] = (
+    ("idx", "integer"), ("request_id", "text"), ("source", "text"), ("provider", "text"), ("model", "text"),
+    ("endpoint", "text"), ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("cached_tokens", "bigint"),
+    ("cache_write_tokens", "bigint"), ("reasoning_tokens", "bigint"), ("service_tier", "text"),
+    ("client_cost_usd", "numeric"), ("currency", "text"), ("latency_ms", "integer"),
+    ("time_to_first_token_ms", "integer"), ("status", "text"), ("error_code", "text"), ("retry_count", "integer"),
+    ("is_timeout", "boolean"), ("is_rate_limited", "boolean"), ("is_streaming", "boolean"),
+    ("routed_from_model", "text"), ("cache_hit", "boolean"), ("prompt_hash", "text"),
+    ("system_prompt_hash", "text"), ("task_type", "text"), ("team", "text"), ("project", "text"),
+    ("feature", "text"), ("end_user_id", "text"), ("metadata", "text"), ("raw_usage", "text"),
+    ("occurred_at", "timestamptz"), ("content_hash", "bytea"),
+)
+STAGED_COLUMNS = tuple(name for name, _ in STAGED)
+_POSITION = {name: i for i, name in enumerate(STAGED_COLUMNS)}
+
+# The content hash covers these fields, in this order, as it always has (then attribution, metadata and
+# the client's cost); fields added later are appended only when an event carries them.
+_HASHED = ("request_id", "provider", "model", "endpoint", "input_tokens", "output_tokens", "cached_tokens",
+           "cache_write_tokens", "reasoning_tokens", "service_tier", "latency_ms", "time_to_first_token_ms",
+           "status", "error_code", "retry_count", "is_streaming", "is_timeout", "is_rate_limited",
+           "routed_from_model", "cache_hit", "prompt_hash", "system_prompt_hash", "task_type", "currency",
+           "raw_usage", "source")
+# Not what a call is: when it was stamped (a retry stamped later is the same event), the reservation it
+# was made under; the signals are hashed inside metadata.
+_UNHASHED = {"metadata", "timestamp", "cost_usd", "reservation_id", *SIGNALS}
+_LATER = tuple(f for f in IngestEvent.model_fields if f not in _HASHED and f not in _UNHASHED)
+_EVENTS = TypeAdapter(list[IngestEvent])
+
+
+@dataclass
+class Batch:
+    """A validated batch: the staged rows (STAGED order), the reservation each carries, and rejections."""
+
+    rows: list[tuple] = field(default_factory=list)
+    reservations: list[UUID | None] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def column(self, name: str) -> Iterable[Any]:
+        i = _POSITION[name]
+        return (row[i] for row in self.rows)
+
+
+def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
+    """Validate a batch; every item ends up staged or rejected with its index, field and reason."""
+    batch = Batch()
+    window = TimeWindow(now, retention_days)
+    for idx, event in _typed(items, batch.rejected):
+        staged = _problem(event, items[idx], window) or _stage(event, idx)
+        if isinstance(staged, Problem):
+            batch.rejected.append(Rejection(index=idx, field=staged.field, message=staged.reason))
+            continue
+        batch.rows.append(staged)
+        batch.reservations.append(event.reservation_id)
+    batch.rejected.sort(key=lambda r: r.index)
+    return batch
+
+
+def openapi_body() -> dict[str, Any]:
+    """IngestBatch's JSON schema with its definitions inlined, for the operation's requestBody."""
+    schema = IngestBatch.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+def _typed(items: list[Any], rejected: list[Rejection]) -> list[tuple[int, IngestEvent]]:
+    """(index, event) of the items that are IngestEvents, validated in one pass when all are; the others
+    are rejected with their first error."""
+    bad: set[int] = set()
+    for idx, item in enumerate(items):
+        if isinstance(item, Unreadable):
+            bad.add(idx)
+            rejected.append(Rejection(index=idx, field=item.field, message=item.reason))
+    positions = list(range(len(items)))
+    while True:
+        good = [i for i in positions if i not in bad]
+        try:
+            events = _EVENTS.validate_python(items if len(good) == len(items) else [items[i] for i in good])
+        except ValidationError as exc:
+            _reject_invalid(exc, good, bad, rejected)
+            continue  # every error of the batch is reported at once: the second pass succeeds
+        return list(zip(good, events, strict=True))
+
+
+def _reject_invalid(exc: ValidationError, good: list[int], bad: set[int], rejected: list[Rejection]) -> None:
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = err["loc"]
+        if not loc or not isinstance(loc[0], int):
+            continue
+        idx = good[loc[0]]
+        if idx in bad:
+            continue  # an event's first error is the one reported
+        bad.add(idx)
+        where = ".".join(str(p) for p in loc[1:]) or "event"
+        rejected.append(Rejection(index=idx, field=where, message=err["msg"].removeprefix("Value error, ")))
+
+
+def _problem(e: IngestEvent, raw: Any, window: TimeWindow) -> Problem | None:
+    if isinstance(raw, dict):
+        for name in _INTEGERS:
+            if raw.get(name).__class__ is bool:
+                return Problem(name, "must be a number, not a boolean")
+    for check in CHECKS:
+        problem = check(e)
+        if problem is not None:
+            return problem
+    why = e.check_time(window)
+    return Problem("timestamp", why) if why else None
+
+
+def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
+    """The staged row of an event (STAGED order), or what keeps it from being stored."""
+    values = e.__dict__
+    meta = dict(e.metadata)
+    lifted: dict[str, str | None] = {}
+    for key, column in ATTRIBUTION.items():
+        value = meta.pop(key, None)
+        if value.__class__ is float and not math.isfinite(value):
+            return Problem(f"metadata.{key}", _NOT_FINITE)
+        lifted[column] = None if value is None else str(value)[:200]
+    signals = {k: values[k] for k in SIGNALS if values[k] is not None}
+    if signals:
+        meta[SIGNALS_KEY] = signals
+    meta = dict(sorted(meta.items()))  # key order must not change the content hash
+    status = e.status
+    is_timeout = e.is_timeout or status == "timeout"
+    is_rate_limited = e.is_rate_limited or status == "rate_limited"
+    client_cost = str(e.cost_usd) if e.cost_usd is not None else None
+    raw_usage = e.raw_usage
+    try:
+        blob = to_json(_hashed(values, is_timeout, is_rate_limited, lifted, meta, client_cost))
+        meta_json = to_json(meta)
+        raw_json = None if raw_usage is None else to_json(raw_usage)
+    except PydanticSerializationError:
+        return _walk_event(e, lifted) or Problem("event", "cannot be serialized as JSON")
+    if (b"\\u0000" in blob or b"NaN" in blob or b"Infinity" in blob
+            or blob.count(b"{") + blob.count(b"[") > MAX_DEPTH):
+        problem = _walk_event(e, lifted)
+        if problem is not None:
+            return problem
+    if len(meta_json) > MAX_JSON_BYTES:
+        return Problem("metadata", f"metadata is larger than {MAX_JSON_BYTES} bytes as JSON")
+    if raw_json is not None and len(raw_json) > MAX_JSON_BYTES:
+        return Problem("raw_usage", f"raw_usage is larger than {MAX_JSON_BYTES} bytes as JSON")
+    # Aware (the model sees to it), any offset: the binary COPY sends the instant, never the offset text
+    # (Postgres refuses offsets past 15:59 in text).
+    occurred_at = e.timestamp
+    return (
+        idx, e.request_id, e.source, e.provider, e.model, e.endpoint, e.input_tokens, e.output_tokens,
+        e.cached_tokens, e.cache_write_tokens, e.reasoning_tokens, e.service_tier, e.cost_usd, e.currency,
+        e.latency_ms, e.time_to_first_token_ms, status, e.error_code, e.retry_count, is_timeout, is_rate_limited,
+        e.is_streaming, e.routed_from_model, e.cache_hit, e.prompt_hash, e.system_prompt_hash, e.task_type,
+        lifted["team"], lifted["project"], lifted["feature"], lifted["end_user_id"], meta_json.decode(),
+        None if raw_json is None else raw_json.decode(), occurred_at, hashlib.sha256(blob).digest(),
+    )
+
+
+def _hashed(values: dict[str, Any], is_timeout: bool, is_rate_limited: bool, lifted: dict[str, str | None],
+            meta: dict[str, Any], client_cost: str | None) -> dict[str, Any]:
+    """What the content hash covers, key for key in the order it always had."""
+    body = {name: values[name] for name in _HASHED}
+    body["is_timeout"] = is_timeout
+    body["is_rate_limited"] = is_rate_limited
+    body.update(lifted)
+    body["metadata"] = meta
+    body["client_cost_usd"] = client_cost
+    for name in _LATER:
+        if values[name] is not None:
+            body[name] = values[name]
+    return body
+
+
+# ---------------------------------------------------------------- what Postgres cannot store
+_NUL = "contains a NUL character (\\u0000), which text in Postgres cannot hold"
+_SURROGATE = "contains an unpaired surrogate, which is not Unicode"
+_NOT_FINITE = "NaN and Infinity are not numbers JSON or Postgres can store"
+_DEEP = f"nests deeper than {MAX_DEPTH} levels"
+
+
+def _walk_event(e: IngestEvent, lifted: dict[str, str | None]) -> Problem | None:
+    back = {column: f"metadata.{key}" for key, column in ATTRIBUTION.items()}
+    for name, value in e.__dict__.items():
+        if name not in ("metadata", "raw_usage") and (problem := _walk(value, name, 0)) is not None:
+            return problem
+    for column, value in lifted.items():
+        if (problem := _walk(value, back[column], 0)) is not None:
+            return problem
+    return _walk(e.metadata, "metadata", 0) or _walk(e.raw_usage, "raw_usage", 0)
+
+
+def _walk(value: Any, path: str, depth: int) -> Problem | None:
+    if isinstance(value, str):
+        return _text_problem(value, path)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else Problem(path, _NOT_FINITE)
+    if isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            return Problem(path, _DEEP)
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in pairs:
+            if isinstance(key, str) and (problem := _text_problem(key, path)) is not None:
+                return Problem(path, "a key " + problem.reason)
+            inner = f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]"
+            if (problem := _walk(item, inner, depth + 1)) is not None:
+                return problem
+    return None
+
+
+def _text_problem(text: str, path: str) -> Problem | None:
+    if "\x00" in text:
+        return Problem(path, _NUL)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return Problem(path, _SURROGATE)
+    return None
