@@ -1,7 +1,8 @@
 """The `anomalies` job: incidents in hourly and daily series of every organization and of each team,
 project, feature, model and API key with enough history, for cost, requests, tokens per request, error
-rate and latency. Series come from the rollups (analytics.usage_hourly / usage_daily); the detector is
-in _anomaly_model. One row per incident, upserted while it lasts and closed when the series is back."""
+rate and latency; models by their canonical model (a snapshot and its bare name are one series).
+Series come from the rollups (analytics.usage_hourly / usage_daily); the detector is in _anomaly_model.
+One row per incident, upserted while it lasts and closed when the series is back."""
 
 from __future__ import annotations
 
@@ -41,15 +42,15 @@ METRICS = {
 _SERIES_SQL = """
 select date_trunc(%(grain)s, u.bucket, 'UTC') as bucket,
        case when grouping(u.team) = 0 then 'team' when grouping(u.project) = 0 then 'project'
-            when grouping(u.feature) = 0 then 'feature' when grouping(u.model) = 0 then 'model'
+            when grouping(u.feature) = 0 then 'feature' when grouping(u.canonical_model) = 0 then 'model'
             when grouping(u.api_key_id) = 0 then 'api_key_id' else 'organization' end as dimension,
-       coalesce(u.team, u.project, u.feature, u.model, u.api_key_id::text) as value,
+       coalesce(u.team, u.project, u.feature, u.canonical_model, u.api_key_id::text) as value,
        sum(u.cost_usd)::float8 as cost, sum(u.requests)::float8 as requests, sum(u.errors)::float8 as errors,
        sum(u.input_tokens + u.output_tokens)::float8 as tokens,
        sum(u.latency_sum_ms)::float8 as latency_sum, sum(u.latency_count)::float8 as latency_count
 from analytics.{view} u
 where u.org_id = %(org)s and u.bucket >= %(since)s and u.bucket < %(until)s
-group by grouping sets ((1), (1, u.team), (1, u.project), (1, u.feature), (1, u.model), (1, u.api_key_id))
+group by grouping sets ((1), (1, u.team), (1, u.project), (1, u.feature), (1, u.canonical_model), (1, u.api_key_id))
 """
 
 

@@ -1,6 +1,6 @@
-"""The aggregates the detectors read: 30 days of rollups per feature, provider and model (with a daily
-series for the evidence charts), and per-pattern aggregates of the raw rows (task types, repeated
-prompts) over the index of 20261122004200."""
+"""The aggregates the detectors read: 30 days of rollups per feature, provider and model (the canonical
+model, so a snapshot's calls and its bare name's are one scope; with a daily series for the evidence
+charts), and per-pattern aggregates of the raw rows (task types, repeated prompts) over the index of 20261122004200."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ SUMS = (
 )
 
 _SCOPES = """
-select u.org_id, coalesce(u.feature, '(none)') as feature, u.provider, u.model,
+select u.org_id, coalesce(u.feature, '(none)') as feature, u.provider, u.canonical_model as model,
        (u.bucket at time zone 'UTC')::date as day,
        sum(u.requests)::int8 as requests, sum(u.errors) filter (where u.status = 'error')::int8 as errors,
        sum(u.timeouts)::int8 as timeouts, sum(u.retries)::int8 as retries, sum(u.rate_limited)::int8 as
@@ -53,7 +53,7 @@ group by 1, 2, 3, 4, 5
 """
 
 _HOURS = """
-select u.org_id, coalesce(u.feature, '(none)') as feature, u.provider, u.model,
+select u.org_id, coalesce(u.feature, '(none)') as feature, u.provider, u.canonical_model as model,
        extract(hour from u.bucket at time zone 'UTC')::int as hour, sum(u.requests)::int8 as requests
 from analytics.usage_hourly u
 where u.org_id = any(%(orgs)s::uuid[]) and u.bucket >= %(since)s
@@ -69,7 +69,7 @@ group by 1, 2, 3
 """
 
 _PREFIXES = """
-select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.system_prompt_hash,
+select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model, r.system_prompt_hash,
        count(*)::int8 as requests, min(r.input_tokens)::int8 as min_input, sum(r.input_tokens)::int8 as
          input_tokens,
        sum(r.output_tokens)::int8 as output_tokens, sum(r.cached_tokens)::int8 as cached_tokens
@@ -81,7 +81,7 @@ having count(*) > 1
 
 _SHAPES = """
 with rows as (
-  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.input_tokens,
+  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model, r.input_tokens,
          r.output_tokens, r.cached_tokens
   from public.usage_records r
   where r.org_id = any(%(orgs)s::uuid[]) and r.occurred_at >= %(since)s and r.status = 'success'
@@ -100,7 +100,7 @@ group by 1, 2, 3, 4, 6, 7
 """
 
 _TASKS = """
-select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.task_type,
+select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model, r.task_type,
        count(*)::int8 as requests,
        sum(r.input_tokens)::int8 as input_tokens, sum(r.output_tokens)::int8 as output_tokens,
        sum(r.cached_tokens)::int8 as cached_tokens, sum(r.cost_usd)::float8 as cost,
@@ -120,12 +120,13 @@ select org_id, feature, provider, model,
        count(*)::int8 as hashed_requests,
        (array_agg(request_id) filter (where gap is not null))[1:5] as samples
 from (
-  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.cache_hit, r.request_id,
+  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model, r.cache_hit,
+         r.request_id,
          coalesce(r.cost_usd, 0) as cost,
          extract(epoch from r.occurred_at - lag(r.occurred_at) over w) as gap
   from public.usage_records r
   where r.org_id = any(%(orgs)s::uuid[]) and r.occurred_at >= %(since)s and r.prompt_hash is not null
-  window w as (partition by r.org_id, r.prompt_hash, r.provider, r.model order by r.occurred_at)
+  window w as (partition by r.org_id, r.prompt_hash, r.provider, r.canonical_model order by r.occurred_at)
 ) x
 group by 1, 2, 3, 4
 """

@@ -16,7 +16,8 @@ CACHE_TTL_SECONDS = 300
 # Per feature and model: calls with a quality score, their mean and spread, and the tokens of all
 # successful calls (to reprice them at another model). The feedback semi-join keeps orgs without any cheap.
 _QUALITY = """
-select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, count(*)::int8 as requests,
+select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model,
+       count(*)::int8 as requests,
        count(f.score)::int8 as scored, avg(f.score)::float8 as quality,
        coalesce(stddev_samp(f.score), 0)::float8 as quality_sd,
        sum(r.input_tokens)::int8 as input_tokens, sum(r.output_tokens)::int8 as output_tokens,
@@ -37,7 +38,7 @@ select org_id, feature, provider, model, coalesce(response_format, 'text') as re
        sum(visible * overhead)::float8 as avoidable_tokens,
        (array_agg(request_id order by overhead desc))[1:5] as samples
 from (
-  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.request_id,
+  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model, r.request_id,
          r.output_tokens - r.reasoning_tokens as visible,
          r.metadata -> 'tokentra' ->> 'response_format' as response_format,
          case when jsonb_typeof(r.metadata -> 'tokentra' -> 'output_overhead') = 'number'
@@ -59,7 +60,8 @@ select org_id, feature, provider, model, prefix_hash, system_prompt_hash, count(
        sum(input_tokens)::int8 as input_tokens, sum(cached_tokens)::int8 as cached_tokens,
        (array_agg(request_id order by occurred_at desc) filter (where gap <= %(ttl)s))[1:5] as samples
 from (
-  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.model, r.request_id, r.occurred_at,
+  select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model, r.request_id,
+         r.occurred_at,
          r.input_tokens, r.cached_tokens, r.system_prompt_hash, p.prefix_hash,
          floor(p.share * r.input_tokens) as prefix_tokens,
          extract(epoch from r.occurred_at - lag(r.occurred_at) over w) as gap
@@ -71,7 +73,7 @@ from (
   ) p
   where r.org_id = any(%(orgs)s::uuid[]) and r.occurred_at >= %(since)s and r.status = 'success'
     and r.metadata -> 'tokentra' ? 'prefix_hash' and p.share is not null
-  window w as (partition by r.org_id, p.prefix_hash, r.provider, r.model order by r.occurred_at)
+  window w as (partition by r.org_id, p.prefix_hash, r.provider, r.canonical_model order by r.occurred_at)
 ) x
 group by 1, 2, 3, 4, 5, 6
 having count(*) > 1
