@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from gateway_helpers import LOOP_LIMIT, TIMEOUT_SECONDS
 
 from secret_registry import SECRETS_SEEN
 from tokentra_cli import admin
@@ -20,9 +21,6 @@ from tokentra_cli.functions_server import free_port, start_functions, stop_funct
 from tokentra_core.db import connect
 from tokentra_core.secrets import store_provider_connection
 from tokentra_dev.testing.gateway_upstream import ANTHROPIC_KEY, PROVIDER_KEY, UpstreamServer
-
-LOOP_LIMIT = 6
-TIMEOUT_SECONDS = 2
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +84,8 @@ class GatewayOrg:
 
     def sql(self, query: str, *args: Any) -> list[dict[str, Any]]:
         with connect(self.dsn, autocommit=True) as conn:
-            return conn.execute(query, args).fetchall()
+            cur = conn.execute(query, args)
+            return cur.fetchall() if cur.description else []
 
 
 @pytest.fixture
@@ -100,27 +99,42 @@ def gw(dsn: str, upstream: UpstreamServer) -> GatewayOrg:
 
 
 @pytest.fixture
-def openai_client(gateway_url: str) -> Callable[..., Any]:
+def openai_client(gateway_url: str) -> Iterator[Callable[..., Any]]:
+    """Makes official OpenAI clients pointed at the gateway; the synchronous ones are closed afterwards."""
+    made: list[Any] = []
+
     def make(key: str, asynchronous: bool = False, **kw: Any) -> Any:
         import openai
 
         cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
-        return cls(api_key=key, base_url=gateway_url + "/openai/v1", **kw)
-    return make
+        client = cls(api_key=key, base_url=gateway_url + "/openai/v1", **kw)
+        if not asynchronous:
+            made.append(client)
+        return client
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture
-def anthropic_client(gateway_url: str) -> Callable[..., Any]:
+def anthropic_client(gateway_url: str) -> Iterator[Callable[..., Any]]:
+    made: list[Any] = []
+
     def make(key: str, asynchronous: bool = False, **kw: Any) -> Any:
         import anthropic
 
         cls = anthropic.AsyncAnthropic if asynchronous else anthropic.Anthropic
-        return cls(api_key=key, base_url=gateway_url + "/anthropic", **kw)
-    return make
+        client = cls(api_key=key, base_url=gateway_url + "/anthropic", **kw)
+        if not asynchronous:
+            made.append(client)
+        return client
+    yield make
+    for client in made:
+        client.close()
 
 
 def cost_of(rows: list[dict[str, Any]]) -> Decimal:
     return sum((r["cost_usd"] or Decimal(0) for r in rows), Decimal(0))
 
 
-__all__ = ["GatewayOrg", "LOOP_LIMIT", "TIMEOUT_SECONDS", "cost_of", "psycopg"]
+__all__ = ["GatewayOrg", "cost_of", "psycopg"]

@@ -39,6 +39,10 @@ class Upstream:
         self.keep = keep
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.finished_streams = 0
+        self.delay = 0.0  # seconds every answer waits (tests that need calls in flight together)
+        # Report the body's byte count as input tokens and nothing cached: a call then costs exactly the
+        # gateway's reservation (its input bound is the byte count), whatever the order calls finish in.
+        self.exact_usage = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -57,12 +61,14 @@ class Upstream:
         model = str(body.get("model", ""))
         if model.startswith("fail-"):
             return await _error(send, int(model.split("-")[1]), anthropic)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if model.startswith("slow-"):
             await asyncio.sleep(int(model.split("-")[1]) / 1000)
         if model.startswith("hang-"):
             await asyncio.sleep(3600)
         gap = int(model.split("-")[1]) / 1000 if model.startswith("drip-") else 0.0
-        input_tokens = max(1, len(raw) // 4)
+        input_tokens = len(raw) if self.exact_usage else max(1, len(raw) // 4)
         if anthropic:
             return await self._anthropic(send, path, body, model, input_tokens, gap)
         await self._openai(send, path, body, model, input_tokens, gap)
@@ -93,7 +99,7 @@ class Upstream:
     async def _chat(self, send: Send, body: dict[str, Any], model: str, input_tokens: int, gap: float) -> None:
         out = _max(body, ("max_completion_tokens", "max_tokens"))
         usage = {"prompt_tokens": input_tokens, "completion_tokens": out, "total_tokens": input_tokens + out,
-                 "prompt_tokens_details": {"cached_tokens": input_tokens // 2},
+                 "prompt_tokens_details": {"cached_tokens": 0 if self.exact_usage else input_tokens // 2},
                  "completion_tokens_details": {"reasoning_tokens": out // 3}}
         if body.get("stream"):
             include = (body.get("stream_options") or {}).get("include_usage") is True

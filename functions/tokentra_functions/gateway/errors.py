@@ -28,6 +28,7 @@ _KINDS: dict[str, tuple[int, str, str, bool]] = {
     "runaway_loop_blocked": (429, "requests", "rate_limit_error", False),
     "upstream_unreachable": (502, "server_error", "api_error", True),
     "upstream_timeout": (504, "server_error", "timeout_error", True),
+    "service_unavailable": (503, "server_error", "api_error", True),
 }
 
 

@@ -11,13 +11,15 @@ usage through the ingest path.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import httpx
+import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_core.settings import get_settings
@@ -30,6 +32,7 @@ from tokentra_functions.gateway.recorder import UsageRecorder
 from tokentra_functions.gateway.wire import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, request_facts
 
 router = APIRouter(prefix="/gateway", tags=["gateway"])
+log = logging.getLogger("tokentra.gateway")
 
 
 # ---------------------------------------------------------------- documented bodies
@@ -166,6 +169,12 @@ async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor
         metrics.REFUSALS.labels(refusal.reason).inc()
         metrics.REQUESTS.labels(provider, endpoint, str(refusal.status)).inc()
         return refusal.response(provider)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        # Policy cannot be checked without the database: refuse (never forward unchecked), retryably.
+        log.warning("gateway policy unavailable: %s", type(exc).__name__)
+        metrics.REFUSALS.labels("service_unavailable").inc()
+        return Refusal("service_unavailable", "TokenTRA could not check this call's policy; retry shortly.",
+                       retry_after=1).response(provider)
     metrics.OVERHEAD.labels(provider).observe(time.perf_counter() - started)
     call = Call(pool=pool, client=_client(request), recorder=recorder(request), key=key, provider=provider,
                 endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
