@@ -3,6 +3,7 @@
 POST /functions/v1/cache/lookup    exact, then guarded similarity match in the key's organization
 POST /functions/v1/cache/store     keep an answer (its response only where the organization opted in)
 POST /functions/v1/cache/feedback  a hit was wrong: raise that entry's own threshold
+GET  /functions/v1/costs/cache     (user JWT) what the cache did and saved, beside the costs
 
 The prompt text is embedded here and dropped; it is stored only where the organization opted in to
 storing prompts.
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +25,7 @@ from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.models import ErrorBody
+from tokentra_functions.user_auth import CurrentUser, as_user
 
 router = APIRouter(tags=["semantic cache"])
 log = logging.getLogger("tokentra.cache")
@@ -168,6 +171,45 @@ async def cache_feedback(request: Request, pool: Pool) -> JSONResponse:
     if threshold is None:
         return error(404, "not_found", "entry_id: no cache entry of this organization has this id")
     return JSONResponse(FeedbackResponse(entry_id=body.entry_id, threshold=threshold).model_dump(mode="json"))
+
+
+class CacheSavingsQuery(BaseModel):
+    start_date: date | None = Field(default=None, description="First UTC day (default: the 1st of this month).")
+    end_date: date | None = Field(default=None, description="Last UTC day, inclusive (default: today).")
+    org_id: UUID | None = Field(default=None, description="One organization (default: every one you read).")
+
+
+class CacheSavings(BaseModel):
+    start_date: date
+    end_date: date
+    lookups: int
+    exact_hits: int
+    semantic_hits: int
+    shadow_hits: int = Field(description="Hits in shadow mode: answers the cache would have given.")
+    misses: int
+    guard_rejections: int = Field(description="Near neighbours the lexical guard refused.")
+    stores: int
+    hit_rate: float
+    saved_input_tokens: int
+    saved_output_tokens: int
+    saved_usd: float
+    shadow_saved_usd: float = Field(description="What storing responses would have saved (shadow hits).")
+
+
+@router.get("/costs/cache", response_model=CacheSavings,
+            responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+            summary="Semantic cache lookups, hits, misses, tokens and money saved over a day range")
+async def cache_savings(user: CurrentUser, pool: Pool, q: Annotated[CacheSavingsQuery, Query()]) -> JSONResponse:
+    today = datetime.now(UTC).date()
+    end = q.end_date or today
+    start = q.start_date or end.replace(day=1)
+    if end < start:
+        return error(422, "invalid_request", "end_date: must not be before start_date")
+    async with as_user(pool, user) as conn:
+        cur = await conn.execute("select * from public.cache_savings(%s, %s, %s)", (start, end, q.org_id))
+        row = await cur.fetchone()
+    body = CacheSavings(start_date=start, end_date=end, **{k: row[k] for k in row})
+    return JSONResponse(body.model_dump(mode="json"))
 
 
 app = function_app(router, title="TokenTRA semantic cache")

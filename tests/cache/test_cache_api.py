@@ -113,3 +113,29 @@ def test_bad_requests_name_the_field(functions_url: str, tenant) -> None:
     assert negative.status_code == 422 and "input_tokens" in negative.json()["message"]
     fed = _post(functions_url, tenant.key, "feedback", {"entry_id": str(uuid.uuid4()), "similarity": 0.9})
     assert fed.status_code == 404
+
+
+def test_costs_cache_shows_what_the_cache_saved_to_readers_of_costs(functions_url: str, dsn: str) -> None:
+    from org_fixtures import make_org
+
+    org = make_org(dsn)
+    _turn_on(dsn, org.id)
+    text = f"What were the {uuid.uuid4().hex[:6]} sales in March 2026?"
+    _post(functions_url, org.key, "store", _request(text, response=_answer("A lot."), input_tokens=4000,
+                                                    output_tokens=1000))
+    for _ in range(3):
+        assert _post(functions_url, org.key, "lookup", _request(text)).json()["outcome"] == "exact"
+    _post(functions_url, org.key, "lookup", _request(f"{text} And in April?"))
+    seen = httpx.get(f"{functions_url}/costs/cache", params={"org_id": org.id}, headers=org.auth("viewer"),
+                     timeout=30)
+    assert seen.status_code == 200, seen.text
+    body = seen.json()
+    assert (body["lookups"], body["exact_hits"], body["misses"], body["stores"]) == (4, 3, 1, 1)
+    assert body["saved_input_tokens"] == 12_000 and body["saved_output_tokens"] == 3_000
+    assert body["saved_usd"] > 0 and body["hit_rate"] == 0.75
+    outsider = httpx.get(f"{functions_url}/costs/cache", params={"org_id": org.id}, headers=org.auth("outsider"),
+                         timeout=30).json()
+    assert outsider["lookups"] == 0 and outsider["saved_usd"] == 0
+    bad = httpx.get(f"{functions_url}/costs/cache", params={"start_date": "2026-12-02", "end_date": "2026-11-01"},
+                    headers=org.auth("viewer"), timeout=30)
+    assert bad.status_code == 422 and "end_date" in bad.json()["message"]
