@@ -106,6 +106,16 @@ export function saveBlob(blob: Blob, filename: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/** A 404 is an answer here (nothing written yet), not an error. */
+async function orNull<T>(p: Promise<T>): Promise<T | null> {
+  try {
+    return await p;
+  } catch (exc) {
+    if (exc instanceof ApiError && exc.status === 404) return null;
+    throw exc;
+  }
+}
+
 // ---------------------------------------------------------------- the endpoints the pages use
 export interface Organization {
   id: string;
@@ -139,13 +149,13 @@ export const api = {
   updateRule: (id: string, body: Json) => send<Json>("PATCH", `/alerts/${id}`, body),
   deleteRule: (id: string) => send<void>("DELETE", `/alerts/${id}`),
   anomalies: (params: Params) => get<Json[]>("/anomalies", params),
-  anomalyExplanation: (id: string) => get<Json>(`/anomalies/${id}/explanation`),
+  anomalyExplanation: (id: string) => orNull(get<Json>(`/anomalies/${id}/explanation`)),
   recommendations: (params: Params) => get<Json[]>("/optimization/recommendations", params),
   applyRecommendation: (id: string, share: number) =>
     send<Json>("POST", `/optimization/recommendations/${id}/apply`, { traffic_share: share }),
   dismissRecommendation: (id: string, reason: string) =>
     send<Json>("POST", `/optimization/recommendations/${id}/dismiss`, { reason }),
-  recommendationExplanation: (id: string) => get<Json>(`/optimization/recommendations/${id}/explanation`),
+  recommendationExplanation: (id: string) => orNull(get<Json>(`/optimization/recommendations/${id}/explanation`)),
   consensus: (id: string) => get<Json>(`/optimization/recommendations/${id}/consensus`),
   members: (org: string) => get<Json[]>("/admin/members", { org_id: org }),
   setMemberRole: (org: string, userId: string, role: string) =>

@@ -84,8 +84,10 @@ def _event(name: str, data: Any, event_id: str | None = None) -> str:
 
 async def _stream(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
                   cursor: datetime) -> AsyncIterator[str]:
+    # What is visible at the start was sent before the client subscribed: remembered, not replayed.
+    sent = {str(r["id"]): r["inserted_at"] for r in await _poll(pool, user, topics, cursor - OVERLAP)
+            if r["inserted_at"] <= cursor}
     yield _event("ready", {"topics": topics})
-    sent: dict[str, datetime] = {}
     started = last_write = time.monotonic()
     while time.monotonic() - started < MAX_STREAM_SECONDS and user.exp > time.time():
         for row in await _poll(pool, user, topics, cursor - OVERLAP):

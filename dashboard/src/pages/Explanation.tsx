@@ -4,12 +4,12 @@ import { Async } from "../components/State";
 import type { AsyncState } from "../components/useAsync";
 
 /** A grounded explanation: prose whose every figure is in the evidence, and where it came from. */
-export function Explanation({ state }: { state: AsyncState<Json> }) {
+export function Explanation({ state }: { state: AsyncState<Json | null> }) {
   return (
     <section className="card explanation" data-section="explanation">
       <h3>Explanation</h3>
-      <Async state={state} what="the explanation">
-        {(x) => (
+      <Async state={state} what="the explanation" isEmpty={(x) => x === null} empty="Not explained yet: the explanations job writes one within ten minutes.">
+        {(x) => x && (
           <>
             <p className="headline">{x.headline}</p>
             <p>{x.body}</p>
