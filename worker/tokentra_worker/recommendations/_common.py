@@ -11,7 +11,8 @@ __all__ = ["MIN_MONTHLY_SAVINGS", "Rec", "priority", "reprice"]
 MIN_MONTHLY_SAVINGS = 1.0
 
 
-@dataclass
+# Keyword-only: sixteen fields by position invite a swapped pair that no type checker would notice.
+@dataclass(kw_only=True)
 class Rec:
     category: str
     scope_type: str

@@ -33,25 +33,25 @@ def business_outcome_attribution(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "business_outcome_attribution",
-                "end_user",
-                u["end_user_id"],
-                "cost_per_request",
-                f"End user {u['end_user_id']} costs {cpr / typical:.0f}x the typical user per request",
-                f"End user {u['end_user_id']} made {int(u['requests']):,} calls costing "
+                category="business_outcome_attribution",
+                scope_type="end_user",
+                scope_value=u["end_user_id"],
+                key="cost_per_request",
+                title=f"End user {u['end_user_id']} costs {cpr / typical:.0f}x the typical user per request",
+                description=f"End user {u['end_user_id']} made {int(u['requests']):,} calls costing "
                 f"{u['cost'] / total:.0%} of the organization's spend, at ${cpr:.4f} per call against "
                 f"${typical:.4f} for the median user.",
-                current,
-                projected,
-                "the user's cost above the median user's cost per request, per month",
-                0.5,
-                "medium",
-                "medium",
-                [
+                current=current,
+                projected=projected,
+                method="the user's cost above the median user's cost per request, per month",
+                confidence=0.5,
+                risk="medium",
+                effort="medium",
+                steps=[
                     "Check the user's plan covers this usage; add a per-user quota or price tier.",
                     "Look for automated or abusive use (request ids in the evidence).",
                 ],
-                {
+                evidence={
                     "requests": int(u["requests"]),
                     "cost_per_request": cpr,
                     "median_cost_per_request": typical,
@@ -59,7 +59,7 @@ def business_outcome_attribution(conn, data: OrgData) -> list[Rec]:
                     "series": u["series"],
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"end_user_id": u["end_user_id"]},
                     "action": {
                         "type": "rate_limit",

@@ -67,26 +67,26 @@ def provider_arbitrage(conn, data: OrgData) -> list[Rec]:
         n = int(s["requests"])
         out.append(
             Rec(
-                "provider_arbitrage",
-                "feature",
-                feature,
-                f"{model}:{target}",
-                f"Call {model} for feature {feature} through {target} instead of {provider}",
-                f"{n:,} calls of feature `{feature}` in {data.days:.0f} days ran {model} on {provider}; "
+                category="provider_arbitrage",
+                scope_type="feature",
+                scope_value=feature,
+                key=f"{model}:{target}",
+                title=f"Call {model} for feature {feature} through {target} instead of {provider}",
+                description=f"{n:,} calls of feature `{feature}` in {data.days:.0f} days ran {model} on {provider}; "
                 f"{target} lists the same model at {projected / current:.0%} of the price.",
-                current,
-                projected,
-                "the same input, cached and output tokens priced at both providers' listed prices "
+                current=current,
+                projected=projected,
+                method="the same input, cached and output tokens priced at both providers' listed prices "
                 "today (pricing table)",
-                0.7,
-                "medium",
-                "medium",
-                [
+                confidence=0.7,
+                risk="medium",
+                effort="medium",
+                steps=[
                     f"Create a {target} account or deployment for {model} and check its limits, region and "
                     "data terms.",
                     f"Route feature {feature} to {target} (apply creates the rule), on a traffic share first.",
                 ],
-                {
+                evidence={
                     "requests": n,
                     "cost_per_request": current / data.monthly / max(n, 1),
                     "model": model,
@@ -97,7 +97,7 @@ def provider_arbitrage(conn, data: OrgData) -> list[Rec]:
                     "series": s["series"],
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model, "provider": provider},
                     "action": {"type": "route_to_model", "provider": target, "model": model},
                 },
@@ -117,26 +117,27 @@ def rate_limit_optimization(conn, data: OrgData) -> list[Rec]:
         per_minute = max(1, math.ceil(peak / data.days / 60))
         out.append(
             Rec(
-                "rate_limit_optimization",
-                "feature",
-                feature,
-                model,
-                f"Tune the request rate of feature {feature} on {model} ({share:.0%} of calls rate-limited)",
-                f"{int(s['rate_limited_calls']):,} of {int(s['requests']):,} calls of feature `{feature}` were "
+                category="rate_limit_optimization",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Tune the request rate of feature {feature} on {model} ({share:.0%} of calls rate-limited)",
+                description=f"{int(s['rate_limited_calls']):,} of {int(s['requests']):,} calls of feature "
+                f"`{feature}` were "
                 f"refused with 429 and still cost {wasted:,.2f} USD a month.",
-                s["cost"] * data.monthly,
-                s["cost"] * data.monthly - wasted,
-                "the recorded cost of the rate-limited calls, per month",
-                0.7,
-                "low",
-                "medium",
-                [
+                current=s["cost"] * data.monthly,
+                projected=s["cost"] * data.monthly - wasted,
+                method="the recorded cost of the rate-limited calls, per month",
+                confidence=0.7,
+                risk="low",
+                effort="medium",
+                steps=[
                     f"Throttle feature {feature} client-side to about {per_minute} requests a minute "
                     "(its busiest hour's average), queueing bursts instead of sending them.",
                     "Ask the provider for a higher rate-limit tier if the queue grows.",
                     "Honour Retry-After instead of retrying at once.",
                 ],
-                {
+                evidence={
                     "requests": int(s["requests"]),
                     "rate_limited": int(s["rate_limited_calls"]),
                     "rate_limited_share": round(share, 4),
@@ -146,7 +147,7 @@ def rate_limit_optimization(conn, data: OrgData) -> list[Rec]:
                     "series": s["series"],
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {"type": "rate_limit", "requests_per_minute": per_minute},
                 },

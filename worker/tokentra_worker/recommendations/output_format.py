@@ -52,27 +52,28 @@ def output_format_optimization(conn, data: OrgData) -> list[Rec]:
         asked = max(g["formats"], key=g["formats"].get)
         out.append(
             Rec(
-                "output_format_optimization",
-                "feature",
-                feature,
-                model,
-                f"Ask feature {feature} on {model} for compact structured output",
-                f"{share:.0%} of the output tokens of feature `{feature}` on {model} lie outside the JSON its "
+                category="output_format_optimization",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Ask feature {feature} on {model} for compact structured output",
+                description=f"{share:.0%} of the output tokens of feature `{feature}` on {model} lie outside "
+                "the JSON its "
                 f"answers carry (whitespace, code fences, prose around it), over {g['measured']:,} measured "
                 f"answers; most calls asked for `{asked}` output.",
-                current,
-                current - wasted,
-                "output tokens outside the compact JSON of each measured answer (the SDK's character share "
+                current=current,
+                projected=current - wasted,
+                method="output tokens outside the compact JSON of each measured answer (the SDK's character share "
                 "times the answer's visible output tokens), at the model's output price (pricing table); "
                 "answers the SDK could not measure (most streams) are left out",
-                0.6,
-                "low",
-                "low",
-                [
+                confidence=0.6,
+                risk="low",
+                effort="low",
+                steps=[
                     _STEPS.get(asked, _STEPS["text"]),
                     "Check on a sample that the parsed results are unchanged.",
                 ],
-                {
+                evidence={
                     "requests": int(g["measured"]),
                     "cost_per_request": current / data.monthly / max(scope.get("requests", 0), 1),
                     "model": model,
@@ -84,7 +85,7 @@ def output_format_optimization(conn, data: OrgData) -> list[Rec]:
                     "series": scope.get("series", {}),
                     "sample_request_ids": g["samples"][:5],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {"type": "set_response_format", "response_format": "json_schema", "strict": True},
                 },

@@ -94,28 +94,28 @@ def _rec(data: OrgData, feature: str, provider: str, model: str, g: dict, curren
         "prompt_cache_key per prefix, so repeats land on a warm cache."
     )
     return Rec(
-        "partial_response_caching",
-        "feature",
-        feature,
-        model,
-        f"Serve the shared prompt prefixes of feature {feature} on {model} from the prompt cache",
-        f"{g['warm']:,} of {g['requests']:,} calls of feature `{feature}` on {model} repeat one of "
+        category="partial_response_caching",
+        scope_type="feature",
+        scope_value=feature,
+        key=model,
+        title=f"Serve the shared prompt prefixes of feature {feature} on {model} from the prompt cache",
+        description=f"{g['warm']:,} of {g['requests']:,} calls of feature `{feature}` on {model} repeat one of "
         f"{g['prefixes']} prompt prefixes (system prompt plus leading messages, at least {MIN_PREFIX} tokens) "
         f"within {CACHE_TTL_SECONDS // 60} minutes of the previous use, yet none is read from the prompt cache.",
-        current,
-        current - saved,
-        f"prefix tokens (the prefix's character share of the prompt times its input tokens) of calls within "
+        current=current,
+        projected=current - saved,
+        method=f"prefix tokens (the prefix's character share of the prompt times its input tokens) of calls within "
         f"{CACHE_TTL_SECONDS} s of the previous use of their prefix billed at the cache-read price instead "
         "of input, less the cache-write premium of the first call of each run (pricing table)",
-        0.7,
-        "low",
-        "low",
-        [
+        confidence=0.7,
+        risk="low",
+        effort="low",
+        steps=[
             "Put the static context (instructions, examples, shared documents) first and the variable part last.",
             how,
             "Check cached_tokens in the usage of the next calls.",
         ],
-        {
+        evidence={
             "requests": int(g["requests"]),
             "cost_per_request": current / data.monthly / max(scope.get("requests", 0), 1),
             "model": model,
@@ -128,7 +128,7 @@ def _rec(data: OrgData, feature: str, provider: str, model: str, g: dict, curren
             "series": scope.get("series", {}),
             "sample_request_ids": g["samples"][:5],
         },
-        {
+        suggested_rule={
             "conditions": {"feature": feature, "model": model},
             "action": {"type": "enable_prompt_cache", "ttl_seconds": CACHE_TTL_SECONDS},
         },

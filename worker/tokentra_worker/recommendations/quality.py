@@ -89,32 +89,32 @@ def _rec(data: OrgData, feature: str, cur: dict, cand: dict, current: float, pro
     n = int(cur["requests"])
     drop = cur["quality"] - cand["quality"]
     return Rec(
-        "quality_cost_pareto",
-        "feature",
-        feature,
-        cur["model"],
-        f"Move feature {feature} from {cur['model']} to {cand['model']}: same quality, "
+        category="quality_cost_pareto",
+        scope_type="feature",
+        scope_value=feature,
+        key=cur["model"],
+        title=f"Move feature {feature} from {cur['model']} to {cand['model']}: same quality, "
         f"{1 - projected / current:.0%} cheaper",
-        f"Feature `{feature}` scored {cur['quality']:.3f} on {cur['model']} ({int(cur['scored']):,} scored "
+        description=f"Feature `{feature}` scored {cur['quality']:.3f} on {cur['model']} ({int(cur['scored']):,} scored "
         f"calls) and {cand['quality']:.3f} on {cand['model']} ({int(cand['scored']):,} scored calls): "
         f"{'a drop' if drop > 0 else 'a gain'} of {abs(drop):.3f}, within the {QUALITY_TOLERANCE} tolerance "
         f"at 95% confidence. The {n:,} calls on {cur['model']} would cost {projected / current:.0%} as much "
         f"on {cand['model']}.",
-        current,
-        projected,
-        f"the successful calls' input, cached and output tokens on {cur['model']} repriced at "
+        current=current,
+        projected=projected,
+        method=f"the successful calls' input, cached and output tokens on {cur['model']} repriced at "
         f"{cand['model']}'s listed price (pricing table); assumes the same token counts on both models and "
         f"that the scored calls represent the feature's traffic",
-        0.7 if min(cur["scored"], cand["scored"]) >= 200 else 0.55,
-        "medium",
-        "low",
-        [
+        confidence=0.7 if min(cur["scored"], cand["scored"]) >= 200 else 0.55,
+        risk="medium",
+        effort="low",
+        steps=[
             f"Route feature {feature} from {cur['model']} to {cand['model']} on a traffic share first "
             "(apply creates the rule; pass traffic_share).",
             "Keep sending quality feedback; the next run compares the two models on the new traffic.",
             "Go to 100% once the quality on the share stays within the tolerance.",
         ],
-        {
+        evidence={
             "requests": n,
             "cost_per_request": current / data.monthly / max(n, 1),
             "model": cur["model"],
@@ -131,7 +131,7 @@ def _rec(data: OrgData, feature: str, cur: dict, cand: dict, current: float, pro
             "series": data.scopes.get((feature, cur["provider"], cur["model"]), {}).get("series", {}),
             "sample_request_ids": list(cur["samples"] or []),
         },
-        {
+        suggested_rule={
             "conditions": {"feature": feature, "model": cur["model"]},
             "action": {"type": "route_to_model", "provider": cand["provider"], "model": cand["model"]},
         },

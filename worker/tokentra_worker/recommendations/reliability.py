@@ -34,24 +34,24 @@ def error_reduction(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "error_reduction",
-                "feature",
-                feature,
-                model,
-                f"Fix the {rate:.0%} error rate of feature {feature} on {model}",
-                f"{int(s['errors']):,} of {int(s['requests']):,} calls failed; each was billed and "
+                category="error_reduction",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Fix the {rate:.0%} error rate of feature {feature} on {model}",
+                description=f"{int(s['errors']):,} of {int(s['requests']):,} calls failed; each was billed and "
                 f"produced nothing.",
-                s["cost"] * data.monthly,
-                s["cost"] * data.monthly - wasted,
-                "cost of the calls that ended in error, per month",
-                0.7,
-                "low",
-                "medium",
-                [
+                current=s["cost"] * data.monthly,
+                projected=s["cost"] * data.monthly - wasted,
+                method="cost of the calls that ended in error, per month",
+                confidence=0.7,
+                risk="low",
+                effort="medium",
+                steps=[
                     "Group the errors by error_code (usage_records) and fix the most frequent cause.",
                     "Validate requests client-side before sending them.",
                 ],
-                _evidence(
+                evidence=_evidence(
                     s,
                     model,
                     provider,
@@ -74,22 +74,22 @@ def retry_storm_detection(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "retry_storm_detection",
-                "feature",
-                feature,
-                model,
-                f"Stop the retry storm of feature {feature} on {model} ({rate:.1f} retries per call)",
-                f"{int(s['retries']):,} retries over {int(s['requests']):,} calls: each retry bills "
+                category="retry_storm_detection",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Stop the retry storm of feature {feature} on {model} ({rate:.1f} retries per call)",
+                description=f"{int(s['retries']):,} retries over {int(s['requests']):,} calls: each retry bills "
                 f"the call again.",
-                s["cost"] * data.monthly + wasted,
-                s["cost"] * data.monthly,
-                "retries times the mean cost of a call, per month",
-                0.65,
-                "low",
-                "low",
-                ["Retry with exponential backoff and jitter, at most twice.", "Do not retry 4xx errors."],
-                _evidence(s, model, provider, retries=int(s["retries"]), retry_rate=round(rate, 4)),
-                {
+                current=s["cost"] * data.monthly + wasted,
+                projected=s["cost"] * data.monthly,
+                method="retries times the mean cost of a call, per month",
+                confidence=0.65,
+                risk="low",
+                effort="low",
+                steps=["Retry with exponential backoff and jitter, at most twice.", "Do not retry 4xx errors."],
+                evidence=_evidence(s, model, provider, retries=int(s["retries"]), retry_rate=round(rate, 4)),
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {"type": "rate_limit", "max_retries": 2},
                 },
@@ -107,23 +107,23 @@ def timeout_cost_analysis(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "timeout_cost_analysis",
-                "feature",
-                feature,
-                model,
-                f"Cut the cost of timeouts of feature {feature} on {model} ({rate:.0%} of calls)",
-                f"{int(s['timeouts']):,} calls timed out after being billed for their tokens.",
-                s["cost"] * data.monthly,
-                s["cost"] * data.monthly - wasted,
-                "cost of the calls that timed out, per month",
-                0.6,
-                "medium",
-                "medium",
-                [
+                category="timeout_cost_analysis",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Cut the cost of timeouts of feature {feature} on {model} ({rate:.0%} of calls)",
+                description=f"{int(s['timeouts']):,} calls timed out after being billed for their tokens.",
+                current=s["cost"] * data.monthly,
+                projected=s["cost"] * data.monthly - wasted,
+                method="cost of the calls that timed out, per month",
+                confidence=0.6,
+                risk="medium",
+                effort="medium",
+                steps=[
                     "Stream the response or lower max_tokens so calls finish within the client timeout.",
                     "Raise the client timeout where the caller can wait.",
                 ],
-                _evidence(
+                evidence=_evidence(
                     s,
                     model,
                     provider,
@@ -148,23 +148,23 @@ def abandoned_request_detection(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "abandoned_request_detection",
-                "feature",
-                feature,
-                model,
-                f"Stop paying for abandoned calls of feature {feature} on {model} ({rate:.0%} cancelled)",
-                f"{int(s['cancelled']):,} calls were cancelled by the client after tokens were billed.",
-                s["cost"] * data.monthly,
-                s["cost"] * data.monthly - wasted,
-                "cost of the calls that ended cancelled, per month",
-                0.6,
-                "low",
-                "medium",
-                [
+                category="abandoned_request_detection",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Stop paying for abandoned calls of feature {feature} on {model} ({rate:.0%} cancelled)",
+                description=f"{int(s['cancelled']):,} calls were cancelled by the client after tokens were billed.",
+                current=s["cost"] * data.monthly,
+                projected=s["cost"] * data.monthly - wasted,
+                method="cost of the calls that ended cancelled, per month",
+                confidence=0.6,
+                risk="low",
+                effort="medium",
+                steps=[
                     "Stream responses and stop generation (close the stream) when the user leaves.",
                     "Lower max_tokens where users rarely read to the end.",
                 ],
-                _evidence(
+                evidence=_evidence(
                     s,
                     model,
                     provider,

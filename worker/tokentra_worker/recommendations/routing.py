@@ -58,28 +58,28 @@ def task_aware_routing(conn, data: OrgData) -> list[Rec]:
         n = int(t["requests"])
         out.append(
             Rec(
-                "task_aware_routing",
-                "feature",
-                t["feature"],
-                f"{t['task_type']}:{t['model']}",
-                f"Route {t['task_type']} calls of feature {t['feature']} from {t['model']} to {target}",
-                f"{n:,} {t['task_type']} calls of feature `{t['feature']}` in {data.days:.0f} days "
+                category="task_aware_routing",
+                scope_type="feature",
+                scope_value=t["feature"],
+                key=f"{t['task_type']}:{t['model']}",
+                title=f"Route {t['task_type']} calls of feature {t['feature']} from {t['model']} to {target}",
+                description=f"{n:,} {t['task_type']} calls of feature `{t['feature']}` in {data.days:.0f} days "
                 f"ran on {t['model']}; "
                 f"{t['task_type']} is a budget-tier task that {target} handles, "
                 f"at {projected / current:.0%} of the cost.",
-                current,
-                projected,
-                "the same input, cached and output tokens repriced at the target model's listed "
+                current=current,
+                projected=projected,
+                method="the same input, cached and output tokens repriced at the target model's listed "
                 "price (pricing table)",
-                0.8,
-                "medium",
-                "low",
-                [
+                confidence=0.8,
+                risk="medium",
+                effort="low",
+                steps=[
                     f"Route feature {t['feature']} task {t['task_type']} to {target} (apply creates "
                     f"the rule).",
                     "Start on a traffic share and compare quality scores before going to 100%.",
                 ],
-                {
+                evidence={
                     "requests": n,
                     "cost_per_request": current / data.monthly / max(n, 1),
                     "task_type": t["task_type"],
@@ -90,7 +90,7 @@ def task_aware_routing(conn, data: OrgData) -> list[Rec]:
                     "output_tokens": int(t["output_tokens"]),
                     "sample_request_ids": list(t["samples"] or []),
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": t["feature"], "task_type": t["task_type"], "model": t["model"]},
                     "action": {"type": "route_to_model", "provider": t["provider"], "model": target},
                 },
@@ -115,24 +115,24 @@ def model_version_optimization(conn, data: OrgData) -> list[Rec]:
         n = int(s["requests"])
         out.append(
             Rec(
-                "model_version_optimization",
-                "feature",
-                feature,
-                f"{model}",
-                f"Move feature {feature} from superseded {model} to {target}",
-                f"{model} is superseded by {target}, which costs {projected / current:.0%} as much "
+                category="model_version_optimization",
+                scope_type="feature",
+                scope_value=feature,
+                key=f"{model}",
+                title=f"Move feature {feature} from superseded {model} to {target}",
+                description=f"{model} is superseded by {target}, which costs {projected / current:.0%} as much "
                 f"for the same tokens.",
-                current,
-                projected,
-                "the same tokens repriced at the successor's listed price (pricing table)",
-                0.85,
-                "low",
-                "low",
-                [
+                current=current,
+                projected=projected,
+                method="the same tokens repriced at the successor's listed price (pricing table)",
+                confidence=0.85,
+                risk="low",
+                effort="low",
+                steps=[
                     f"Change the model of feature {feature} from {model} to {target}.",
                     "Run the feature's evaluations.",
                 ],
-                {
+                evidence={
                     "requests": n,
                     "cost_per_request": s["cost"] / max(n, 1),
                     "model": model,
@@ -141,7 +141,7 @@ def model_version_optimization(conn, data: OrgData) -> list[Rec]:
                     "series": s["series"],
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {"type": "route_to_model", "provider": provider, "model": target},
                 },
@@ -172,26 +172,26 @@ def embedding_optimization(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "embedding_optimization",
-                "feature",
-                feature,
-                model,
-                f"Embed feature {feature} with {target} instead of {model}",
-                f"{int(s['requests']):,} embedding calls on {model}; "
+                category="embedding_optimization",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Embed feature {feature} with {target} instead of {model}",
+                description=f"{int(s['requests']):,} embedding calls on {model}; "
                 f"{target} costs {projected / current:.0%} "
                 "as much per token. Re-embed the corpus once when switching (vectors are not comparable).",
-                current,
-                projected,
-                "the same input tokens repriced at the target model's listed price (pricing table)",
-                0.75,
-                "medium",
-                "medium",
-                [
+                current=current,
+                projected=projected,
+                method="the same input tokens repriced at the target model's listed price (pricing table)",
+                confidence=0.75,
+                risk="medium",
+                effort="medium",
+                steps=[
                     f"Re-embed the stored corpus with {target} (or at reduced dimensions).",
                     f"Switch feature {feature}'s queries to {target} at the same time.",
                     "Compare retrieval recall on a labelled sample before and after.",
                 ],
-                {
+                evidence={
                     "requests": int(s["requests"]),
                     "cost_per_request": s["cost"] / max(s["requests"], 1),
                     "model": model,
@@ -200,7 +200,7 @@ def embedding_optimization(conn, data: OrgData) -> list[Rec]:
                     "series": s["series"],
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {"type": "route_to_model", "provider": provider, "model": target},
                 },

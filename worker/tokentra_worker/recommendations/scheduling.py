@@ -44,24 +44,24 @@ def time_based_optimization(conn, data: OrgData) -> list[Rec]:
         hours = ", ".join(f"{h:02d}:00" for h in sorted(top))
         out.append(
             Rec(
-                "time_based_optimization",
-                "feature",
-                feature,
-                model,
-                f"Send the scheduled calls of feature {feature} on {model} through the batch API",
-                f"{share:.0%} of the feature's calls run at {hours} UTC every day: work that can wait "
+                category="time_based_optimization",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Send the scheduled calls of feature {feature} on {model} through the batch API",
+                description=f"{share:.0%} of the feature's calls run at {hours} UTC every day: work that can wait "
                 f"for the batch API, billed at the batch price.",
-                current,
-                projected,
-                "the same tokens repriced at the batch tier's listed price (pricing table)",
-                0.7,
-                "low",
-                "medium",
-                [
+                current=current,
+                projected=projected,
+                method="the same tokens repriced at the batch tier's listed price (pricing table)",
+                confidence=0.7,
+                risk="low",
+                effort="medium",
+                steps=[
                     "Collect the scheduled job's requests into a batch file and submit it to the batch API.",
                     "Poll for results; batch jobs complete within 24 hours.",
                 ],
-                {
+                evidence={
                     "requests": int(s["requests"]),
                     "cost_per_request": s["cost"] / max(s["requests"], 1),
                     "model": model,
@@ -71,7 +71,7 @@ def time_based_optimization(conn, data: OrgData) -> list[Rec]:
                     "series": s["series"],
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {
                         "type": "route_to_model",

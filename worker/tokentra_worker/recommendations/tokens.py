@@ -54,27 +54,27 @@ def context_window_efficiency(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "context_window_efficiency",
-                "feature",
-                feature,
-                model,
-                f"Cache the repeated system prompts of feature {feature} on {model}",
-                f"{g['requests']:,} calls resend {g['prompts']} system prompts of at least "
+                category="context_window_efficiency",
+                scope_type="feature",
+                scope_value=feature,
+                key=model,
+                title=f"Cache the repeated system prompts of feature {feature} on {model}",
+                description=f"{g['requests']:,} calls resend {g['prompts']} system prompts of at least "
                 f"{MIN_PREFIX} tokens "
                 f"with under {MAX_CACHED_SHARE:.0%} of input served from the prompt cache.",
-                current,
-                projected,
-                "the shared prefix (the shortest call per system prompt) of every call but the "
+                current=current,
+                projected=projected,
+                method="the shared prefix (the shortest call per system prompt) of every call but the "
                 "first billed at "
                 "the cache-read price (pricing table)",
-                0.7,
-                "low",
-                "low",
-                [
+                confidence=0.7,
+                risk="low",
+                effort="low",
+                steps=[
                     "Put the system prompt and other static context first, the variable part last.",
                     "Enable prompt caching (Anthropic: cache_control; OpenAI: automatic above 1,024 tokens).",
                 ],
-                {
+                evidence={
                     "requests": g["requests"],
                     "cost_per_request": current / data.monthly / max(g["requests"], 1),
                     "model": model,
@@ -84,7 +84,7 @@ def context_window_efficiency(conn, data: OrgData) -> list[Rec]:
                     "series": data.scopes.get((feature, provider, model), {}).get("series", {}),
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": feature, "model": model},
                     "action": {"type": "enable_prompt_cache"},
                 },
@@ -123,27 +123,27 @@ def io_ratio_optimization(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "io_ratio_optimization",
-                "feature",
-                s["feature"],
-                s["model"],
-                f"Cap the output of feature {s['feature']} on {s['model']} near its median length",
-                f"Calls of feature {s['feature']} return {ratio:.1f} output tokens per input token; "
+                category="io_ratio_optimization",
+                scope_type="feature",
+                scope_value=s["feature"],
+                key=s["model"],
+                title=f"Cap the output of feature {s['feature']} on {s['model']} near its median length",
+                description=f"Calls of feature {s['feature']} return {ratio:.1f} output tokens per input token; "
                 f"the longest "
                 f"half carry {s['excess_output']:,} tokens beyond the median answer "
                 f"({s['p50_output']} tokens).",
-                current,
-                current - wasted,
-                "output tokens beyond the feature's median answer length, at the output price "
+                current=current,
+                projected=current - wasted,
+                method="output tokens beyond the feature's median answer length, at the output price "
                 "(pricing table)",
-                0.5,
-                "medium",
-                "low",
-                [
+                confidence=0.5,
+                risk="medium",
+                effort="low",
+                steps=[
                     f"Set max_tokens near {int(s['p50_output'] * 1.2)} for this feature.",
                     "Ask for concise answers in the prompt; check answer quality on a sample.",
                 ],
-                {
+                evidence={
                     "requests": int(s["requests"]),
                     "cost_per_request": current / data.monthly / max(s["requests"], 1),
                     "model": s["model"],
@@ -154,7 +154,7 @@ def io_ratio_optimization(conn, data: OrgData) -> list[Rec]:
                     "series": scope.get("series", {}),
                     "sample_request_ids": [],
                 },
-                {
+                suggested_rule={
                     "conditions": {"feature": s["feature"], "model": s["model"]},
                     "action": {"type": "set_max_tokens", "max_tokens": int(s["p50_output"] * 1.2)},
                 },
@@ -181,24 +181,25 @@ def prompt_compression(conn, data: OrgData) -> list[Rec]:
             continue
         out.append(
             Rec(
-                "prompt_compression",
-                "feature",
-                s["feature"],
-                s["model"],
-                f"Compress the long prompts of feature {s['feature']} on {s['model']}",
-                f"The median call of feature {s['feature']} sends {s['p50_input']:,} input tokens, uncached.",
-                current,
-                current - saved,
-                f"{1 - COMPRESSION_KEEPS:.0%} of the uncached input tokens removed (typical of prompt "
+                category="prompt_compression",
+                scope_type="feature",
+                scope_value=s["feature"],
+                key=s["model"],
+                title=f"Compress the long prompts of feature {s['feature']} on {s['model']}",
+                description=f"The median call of feature {s['feature']} sends {s['p50_input']:,} input tokens, "
+                "uncached.",
+                current=current,
+                projected=current - saved,
+                method=f"{1 - COMPRESSION_KEEPS:.0%} of the uncached input tokens removed (typical of prompt "
                 "compression), at the input price (pricing table)",
-                0.5,
-                "medium",
-                "medium",
-                [
+                confidence=0.5,
+                risk="medium",
+                effort="medium",
+                steps=[
                     "Trim retrieved context to the passages that score highest; drop boilerplate.",
                     "Try a prompt compressor (e.g. LLMLingua) on a sample and compare answers.",
                 ],
-                {
+                evidence={
                     "requests": int(s["requests"]),
                     "cost_per_request": current / data.monthly / max(s["requests"], 1),
                     "model": s["model"],
