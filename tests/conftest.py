@@ -1,7 +1,11 @@
-"""Shared fixtures: every test runs against the real Postgres the project provisions (or DATABASE_URL)."""
+"""Shared fixtures: every test runs against the real Postgres the project provisions (or DATABASE_URL), in a
+database of its own: ./scripts/test passes one in TOKENTRA_TEST_DATABASE_URL; a plain `pytest` clones one from
+the migrated template (tokentra_dev.testdb) and drops it at the end. Only where the server refuses to create
+databases do the tests run in DATABASE_URL's own database, and then they remove what they created."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +20,39 @@ from tokentra_core.db import connect
 from tokentra_core.migrations import migrate
 from tokentra_core.settings import Settings, get_settings
 from tokentra_dev.testing.llm_servers import Answer, LLMServers, SeenRequest
+
+_RUN: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every test, and every process they start, at the tests' own database (DATABASE_URL)."""
+    if config.option.help or config.option.collectonly:
+        return
+    from tokentra_dev import testdb
+
+    user = get_settings()
+    if user.uses_local_db:  # tests of the embedded database itself still look at the user's server
+        os.environ["TOKENTRA_TESTS_LOCAL_DB"] = "1"
+    if os.environ.get("TOKENTRA_TEST_DATABASE_URL"):
+        target = os.environ["TOKENTRA_TEST_DATABASE_URL"]
+    elif testdb.can_create_databases(user.dsn):
+        target = testdb.create(user.dsn)
+        _RUN["created"] = target
+    else:
+        target = user.dsn
+        migrate(target, log=lambda *_: None)
+        _RUN["in_place"] = testdb.InPlace(target)
+    os.environ["DATABASE_URL"] = target
+    get_settings.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from tokentra_dev import testdb
+
+    if isinstance(created := _RUN.pop("created", None), str):
+        testdb.drop(created)
+    if isinstance(in_place := _RUN.pop("in_place", None), testdb.InPlace):
+        in_place.clean()
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tokentra_cli.localdb import debian_mirror, status
@@ -20,8 +22,10 @@ def test_mirror_comes_from_the_hosts_apt_sources_not_their_comments(tmp_path):
 
 
 def test_status_reports_the_running_local_database(dsn):
-    settings = Settings()
-    if not settings.uses_local_db:
+    # The tests run in a database of their own; the embedded server is the user's unless DATABASE_URL
+    # named another one (conftest says which).
+    if os.environ.get("TOKENTRA_TESTS_LOCAL_DB") != "1":
         pytest.skip("DATABASE_URL points elsewhere: there is no local database to report on")
+    settings = Settings(database_url=None)
     st = status(settings)
     assert st.provisioned and st.initialized and st.running

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from tokentra_core.db import connect
@@ -14,6 +15,8 @@ from tokentra_worker.periodic import run_periodic_job, schedule_periodic_sql
 
 def test_with_pg_cron_every_periodic_job_is_a_cron_job(dsn):
     with connect(dsn) as conn:
+        if conn.execute("select to_regclass('cron.job') is null as absent").fetchone()["absent"]:
+            pytest.skip("pg_cron schedules jobs in another database of this server; the worker path runs here")
         jobs = {r["name"]: r["schedule"] for r in conn.execute("select name, schedule from private.periodic_jobs")}
         cron = {r["jobname"]: r["schedule"] for r in conn.execute("select jobname, schedule from cron.job")}
     assert jobs and all(cron.get(name) == sched for name, sched in jobs.items())
