@@ -67,22 +67,21 @@ def create_budgets(conn, org_id: UUID) -> None:
         ).fetchone()["v"]
 
     team, feature = top("team"), top("feature")
-    team_id = str(
+    # The team exists only as the tag the SDK sent: the budget names it so, and the team's row is created
+    # from the usage (no SQL of ours makes it). Created and sized in one transaction, so the budgets job
+    # never sees the placeholder amount.
+    with conn.transaction():
+        team_budget = conn.execute(
+            "insert into public.budgets (org_id, name, period, scope_type, scope_id, amount, hard_limit) "
+            "values (%s, %s, 'monthly', 'team', %s, 1, true) returning id, scope_id",
+            (org_id, f"Team {team}", team),
+        ).fetchone()
         conn.execute(
-            "insert into public.teams (org_id, name) values (%s, %s) on conflict (org_id, name) "
-            "do update set name = excluded.name returning id",
-            (org_id, team),
-        ).fetchone()["id"]
-    )
+            "update public.budgets set amount = %s where id = %s",
+            (_amount(_spend(conn, org_id, "monthly", "team", team_budget["scope_id"]), "1.1"), team_budget["id"]),
+        )
     rows = [
         ("Monthly AI spend", "organization", None, _amount(_spend(conn, org_id, "monthly"), "0.8"), False),
-        (
-            f"Team {team}",
-            "team",
-            team_id,
-            _amount(_spend(conn, org_id, "monthly", "team", team_id), "1.1"),
-            True,
-        ),
         (
             f"Feature {feature}",
             "feature",

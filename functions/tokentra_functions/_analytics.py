@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -21,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_functions.user_auth import UserClaims, as_user
 
-__all__ = ["DIMENSIONS", "Filters", "csv_response", "json_response", "run_json", "wants_csv"]
+__all__ = ["DIMENSIONS", "Fill", "Filters", "csv_response", "json_response", "run_envelope", "run_json",
+           "wants_csv"]
 
 # The rollups' dimensions, as the SQL functions name them (private.usage_dimensions()).
-DIMENSIONS = ("org_id", "team", "project", "provider", "model", "feature", "api_key_id", "status")
+DIMENSIONS = ("org_id", "team", "project", "provider", "model", "feature", "api_key_id", "status", "canonical_model")
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -43,6 +45,9 @@ class Filters(BaseModel):
     provider: Name | None = None
     api_key_id: UUID | None = None
     status: Literal["success", "error", "timeout", "rate_limited", "cancelled"] | None = None
+    canonical_model: Name | None = Field(
+        default=None, description="One model identity (the model a price resolves to), whatever snapshot was sent."
+    )
 
     def sql_args(self) -> dict[str, Any]:
         """The filters as the SQL functions' named arguments."""
@@ -55,6 +60,7 @@ class Filters(BaseModel):
             "provider": self.provider,
             "api_key": self.api_key_id,
             "status": self.status,
+            "canonical_model": self.canonical_model,
         }
 
 
@@ -71,6 +77,47 @@ async def run_json(pool, user: UserClaims, function: str, args: dict[str, Any]) 
     named = ", ".join(f"{name} => %({name})s" for name in args)
     async with as_user(pool, user) as conn:
         cur = await conn.execute(f"select public.{function}({named})::text as result", args)
+        row = await cur.fetchone()
+    return row["result"]
+
+
+class Fill(BaseModel):
+    """Zero-fill a series answer (private.zero_filled): every `step` of [start, end), for every series
+    (each distinct value of `dims`), the missing points being `zero`."""
+
+    bucket_key: str
+    start: datetime
+    end: datetime
+    step: timedelta
+    dims: list[str]
+    zero: dict[str, Any]
+
+
+async def run_envelope(
+    pool, user: UserClaims, function: str, args: dict[str, Any], *, whole: bool = False,
+    meta: dict[str, Any] | None = None, fill: Fill | None = None,
+) -> str | None:
+    """Call an analytics SQL function as the user and answer `{"data": ..., "meta": ...}` as JSON text.
+
+    Functions answering `{"data", "meta"}` keep theirs (meta merged with `meta`); `whole` puts the
+    function's entire answer under data. Built in SQL, so numerics stay exact. None when the function
+    answered null (nothing the user may read)."""
+    named = ", ".join(f"{name} => %({name})s" for name in args)
+    call = f"public.{function}({named})"
+    params: dict[str, Any] = {**args, "_meta": json.dumps(meta or {})}
+    if fill is not None:
+        call = (f"private.zero_filled({call}, %(_key)s, %(_start)s, %(_end)s, %(_step)s, %(_dims)s::text[], "
+                "%(_zero)s::jsonb)")
+        params.update(_key=fill.bucket_key, _start=fill.start, _end=fill.end, _step=fill.step, _dims=fill.dims,
+                      _zero=json.dumps(fill.zero))
+    data, own_meta = ("r.j", "null::jsonb") if whole else ("r.j -> 'data'", "r.j -> 'meta'")
+    # Identifiers come from this package's constants (function names) and the two literals above; every
+    # value is a parameter.
+    query = (f"select case when r.j is null then null else jsonb_build_object('data', {data}, 'meta', "  # noqa: S608
+             f"coalesce({own_meta}, '{{}}'::jsonb) || %(_meta)s::jsonb) end::text as result "
+             f"from (select {call} as j) r")
+    async with as_user(pool, user) as conn:
+        cur = await conn.execute(query, params)
         row = await cur.fetchone()
     return row["result"]
 

@@ -31,7 +31,8 @@ CONSTRAINTS = {
 
 def invalid(field: str, reason: str) -> JSONResponse:
     return JSONResponse(
-        {"error": "invalid_request", "message": f"{field}: {reason}", "field": field, "reason": reason},
+        {"error": "invalid_request", "message": f"{field}: {reason}", "field": field, "reason": reason,
+         "errors": [{"field": field, "reason": reason}]},
         status_code=422,
     )
 

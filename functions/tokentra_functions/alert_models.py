@@ -7,12 +7,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from tokentra_core.alerting.channels import Channel
 
 RuleType = Literal["budget_threshold", "spend_spike", "error_rate", "latency", "anomaly", "forecast_overrun"]
 Tag = Annotated[str, Field(min_length=1, max_length=200)]
+# Conditions are stored and answered with their numbers as JSON numbers, as every amount in the API.
+AsNumber = PlainSerializer(float, return_type=float, when_used="json")
 Window = Annotated[
     int, Field(ge=1, le=1440, description="Minutes; read in whole UTC hours from the rollups.")
 ]
@@ -41,20 +43,20 @@ class _Metric(_Condition):
 
 
 class SpendSpikeCondition(_Metric):
-    factor: Annotated[Decimal, Field(gt=1, le=1000)] = Decimal(3)
-    min_spend_usd: Annotated[Decimal, Field(ge=0)] = Decimal(1)
+    factor: Annotated[Decimal, Field(gt=1, le=1000), AsNumber] = Decimal(3)
+    min_spend_usd: Annotated[Decimal, Field(ge=0), AsNumber] = Decimal(1)
     baseline_hours: Annotated[int, Field(ge=1, le=720)] = 24
 
 
 class ErrorRateCondition(_Metric):
     window_minutes: Window = 15
-    threshold_pct: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(10)
+    threshold_pct: Annotated[Decimal, Field(gt=0, le=100), AsNumber] = Decimal(10)
     min_requests: Annotated[int, Field(ge=1)] = 20
 
 
 class LatencyCondition(_Metric):
     window_minutes: Window = 15
-    percentile: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(95)
+    percentile: Annotated[Decimal, Field(gt=0, le=100), AsNumber] = Decimal(95)
     threshold_ms: Annotated[int, Field(ge=1)] = 5000
     min_requests: Annotated[int, Field(ge=1)] = 20
 

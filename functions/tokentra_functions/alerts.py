@@ -20,11 +20,11 @@ from pydantic import BaseModel, ValidationError
 
 from tokentra_core.alerting.channels import SAVE_SQL, ChannelError, prepare_channels, sealed_rows
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, function_app
+from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields
 from tokentra_functions._db_errors import db_error, invalid
 from tokentra_functions.alert_models import CONDITIONS, Delivery, Event, Rule, RuleIn, RulePatch
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser, UserClaims, as_user
+from tokentra_functions.user_auth import CurrentUser, UserClaims, as_user, forbidden_unless
 
 router = APIRouter(tags=["alerts"])
 ERRORS = {
@@ -39,8 +39,7 @@ def _validate(model: type[BaseModel], raw: bytes, prefix: str = "") -> BaseModel
     try:
         return model.model_validate_json(raw) if isinstance(raw, bytes) else model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        return invalid(prefix + (".".join(str(p) for p in first["loc"]) or "body"), first["msg"])
+        return invalid_fields(list(exc.errors()), prefix)
 
 
 def _condition(rule_type: str, condition: dict[str, Any]) -> dict[str, Any] | JSONResponse:
@@ -75,7 +74,7 @@ async def _missing_or_forbidden(conn: psycopg.AsyncConnection, table: str, row_i
 
 # ---------------------------------------------------------------- events (before /alerts/{id})
 @router.get(
-    "/alerts/events", response_model=list[Event], responses=ERRORS, summary="Alert events, newest first"
+    "/alerts/events", response_model=Envelope[list[Event]], responses=ERRORS, summary="Alert events, newest first"
 )
 async def list_events(
     request: Request,
@@ -85,6 +84,8 @@ async def list_events(
     status: Literal["open", "acknowledged", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONResponse:
+    if (refused := await forbidden_unless(pool, user, "alerts.read", org_id)) is not None:
+        return refused
     async with as_user(pool, user) as conn:
         cur = await conn.execute(
             "select * from public.alert_events where (%(org)s::uuid is null or org_id = %(org)s) "
@@ -93,8 +94,9 @@ async def list_events(
         )
         events = await cur.fetchall()
         deliveries = await _deliveries(conn, [e["id"] for e in events])
-    return JSONResponse(
-        [Event(**e, deliveries=deliveries.get(e["id"], [])).model_dump(mode="json") for e in events]
+    return envelope(
+        [Event(**e, deliveries=deliveries.get(e["id"], [])).model_dump(mode="json") for e in events],
+        {"count": len(events), "limit": limit},
     )
 
 
@@ -111,7 +113,7 @@ async def _deliveries(conn: psycopg.AsyncConnection, event_ids: list[UUID]) -> d
     return out
 
 
-@router.get("/alerts/events/{event_id}", response_model=Event, responses=ERRORS, summary="One alert event")
+@router.get("/alerts/events/{event_id}", response_model=Envelope[Event], responses=ERRORS, summary="One alert event")
 async def get_event(event_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     async with as_user(pool, user) as conn:
         cur = await conn.execute("select * from public.alert_events where id = %s", (event_id,))
@@ -119,7 +121,7 @@ async def get_event(event_id: UUID, request: Request, pool: Pool, user: CurrentU
         if row is None:
             return JSONResponse({"error": "not_found", "message": "no such alert event"}, 404)
         deliveries = await _deliveries(conn, [event_id])
-    return JSONResponse(Event(**row, deliveries=deliveries.get(event_id, [])).model_dump(mode="json"))
+    return envelope(Event(**row, deliveries=deliveries.get(event_id, [])).model_dump(mode="json"))
 
 
 async def _set_status(event_id: UUID, status: str, request: Request, pool: Pool, user: UserClaims) -> JSONResponse:
@@ -134,12 +136,12 @@ async def _set_status(event_id: UUID, status: str, request: Request, pool: Pool,
             deliveries = await _deliveries(conn, [event_id])
     except psycopg.Error as exc:
         return _answer(exc)
-    return JSONResponse(Event(**row, deliveries=deliveries.get(event_id, [])).model_dump(mode="json"))
+    return envelope(Event(**row, deliveries=deliveries.get(event_id, [])).model_dump(mode="json"))
 
 
 @router.post(
     "/alerts/events/{event_id}/acknowledge",
-    response_model=Event,
+    response_model=Envelope[Event],
     responses=ERRORS,
     summary="Acknowledge an alert event",
 )
@@ -149,7 +151,7 @@ async def acknowledge_event(event_id: UUID, request: Request, pool: Pool, user: 
 
 @router.post(
     "/alerts/events/{event_id}/resolve",
-    response_model=Event,
+    response_model=Envelope[Event],
     responses=ERRORS,
     summary="Resolve an alert event (PagerDuty incidents are resolved too)",
 )
@@ -158,7 +160,8 @@ async def resolve_event(event_id: UUID, request: Request, pool: Pool, user: Curr
 
 
 @router.post(
-    "/alerts/deliveries/{delivery_id}/retry", responses=ERRORS, summary="Send a failed delivery again"
+    "/alerts/deliveries/{delivery_id}/retry", response_model=Envelope[dict[str, bool]], responses=ERRORS,
+    summary="Send a failed delivery again",
 )
 async def retry_delivery(delivery_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     try:
@@ -167,23 +170,25 @@ async def retry_delivery(delivery_id: UUID, request: Request, pool: Pool, user: 
             queued = (await cur.fetchone())["queued"]
     except psycopg.Error as exc:
         return _answer(exc)
-    return JSONResponse({"queued": queued})
+    return envelope({"queued": queued})
 
 
 # ---------------------------------------------------------------- rules
-@router.get("/alerts", response_model=list[Rule], responses=ERRORS, summary="Alert rules")
+@router.get("/alerts", response_model=Envelope[list[Rule]], responses=ERRORS, summary="Alert rules")
 async def list_rules(request: Request, user: CurrentUser, pool: Pool, org_id: UUID | None = None) -> JSONResponse:
+    if (refused := await forbidden_unless(pool, user, "alerts.read", org_id)) is not None:
+        return refused
     async with as_user(pool, user) as conn:
         cur = await conn.execute(
             "select * from public.alert_rules where %s::uuid is null or org_id = %s order by org_id, name",
             (org_id, org_id),
         )
         rows = await cur.fetchall()
-    return JSONResponse([Rule(**r).model_dump(mode="json") for r in rows])
+    return envelope([Rule(**r).model_dump(mode="json") for r in rows], {"count": len(rows)})
 
 
 @router.post(
-    "/alerts", status_code=201, response_model=Rule, responses=ERRORS, summary="Create an alert rule"
+    "/alerts", status_code=201, response_model=Envelope[Rule], responses=ERRORS, summary="Create an alert rule"
 )
 async def create_rule(request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _validate(RuleIn, await request.body())
@@ -208,20 +213,20 @@ async def create_rule(request: Request, pool: Pool, user: CurrentUser) -> JSONRe
                 await conn.execute(SAVE_SQL, params)
     except psycopg.Error as exc:
         return _answer(exc)
-    return JSONResponse(Rule(**row).model_dump(mode="json"), status_code=201)
+    return envelope(Rule(**row).model_dump(mode="json"), status=201)
 
 
-@router.get("/alerts/{rule_id}", response_model=Rule, responses=ERRORS, summary="One alert rule")
+@router.get("/alerts/{rule_id}", response_model=Envelope[Rule], responses=ERRORS, summary="One alert rule")
 async def get_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     async with as_user(pool, user) as conn:
         cur = await conn.execute("select * from public.alert_rules where id = %s", (rule_id,))
         row = await cur.fetchone()
     if row is None:
         return JSONResponse({"error": "not_found", "message": "no such alert rule"}, 404)
-    return JSONResponse(Rule(**row).model_dump(mode="json"))
+    return envelope(Rule(**row).model_dump(mode="json"))
 
 
-@router.patch("/alerts/{rule_id}", response_model=Rule, responses=ERRORS, summary="Change an alert rule")
+@router.patch("/alerts/{rule_id}", response_model=Envelope[Rule], responses=ERRORS, summary="Change an alert rule")
 async def update_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _validate(RulePatch, await request.body())
     if isinstance(body, JSONResponse):
@@ -261,7 +266,7 @@ async def update_rule(rule_id: UUID, request: Request, pool: Pool, user: Current
                 await conn.execute(SAVE_SQL, params)
     except psycopg.Error as exc:
         return _answer(exc)
-    return JSONResponse(Rule(**row).model_dump(mode="json"))
+    return envelope(Rule(**row).model_dump(mode="json"))
 
 
 @router.delete("/alerts/{rule_id}", status_code=204, responses=ERRORS, summary="Delete an alert rule")

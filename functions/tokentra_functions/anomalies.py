@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokentra_functions._analytics import json_response, run_json
+from tokentra_functions._analytics import json_response, run_envelope
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser
+from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["intelligence"])
 
@@ -36,8 +36,10 @@ class AnomalyQuery(BaseModel):
     summary="Anomalies: type, severity, dimension and value, window, expected and actual, money, status",
 )
 async def anomalies(user: CurrentUser, pool: Pool, q: Annotated[AnomalyQuery, Query()]) -> Response:
+    if (refused := await forbidden_unless(pool, user, "anomalies.read", q.org_id)) is not None:
+        return refused
     return json_response(
-        await run_json(
+        await run_envelope(
             pool,
             user,
             "anomaly_list",
@@ -60,7 +62,7 @@ async def anomalies(user: CurrentUser, pool: Pool, q: Annotated[AnomalyQuery, Qu
     summary="The anomaly's explanation: prose, its source (llm or template), cost, and the evidence it cites",
 )
 async def anomaly_explanation(anomaly_id: UUID, user: CurrentUser, pool: Pool) -> Response:
-    text = await run_json(pool, user, "explanation_of", {"anomaly": anomaly_id})
+    text = await run_envelope(pool, user, "explanation_of", {"anomaly": anomaly_id}, whole=True)
     if text is None:
         return error(404, "not_found", f"anomaly_id: no explanation of anomaly {anomaly_id} that you may read")
     return json_response(text)

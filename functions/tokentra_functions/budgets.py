@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tokentra_functions._app import Pool, function_app
-from tokentra_functions._db_errors import db_error, invalid
-from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser, as_user
+from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields
+from tokentra_functions._db_errors import db_error
+from tokentra_functions.models import ErrorBody, Money
+from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
 router = APIRouter(tags=["budgets"])
 
@@ -40,7 +40,10 @@ class BudgetPatch(BaseModel):
     period: Period | None = None
     week_start: Annotated[int, Field(ge=0, le=6, description="0 = Sunday .. 6 = Saturday")] | None = None
     scope_type: ScopeType | None = None
-    scope_id: Annotated[str, Field(max_length=200)] | None = None
+    scope_id: Annotated[str, Field(
+        max_length=200,
+        description="The scope's team or project name as usage tags carry it (or its id), model, feature, "
+                    "end user id or API key id; absent for organization.")] | None = None
     alert_thresholds: Annotated[list[Threshold], Field(max_length=20)] | None = None
     hard_limit: bool | None = None
     enabled: bool | None = None
@@ -59,10 +62,12 @@ class BudgetIn(BudgetPatch):
 
 
 class Budget(BaseModel):
+    """Money is a JSON number in USD."""
+
     id: UUID
     org_id: UUID
     name: str
-    amount: Decimal
+    amount: Money
     currency: str
     period: Period
     week_start: int
@@ -72,19 +77,15 @@ class Budget(BaseModel):
     hard_limit: bool
     enabled: bool
     status: Literal["ok", "warning", "exceeded"]
-    current_spend: Decimal
-    reserved: Decimal = Field(description="Held by open strict-mode reservations.")
-    remaining: Decimal
-    projected_spend: Decimal = Field(description="Spend expected at period end at the current run rate.")
+    current_spend: Money
+    reserved: Money = Field(description="Held by open strict-mode reservations.")
+    remaining: Money
+    projected_spend: Money = Field(description="Spend expected at period end at the current run rate.")
     crossed_thresholds: list[int]
     period_start: datetime
     period_end: datetime
     created_at: datetime
     updated_at: datetime
-
-
-class BudgetList(BaseModel):
-    data: list[Budget]
 
 
 ERRORS = {
@@ -102,9 +103,7 @@ def _body(model: type[BaseModel], raw: bytes) -> BaseModel | JSONResponse:
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        return invalid(field, first["msg"])
+        return invalid_fields(list(exc.errors()))
 
 
 async def _read(conn: psycopg.AsyncConnection, budget_id: UUID) -> dict | None:
@@ -112,18 +111,28 @@ async def _read(conn: psycopg.AsyncConnection, budget_id: UUID) -> dict | None:
     return await cur.fetchone()
 
 
-@router.get("/budgets", response_model=BudgetList, responses=ERRORS, summary="Budgets with live status")
+def _one(row: dict, status: int = 200) -> JSONResponse:
+    return envelope(Budget(**row).model_dump(mode="json"), {"currency": "USD"}, status)
+
+
+@router.get(
+    "/budgets", response_model=Envelope[list[Budget]], responses=ERRORS, summary="Budgets with live status"
+)
 async def list_budgets(request: Request, user: CurrentUser, pool: Pool, org_id: UUID | None = None) -> JSONResponse:
+    if (refused := await forbidden_unless(pool, user, "budgets.read", org_id)) is not None:
+        return refused
     async with as_user(pool, user) as conn:
         cur = await conn.execute(
             "select * from public.budget_status where %s::uuid is null or org_id = %s order by org_id, name",
             (org_id, org_id),
         )
         rows = await cur.fetchall()
-    return JSONResponse(BudgetList(data=[Budget(**r) for r in rows]).model_dump(mode="json"))
+    return envelope([Budget(**r).model_dump(mode="json") for r in rows], {"currency": "USD", "count": len(rows)})
 
 
-@router.post("/budgets", status_code=201, response_model=Budget, responses=ERRORS, summary="Create a budget")
+@router.post(
+    "/budgets", status_code=201, response_model=Envelope[Budget], responses=ERRORS, summary="Create a budget"
+)
 async def create_budget(request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _body(BudgetIn, await request.body())
     if isinstance(body, JSONResponse):
@@ -143,21 +152,23 @@ async def create_budget(request: Request, pool: Pool, user: CurrentUser) -> JSON
         if (answer := db_error(exc)) is None:
             raise
         return answer
-    return JSONResponse(Budget(**row).model_dump(mode="json"), status_code=201)
+    return _one(row, 201)
 
 
 @router.get(
-    "/budgets/{budget_id}", response_model=Budget, responses=ERRORS, summary="One budget with live status"
+    "/budgets/{budget_id}", response_model=Envelope[Budget], responses=ERRORS, summary="One budget with live status"
 )
 async def get_budget(budget_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     async with as_user(pool, user) as conn:
         row = await _read(conn, budget_id)
     if row is None:
         return JSONResponse(NOT_FOUND, status_code=404)
-    return JSONResponse(Budget(**row).model_dump(mode="json"))
+    return _one(row)
 
 
-@router.patch("/budgets/{budget_id}", response_model=Budget, responses=ERRORS, summary="Change a budget")
+@router.patch(
+    "/budgets/{budget_id}", response_model=Envelope[Budget], responses=ERRORS, summary="Change a budget"
+)
 async def update_budget(budget_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _body(BudgetPatch, await request.body())
     if isinstance(body, JSONResponse):
@@ -182,7 +193,7 @@ async def update_budget(budget_id: UUID, request: Request, pool: Pool, user: Cur
         return answer
     if row is None:
         return JSONResponse(NOT_FOUND, status_code=404)
-    return JSONResponse(Budget(**row).model_dump(mode="json"))
+    return _one(row)
 
 
 @router.delete("/budgets/{budget_id}", status_code=204, responses=ERRORS, summary="Delete a budget")

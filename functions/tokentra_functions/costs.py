@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -11,21 +11,26 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from tokentra_functions._analytics import (
     DIMENSIONS,
+    Fill,
     Filters,
+    Name,
     csv_response,
     json_response,
     parse_exact,
-    run_json,
+    run_envelope,
     wants_csv,
 )
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, function_app
+from tokentra_functions._db_errors import invalid
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser
+from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["analytics"])
 
 MAX_DAYS = 400  # the usage retention: nothing older exists
 MAX_HOURLY_DAYS = 31
+# End users are not a rollup dimension: breakdowns by or filtered on one read raw rows, this many days at most.
+MAX_END_USER_DAYS = 31
 TOTALS = (
     "total_cost",
     "total_requests",
@@ -38,11 +43,13 @@ TOTALS = (
     "total_timeouts",
     "total_rate_limited",
     "total_retries",
+    "total_response_cache_hits",
     "total_cache_hits",
     "unpriced_requests",
 )
 # `api_key` is what people type; the rollups call it api_key_id.
-ALIASES = {"api_key": "api_key_id", "org": "org_id", "date": "day"}
+ALIASES = {"api_key": "api_key_id", "org": "org_id", "date": "day", "user": "end_user_id", "end_user": "end_user_id"}
+GROUPABLE = (*DIMENSIONS, "end_user_id")
 
 
 def _today() -> date:
@@ -55,9 +62,13 @@ class CostsQuery(Filters):
     )
     end_date: date | None = Field(default=None, description="Last UTC day, inclusive (default: today).")
     group_by: str | None = Field(
-        default=None, description=f"Comma-separated: {', '.join(DIMENSIONS)}, and day or hour."
+        default=None, description=f"Comma-separated: {', '.join(GROUPABLE)}, and day or hour."
     )
     granularity: Literal["total", "day", "hour"] = Field(default="total", validate_default=True)
+    end_user_id: Name | None = Field(
+        default=None, description=f"One end user (the SDK's user_id tag); read from raw rows, at most "
+                                  f"{MAX_END_USER_DAYS} days."
+    )
 
     @field_validator("group_by")
     @classmethod
@@ -65,9 +76,9 @@ class CostsQuery(Filters):
         if value is None:
             return None
         names = [ALIASES.get(p.strip(), p.strip()) for p in value.split(",") if p.strip()]
-        unknown = [n for n in names if n not in (*DIMENSIONS, "day", "hour")]
+        unknown = [n for n in names if n not in (*GROUPABLE, "day", "hour")]
         if unknown:
-            raise ValueError(f"unknown dimension {unknown[0]!r}; use {', '.join(DIMENSIONS)}, day or hour")
+            raise ValueError(f"unknown dimension {unknown[0]!r}; use {', '.join(GROUPABLE)}, day or hour")
         return ",".join(dict.fromkeys(names))
 
     @field_validator("granularity")
@@ -84,7 +95,11 @@ class CostsQuery(Filters):
 
     @property
     def dimensions(self) -> list[str]:
-        return [n for n in self.dimensions_and_buckets() if n in DIMENSIONS]
+        return [n for n in self.dimensions_and_buckets() if n in GROUPABLE]
+
+    @property
+    def by_end_user(self) -> bool:
+        return "end_user_id" in self.dimensions or self.end_user_id is not None
 
 
 class CostRange(BaseModel):
@@ -103,6 +118,8 @@ def resolve_range(q: CostsQuery) -> CostRange | str:
         return f"end_date: a range holds at most {MAX_DAYS} days"
     if q.granularity == "hour" and (end - start).days + 1 > MAX_HOURLY_DAYS:
         return f"granularity: hourly ranges hold at most {MAX_HOURLY_DAYS} days"
+    if q.by_end_user and (end - start).days + 1 > MAX_END_USER_DAYS:
+        return f"end_date: a breakdown by end user reads raw rows and holds at most {MAX_END_USER_DAYS} days"
     return CostRange(start=start, end=end)
 
 
@@ -115,6 +132,8 @@ class CostRow(BaseModel):
     date: Day | None = None
     hour: datetime | None = None
     model: str | None = None
+    canonical_model: str | None = None
+    end_user_id: str | None = None
     total_cost: float
     total_requests: int
     total_input_tokens: int
@@ -127,6 +146,7 @@ class CostsMeta(BaseModel):
     currency: str = "USD"
     granularity: str
     group_by: list[str]
+    source: str | None = Field(default=None, description="`raw` when read from raw rows (end users).")
 
 
 class CostsResponse(BaseModel):
@@ -135,7 +155,8 @@ class CostsResponse(BaseModel):
 
 
 def _invalid(message: str) -> Response:
-    return error(422, "invalid_request", message)
+    field, _, reason = message.partition(": ")
+    return invalid(field, reason)
 
 
 @router.get(
@@ -154,20 +175,33 @@ async def costs(
     span = resolve_range(q)
     if isinstance(span, str):
         return _invalid(span)
-    text = await run_json(
-        pool,
-        user,
-        "cost_breakdown",
-        {
-            "start_date": span.start,
-            "end_date": span.end,
-            "group_by": q.dimensions,
-            "granularity": q.granularity,
-            **q.sql_args(),
-        },
+    if (refused := await forbidden_unless(pool, user, "usage.read", q.org_id)) is not None:
+        return refused
+    args = {
+        "start_date": span.start,
+        "end_date": span.end,
+        "group_by": q.dimensions,
+        "granularity": q.granularity,
+        **q.sql_args(),
+    }
+    if q.by_end_user:
+        args["end_user_id"] = q.end_user_id
+    fill = None
+    if q.granularity != "total":
+        first = datetime.combine(span.start, time(), UTC)
+        fill = Fill(
+            bucket_key="date" if q.granularity == "day" else "hour",
+            start=first,
+            end=datetime.combine(span.end, time(), UTC) + timedelta(days=1),
+            step=timedelta(days=1) if q.granularity == "day" else timedelta(hours=1),
+            dims=q.dimensions,
+            zero=dict.fromkeys(TOTALS, 0),
+        )
+    text = await run_envelope(
+        pool, user, "cost_breakdown_raw" if q.by_end_user else "cost_breakdown", args, fill=fill
     )
     if not wants_csv(request):
-        return json_response(text)
+        return json_response(text or '{"data": [], "meta": {}}')
     bucket = [] if q.granularity == "total" else [q.granularity if q.granularity == "hour" else "date"]
     return csv_response(
         [*bucket, *q.dimensions, *TOTALS], parse_exact(text)["data"], f"costs_{span.start}_{span.end}.csv"

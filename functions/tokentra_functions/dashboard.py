@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokentra_functions._analytics import csv_response, json_response, parse_exact, run_json, wants_csv
-from tokentra_functions._app import Pool, function_app
+from tokentra_functions._analytics import csv_response, json_response, parse_exact, run_envelope, wants_csv
+from tokentra_functions._app import Envelope, Pool, function_app
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser
+from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["analytics"])
 CSV_COLUMNS = ("section", "key", "cost_usd", "requests", "value")
@@ -91,7 +91,7 @@ def flatten(overview: dict[str, Any]) -> list[dict[str, Any]]:
 
 @router.get(
     "/dashboard/overview",
-    response_model=Overview,
+    response_model=Envelope[Overview],
     responses={
         401: {"model": ErrorBody},
         422: {"model": ErrorBody},
@@ -102,10 +102,13 @@ def flatten(overview: dict[str, Any]) -> list[dict[str, Any]]:
 async def overview(
     request: Request, user: CurrentUser, pool: Pool, q: Annotated[OverviewQuery, Query()]
 ) -> Response:
-    text = await run_json(pool, user, "dashboard_overview", {"org": q.org_id})
+    if (refused := await forbidden_unless(pool, user, "usage.read", q.org_id)) is not None:
+        return refused
+    text = await run_envelope(pool, user, "dashboard_overview", {"org": q.org_id}, whole=True,
+                              meta={"currency": "USD"})
     if not wants_csv(request):
         return json_response(text)
-    return csv_response(CSV_COLUMNS, flatten(parse_exact(text)), "overview.csv")
+    return csv_response(CSV_COLUMNS, flatten(parse_exact(text)["data"]), "overview.csv")
 
 
 app = function_app(router, title="TokenTRA dashboard")

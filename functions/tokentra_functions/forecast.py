@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from tokentra_functions._analytics import json_response, run_json
+from tokentra_functions._analytics import json_response, run_envelope
 from tokentra_functions._app import Pool, function_app
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser
+from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["intelligence"])
 
@@ -29,7 +29,12 @@ class ForecastQuery(BaseModel):
     summary="Month-end spend forecast with 80%/95% intervals, and each budget's period-end forecast",
 )
 async def forecast(user: CurrentUser, pool: Pool, q: Annotated[ForecastQuery, Query()]) -> Response:
-    return json_response(await run_json(pool, user, "forecast_report", {"org": q.org_id}))
+    if (refused := await forbidden_unless(pool, user, "usage.read", q.org_id)) is not None:
+        return refused
+    # The report is one object (the organization's forecast and each budget's): all of it under data.
+    return json_response(
+        await run_envelope(pool, user, "forecast_report", {"org": q.org_id}, whole=True, meta={"currency": "USD"})
+    )
 
 
 app = function_app(router, title="TokenTRA forecast")

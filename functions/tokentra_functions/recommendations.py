@@ -14,11 +14,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokentra_functions._analytics import json_response, run_json
+from tokentra_functions._analytics import json_response, run_envelope
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions._db_errors import db_error
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser, as_user
+from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
 router = APIRouter(prefix="/optimization", tags=["intelligence"])
 ERRORS = {
@@ -61,8 +61,10 @@ class DismissBody(BaseModel):
 async def recommendations(
     user: CurrentUser, pool: Pool, q: Annotated[RecommendationQuery, Query()]
 ) -> Response:
+    if (refused := await forbidden_unless(pool, user, "recommendations.read", q.org_id)) is not None:
+        return refused
     return json_response(
-        await run_json(
+        await run_envelope(
             pool,
             user,
             "recommendation_list",
@@ -91,7 +93,7 @@ async def _call(pool, user, sql: str, args: tuple) -> Response:
         if (answer := db_error(exc)) is None:
             raise
         return answer
-    return json_response(json.dumps(row["result"]))
+    return json_response(json.dumps({"data": row["result"], "meta": {}}))
 
 
 @router.post(
@@ -123,7 +125,7 @@ async def dismiss(rec_id: UUID, body: DismissBody, user: CurrentUser, pool: Pool
     summary="The recommendation's explanation: prose, its source (llm or template), cost, and its evidence",
 )
 async def explanation(rec_id: UUID, user: CurrentUser, pool: Pool) -> Response:
-    text = await run_json(pool, user, "explanation_of", {"recommendation": rec_id})
+    text = await run_envelope(pool, user, "explanation_of", {"recommendation": rec_id}, whole=True)
     if text is None:
         return error(404, "not_found", f"rec_id: no explanation of recommendation {rec_id} that you may read")
     return json_response(text)

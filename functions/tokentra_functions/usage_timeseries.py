@@ -11,16 +11,18 @@ from pydantic import BaseModel, Field, field_validator
 
 from tokentra_functions._analytics import (
     DIMENSIONS,
+    Fill,
     Filters,
     csv_response,
     json_response,
     parse_exact,
-    run_json,
+    run_envelope,
     wants_csv,
 )
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, function_app
+from tokentra_functions._db_errors import invalid
 from tokentra_functions.models import ErrorBody
-from tokentra_functions.user_auth import CurrentUser
+from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["analytics"])
 STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -82,6 +84,13 @@ def window(q: TimeseriesQuery) -> tuple[datetime, datetime] | str:
     return start, end
 
 
+# An empty bucket: no cost, no calls; latency is unknown, not zero.
+ZERO: dict[str, Any] = {
+    "cost_usd": 0, "requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0,
+    "avg_latency_ms": None, "latency_p50_ms": None, "latency_p95_ms": None, "latency_p99_ms": None,
+}
+
+
 class Point(BaseModel):
     bucket: datetime
     cost_usd: float
@@ -115,8 +124,11 @@ async def timeseries(
 ) -> Response:
     span = window(q)
     if isinstance(span, str):
-        return error(422, "invalid_request", span)
-    text = await run_json(
+        field, _, reason = span.partition(": ")
+        return invalid(field, reason)
+    if (refused := await forbidden_unless(pool, user, "usage.read", q.org_id)) is not None:
+        return refused
+    text = await run_envelope(
         pool,
         user,
         "usage_timeseries",
@@ -127,9 +139,12 @@ async def timeseries(
             "group_by": q.group_by,
             **q.sql_args(),
         },
+        # A chart needs every bucket: hours or days without usage are zero points, in every series.
+        fill=Fill(bucket_key="bucket", start=span[0], end=span[1], step=STEP[q.granularity],
+                  dims=[q.group_by] if q.group_by else [], zero=ZERO),
     )
     if not wants_csv(request):
-        return json_response(text)
+        return json_response(text or '{"data": [], "meta": {}}')
     columns = ["bucket", *([q.group_by] if q.group_by else []), *METRICS]
     return csv_response(columns, parse_exact(text)["data"], f"usage_{q.granularity}.csv")
 

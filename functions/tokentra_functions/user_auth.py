@@ -26,6 +26,7 @@ from tokentra_core.settings import get_settings
 
 __all__ = [
     "CurrentUser",
+    "forbidden_unless",
     "Unauthorized",
     "UserClaims",
     "as_user",
@@ -123,6 +124,29 @@ async def as_user(pool: AsyncConnectionPool, user: UserClaims) -> AsyncIterator[
             "select set_config('request.jwt.claims', %s, true)", (json.dumps(user.model_dump(mode="json")),)
         )
         yield conn
+
+
+async def forbidden_unless(
+    pool: AsyncConnectionPool, user: UserClaims, permission: str, org_id: UUID | None
+) -> JSONResponse | None:
+    """403 when the user may not read what they asked for, instead of the empty answer RLS would give:
+    without org_id, when no organization of theirs grants `permission`; with it, when that one does not.
+    None when they may. The permission matrix is SQL's (private.role_permissions)."""
+    async with as_user(pool, user) as conn:
+        cur = await conn.execute(
+            "select case when %(org)s::uuid is null then cardinality(private.org_ids_with(%(perm)s)) > 0 "
+            "else private.has_permission(%(org)s::uuid, %(perm)s) end as allowed",
+            {"org": org_id, "perm": permission},
+        )
+        allowed = (await cur.fetchone())["allowed"]
+    if allowed:
+        return None
+    where = f"organization {org_id}" if org_id else "any of your organizations"
+    return JSONResponse(
+        {"error": "forbidden",
+         "message": f"your role in {where} does not include {permission}; ask an owner for a role that does"},
+        status_code=403,
+    )
 
 
 def unauthorized() -> JSONResponse:

@@ -31,7 +31,7 @@ def test_rule_crud_keeps_credentials_encrypted_and_never_returns_them(alerts_url
         ],
     )
     assert r.status_code == 201, r.text
-    rule = r.json()
+    rule = r.json()["data"]
     listed = httpx.get(f"{alerts_url}/alerts?org_id={org.id}", headers=org.auth("admin")).text
     for text in (r.text, listed):
         assert secret not in text and slack_url not in text and routing_key not in text
@@ -68,8 +68,8 @@ def test_rule_crud_keeps_credentials_encrypted_and_never_returns_them(alerts_url
         },
     )
     assert patched.status_code == 200, patched.text
-    assert [c["id"] for c in patched.json()["channels"]] == [hook["id"], slack["id"]]
-    assert patched.json()["enabled"] is False
+    assert [c["id"] for c in patched.json()["data"]["channels"]] == [hook["id"], slack["id"]]
+    assert patched.json()["data"]["enabled"] is False
     with connect(dsn) as conn:
         left = conn.execute(
             "select channel_id::text from private.alert_channel_secrets where rule_id = %s order by 1",
@@ -134,9 +134,18 @@ def test_roles_admins_write_rules_members_and_viewers_do_not(alerts_url, org):
     assert create_rule(alerts_url, org, [], role="member").status_code == 403
     assert create_rule(alerts_url, org, [], role="viewer").status_code == 403
     assert create_rule(alerts_url, org, [], role="outsider").status_code == 403
-    rule = create_rule(alerts_url, org, []).json()
+    rule = create_rule(alerts_url, org, []).json()["data"]
     assert httpx.get(f"{alerts_url}/alerts/{rule['id']}", headers=org.auth("outsider")).status_code == 404
     assert httpx.get(f"{alerts_url}/alerts", headers={}).status_code == 401
+    # lists come in the one envelope; members and viewers, who may not read alerts, are told so (403)
+    listed = httpx.get(f"{alerts_url}/alerts?org_id={org.id}", headers=org.auth("admin")).json()
+    assert set(listed) == {"data", "meta"} and [x["id"] for x in listed["data"]] == [rule["id"]]
+    events = httpx.get(f"{alerts_url}/alerts/events?org_id={org.id}", headers=org.auth("admin")).json()
+    assert events == {"data": [], "meta": {"count": 0, "limit": 100}}
+    for role in ("member", "viewer", "outsider"):
+        for path in ("/alerts", "/alerts/events", f"/alerts?org_id={org.id}", f"/alerts/events?org_id={org.id}"):
+            r = httpx.get(f"{alerts_url}{path}", headers=org.auth(role))
+            assert r.status_code == 403 and "alerts.read" in r.json()["message"], (role, path, r.text)
 
 
 def test_each_threshold_crossing_raises_one_event_however_many_evaluations_race(alerts_url, org, dsn):
@@ -162,16 +171,16 @@ def test_acknowledge_and_resolve(alerts_url, org, dsn):
     (event,) = events(dsn, org)
     url = f"{alerts_url}/alerts/events/{event['id']}"
     assert httpx.post(f"{url}/acknowledge", headers=org.auth("member")).status_code in (403, 404)
-    ack = httpx.post(f"{url}/acknowledge", headers=org.auth("admin")).json()
+    ack = httpx.post(f"{url}/acknowledge", headers=org.auth("admin")).json()["data"]
     assert ack["status"] == "acknowledged" and ack["acknowledged_at"]
-    done = httpx.post(f"{url}/resolve", headers=org.auth("admin")).json()
+    done = httpx.post(f"{url}/resolve", headers=org.auth("admin")).json()["data"]
     assert done["status"] == "resolved" and done["resolved_at"]
     again = httpx.post(f"{url}/acknowledge", headers=org.auth("admin"))
     assert again.status_code == 422 and again.json()["field"] == "status"
     listed = httpx.get(
         f"{alerts_url}/alerts/events?org_id={org.id}&status=resolved", headers=org.auth("admin")
     )
-    assert [e["id"] for e in listed.json()] == [str(event["id"])]
+    assert [e["id"] for e in listed.json()["data"]] == [str(event["id"])]
     with connect(dsn) as conn:
         row = conn.execute(
             "select acknowledged_by, resolved_by from public.alert_events where id = %s", (event["id"],)

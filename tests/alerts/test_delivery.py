@@ -45,8 +45,8 @@ def test_a_delivery_that_finally_fails_is_kept_shown_and_can_be_retried(
     (d,) = deliveries(dsn, org)
     assert (d["status"], d["attempts"], d["last_status_code"]) == ("failed", 3, 503)
     assert d["last_error"].startswith("HTTP 503")
-    shown = httpx.get(f"{alerts_url}/alerts/events?org_id={org.id}", headers=org.auth("admin")).json()
-    assert shown[0]["deliveries"][0]["status"] == "failed" and shown[0]["rule_id"] == rule.json()["id"]
+    shown = httpx.get(f"{alerts_url}/alerts/events?org_id={org.id}", headers=org.auth("admin")).json()["data"]
+    assert shown[0]["deliveries"][0]["status"] == "failed" and shown[0]["rule_id"] == rule.json()["data"]["id"]
     assert shown[0]["deliveries"][0]["last_error"].startswith("HTTP 503")
     # the member cannot queue it again; the admin can, and it keeps its webhook-id
     assert (
@@ -54,7 +54,7 @@ def test_a_delivery_that_finally_fails_is_kept_shown_and_can_be_retried(
         == 403
     )
     r = httpx.post(f"{alerts_url}/alerts/deliveries/{d['id']}/retry", headers=org.auth("admin"))
-    assert r.json() == {"queued": True}
+    assert r.json() == {"data": {"queued": True}, "meta": {}}
     receiver.script("/down", [])
     deliver(dsn, alert_settings, org)
     assert deliveries(dsn, org)[0]["status"] == "delivered"
@@ -70,13 +70,13 @@ def test_410_disables_the_endpoint(alerts_url, org, dsn, receiver, alert_setting
             {"type": "webhook", "url": receiver.url("/gone"), "secret": new_secret()},
             {"type": "slack", "url": receiver.url("/slack")},
         ],
-    ).json()
+    ).json()["data"]
     budget = budget_crossing(dsn, org, spent="6", thresholds=[50, 90])
     evaluate(dsn)
     deliver(dsn, alert_settings, org)
     hook = next(d for d in deliveries(dsn, org) if d["channel_type"] == "webhook")
     assert (hook["status"], hook["attempts"], hook["last_status_code"]) == ("failed", 1, 410)
-    channels = httpx.get(f"{alerts_url}/alerts/{rule['id']}", headers=org.auth("admin")).json()["channels"]
+    channels = httpx.get(f"{alerts_url}/alerts/{rule['id']}", headers=org.auth("admin")).json()["data"]["channels"]
     assert next(c for c in channels if c["type"] == "webhook")["disabled"] is True
     # the next crossing goes to Slack only
     with connect(dsn, autocommit=True) as conn:
@@ -117,7 +117,7 @@ def test_slack_pagerduty_and_email_trigger_and_resolve(alerts_url, org, dsn, rec
     assert mail["To"] == "oncall@example.com" and mail["Subject"].startswith("[TokenTRA] critical:")
 
     resolved = httpx.post(f"{alerts_url}/alerts/events/{event['id']}/resolve", headers=org.auth("admin"))
-    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    assert resolved.status_code == 200 and resolved.json()["data"]["status"] == "resolved"
     deliver(dsn, alert_settings, org)
     pd_resolve = receiver.received("/pagerduty")[1].json
     assert (pd_resolve["event_action"], pd_resolve["dedup_key"]) == ("resolve", f"tokentra-{event['id']}")

@@ -14,6 +14,13 @@ from org_fixtures import add_usage, api
 from tokentra_core.db import connect
 
 
+def data(r: httpx.Response):
+    """The answer's `data`, after checking the one envelope every endpoint answers with."""
+    body = r.json()
+    assert set(body) == {"data", "meta"}, body
+    return body["data"]
+
+
 def create(url, org, role="admin", **fields) -> httpx.Response:
     body = {"org_id": org.id, "name": "monthly cap", "amount": "100.00", "period": "monthly", **fields}
     return api(url, "POST", "/budgets", org.auth(role), json=body)
@@ -22,7 +29,7 @@ def create(url, org, role="admin", **fields) -> httpx.Response:
 def test_admin_creates_a_budget_with_seed_field_names_and_reads_status(functions_url, org):
     r = create(functions_url, org, alert_thresholds=[90, 50, 75, 100, 50])
     assert r.status_code == 201, r.text
-    b = r.json()
+    b = data(r)
     for name in (
         "name",
         "amount",
@@ -39,22 +46,28 @@ def test_admin_creates_a_budget_with_seed_field_names_and_reads_status(functions
     ):
         assert name in b
     assert b["alert_thresholds"] == [50, 75, 90, 100]  # sorted, distinct
-    assert (b["status"], Decimal(b["current_spend"]), b["scope_type"]) == ("ok", 0, "organization")
+    assert (b["status"], b["current_spend"], b["scope_type"]) == ("ok", 0, "organization")
+    # money is a JSON number, as /costs writes it
+    assert all(type(b[k]) in (int, float) for k in ("amount", "current_spend", "remaining", "projected_spend"))
     got = api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("member"))
-    assert got.status_code == 200 and got.json()["id"] == b["id"]
+    assert got.status_code == 200 and data(got)["id"] == b["id"]
 
 
 def test_roles_admins_write_members_read_viewers_and_outsiders_see_nothing(functions_url, org):
-    b = create(functions_url, org).json()
+    b = data(create(functions_url, org))
     assert create(functions_url, org, role="member").status_code == 403
     assert (
         api(functions_url, "PATCH", f"/budgets/{b['id']}", org.auth("member"), json={"amount": 5}).status_code
         == 403
     )
     assert api(functions_url, "DELETE", f"/budgets/{b['id']}", org.auth("member")).status_code == 403
-    listed = api(functions_url, "GET", f"/budgets?org_id={org.id}", org.auth("member")).json()["data"]
+    listed = data(api(functions_url, "GET", f"/budgets?org_id={org.id}", org.auth("member")))
     assert [x["id"] for x in listed] == [b["id"]]
-    assert api(functions_url, "GET", "/budgets", org.auth("viewer")).json()["data"] == []
+    # a viewer may not read budgets: told so (403), not handed an empty list
+    for path in ("/budgets", f"/budgets?org_id={org.id}"):
+        refused = api(functions_url, "GET", path, org.auth("viewer"))
+        assert refused.status_code == 403 and "budgets.read" in refused.json()["message"], refused.text
+    assert api(functions_url, "GET", f"/budgets?org_id={org.id}", org.auth("outsider")).status_code == 403
     assert api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("outsider")).status_code == 404
     assert create(functions_url, org, role="outsider").status_code == 403
     assert api(functions_url, "GET", "/budgets", {}).status_code == 401
@@ -62,7 +75,7 @@ def test_roles_admins_write_members_read_viewers_and_outsiders_see_nothing(funct
 
 
 def test_admin_updates_and_deletes(functions_url, org):
-    b = create(functions_url, org).json()
+    b = data(create(functions_url, org))
     r = api(
         functions_url,
         "PATCH",
@@ -71,7 +84,7 @@ def test_admin_updates_and_deletes(functions_url, org):
         json={"amount": "250.50", "hard_limit": True, "period": "weekly", "week_start": 0},
     )
     assert r.status_code == 200, r.text
-    assert (r.json()["amount"], r.json()["hard_limit"], r.json()["period"]) == ("250.50", True, "weekly")
+    assert (data(r)["amount"], data(r)["hard_limit"], data(r)["period"]) == (250.5, True, "weekly")
     assert api(functions_url, "DELETE", f"/budgets/{b['id']}", org.auth("admin")).status_code == 204
     assert api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("admin")).status_code == 404
 
@@ -110,7 +123,7 @@ def test_scope_ids_resolve_within_the_organization_and_names_become_ids(function
         ).fetchone()["id"]
     r = create(functions_url, org, scope_type="team", scope_id="growth")
     assert r.status_code == 201, r.text
-    assert r.json()["scope_id"] == str(team)
+    assert data(r)["scope_id"] == str(team)
     # another organization's team is unknown here
     other = create(functions_url, org, scope_type="api_key", scope_id=org.key_id)
     assert other.status_code == 201
@@ -118,7 +131,7 @@ def test_scope_ids_resolve_within_the_organization_and_names_become_ids(function
 
 
 def test_current_spend_and_status_follow_ingestion_within_seconds(functions_url, org):
-    b = create(functions_url, org, amount="1.00", period="daily").json()
+    b = data(create(functions_url, org, amount="1.00", period="daily"))
     event = {
         "request_id": str(uuid.uuid4()),
         "provider": "openai",
@@ -137,18 +150,48 @@ def test_current_spend_and_status_follow_ingestion_within_seconds(functions_url,
     # gpt-4o: 100k input at $2.50/M + 50k output at $10/M = $0.75
     assert r.headers["X-TokenTRA-Budget-Status"] == "warning"
     assert r.headers["X-TokenTRA-Budget-Id"] == b["id"]
-    got = api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("admin")).json()
-    assert Decimal(got["current_spend"]) == Decimal("0.75")
+    got = data(api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("admin")))
+    assert Decimal(str(got["current_spend"])) == Decimal("0.75")
     assert (got["status"], got["crossed_thresholds"]) == ("warning", [50, 75])
-    assert Decimal(got["projected_spend"]) >= Decimal("0.75")
+    assert Decimal(str(got["projected_spend"])) >= Decimal("0.75")
 
 
 def test_status_exceeded_and_remaining(functions_url, org, dsn):
-    b = create(functions_url, org, amount="10.00", period="daily").json()
+    b = data(create(functions_url, org, amount="10.00", period="daily"))
     add_usage(dsn, org.id, "12.5")
-    got = api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("member")).json()
-    assert (got["status"], Decimal(got["remaining"]), got["crossed_thresholds"]) == (
+    got = data(api(functions_url, "GET", f"/budgets/{b['id']}", org.auth("member")))
+    assert (got["status"], got["remaining"], got["crossed_thresholds"]) == (
         "exceeded",
         0,
         [50, 75, 90, 100],
     )
+
+
+def test_every_bad_field_is_named_not_only_the_first(functions_url, org):
+    r = create(functions_url, org, amount="-5", period="yearly", week_start=9, colour="blue")
+    assert r.status_code == 422, r.text
+    body = r.json()
+    fields = {e["field"] for e in body["errors"]}
+    assert {"amount", "period", "week_start", "colour"} <= fields, body
+    assert all(f"{f}:" in body["message"] for f in fields)
+    assert body["field"] == body["errors"][0]["field"]  # the first, for clients that read one
+
+
+def test_a_team_seen_only_in_usage_tags_is_a_budget_scope_by_its_name(functions_url, org):
+    # The SDK's tags never create a teams row; the budget names the team as the tags do.
+    team, project = f"search-{uuid.uuid4().hex[:6]}", f"web-{uuid.uuid4().hex[:6]}"
+    event = {"request_id": str(uuid.uuid4()), "provider": "openai", "model": "gpt-4o", "input_tokens": 1000,
+             "output_tokens": 100, "timestamp": datetime.now(UTC).isoformat(),
+             "metadata": {"team": team, "project": project}}
+    r = httpx.post(f"{functions_url}/ingest", json={"events": [event]},
+                   headers={"Authorization": f"Bearer {org.key}"}, timeout=30)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    by_team = create(functions_url, org, scope_type="team", scope_id=team)
+    assert by_team.status_code == 201, by_team.text
+    got = data(by_team)
+    uuid.UUID(got["scope_id"])  # stored against the team row created for the name
+    assert got["current_spend"] > 0  # and it counts the spend tagged with the name
+    assert create(functions_url, org, scope_type="project", scope_id=project).status_code == 201
+    # a name never seen stays refused, so a typo cannot become a scope that never matches
+    typo = create(functions_url, org, scope_type="team", scope_id=team + "x")
+    assert typo.status_code == 422 and typo.json()["field"] == "scope_id"

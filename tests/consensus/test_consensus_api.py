@@ -19,7 +19,7 @@ async def test_the_record_of_every_round_position_and_call(servers, settings, or
 
     r = api(functions_url, "GET", f"/optimization/recommendations/{rec}/consensus", org.auth("member"))
     assert r.status_code == 200, r.text
-    body = r.json()
+    body = r.json()["data"]
     assert body["status"] == "open" and body["caveats"] == ["compare quality on a sample first"]
     [run] = body["runs"]
     assert body["standing_run_id"] == run["id"] and run["status"] == "completed"

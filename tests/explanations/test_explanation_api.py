@@ -19,7 +19,7 @@ def test_the_api_returns_the_explanation_with_its_evidence(dsn, functions_url, s
 
     r = api(functions_url, "GET", f"/anomalies/{spike.anomaly_id}/explanation", org.auth("admin"))
     assert r.status_code == 200, r.text
-    body = r.json()
+    body = r.json()["data"]
     assert body["anomaly_id"] == spike.anomaly_id and body["source"] == "llm"
     assert body["headline"].startswith("Spend rose 400%") and body["model"] == "claude-haiku-4-5"
     assert body["llm_calls"] == 1 and body["input_tokens"] > 0 and float(body["cost_usd"]) > 0
@@ -28,7 +28,7 @@ def test_the_api_returns_the_explanation_with_its_evidence(dsn, functions_url, s
     r = api(functions_url, "GET", f"/optimization/recommendations/{spike.recommendation_id}/explanation",
             org.auth("member"))
     assert r.status_code == 200, r.text
-    assert r.json()["source"] == "llm" and "$940.25" in r.json()["headline"]
+    assert r.json()["data"]["source"] == "llm" and "$940.25" in r.json()["data"]["headline"]
 
     # viewers read neither anomalies nor recommendations, outsiders nothing; unknown ids are 404, malformed
     # ones 422, no token 401

@@ -79,7 +79,7 @@ def test_lifecycle_through_the_api(dsn: str, org: Org, functions_url: str):
     ]
     savings = [float(r["estimated_monthly_savings"]) for r in listed]
     assert savings == sorted(savings, reverse=True)
-    assert api(functions_url, "GET", url, org.auth("outsider")).json()["data"] == []
+    assert api(functions_url, "GET", url, org.auth("outsider")).status_code == 403
     assert httpx.get(f"{functions_url}{url}", timeout=10).status_code == 401
     by = {r["category"]: r for r in listed}
     only = api(functions_url, "GET", url, org.auth("member"), params={"category": "error_reduction"}).json()[
@@ -94,7 +94,7 @@ def test_lifecycle_through_the_api(dsn: str, org: Org, functions_url: str):
         functions_url, "POST", f"{url}/{routing['id']}/apply", org.auth("owner"), json={"traffic_share": 0.5}
     )
     assert r.status_code == 200, r.text
-    rule = r.json()["routing_rule"]
+    rule = r.json()["data"]["routing_rule"]
     assert rule["action"]["model"] == "gpt-4o-mini" and float(rule["traffic_share"]) == 0.5
     assert rule["conditions"] == {"feature": "classify", "task_type": "classification", "model": "gpt-4o"}
     assert api(functions_url, "POST", f"{url}/{routing['id']}/apply", org.auth("owner")).status_code == 404

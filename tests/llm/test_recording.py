@@ -115,11 +115,11 @@ async def test_logs_carry_neither_keys_nor_prompts(llm, servers, tenant, caplog)
 def test_the_status_endpoint_reports_off_and_the_orgs_ai_spend(functions_url, dsn):
     org = make_org(dsn)
     set_cap(dsn, org.id, "12.50")
-    body = api(functions_url, "GET", f"/llm/status?org_id={org.id}", org.auth("member")).json()
+    body = api(functions_url, "GET", f"/llm/status?org_id={org.id}", org.auth("member")).json()["data"]
     assert body["enabled"] is False and "OPENAI_API_KEY" in body["reason"]
     spend = body["ai_spend"]
     assert (spend["org_id"], Decimal(str(spend["cap_usd"])), spend["calls"]) == (org.id, Decimal("12.50"), 0)
-    assert api(functions_url, "GET", "/llm/status", org.auth("viewer")).json()["ai_spend"] is None
+    assert api(functions_url, "GET", "/llm/status", org.auth("viewer")).json()["data"]["ai_spend"] is None
     outsider = api(functions_url, "GET", f"/llm/status?org_id={org.id}", org.auth("outsider"))
     assert outsider.status_code == 404 and outsider.json()["message"].startswith("org_id:")
     bad = api(functions_url, "GET", "/llm/status?org_id=acme", org.auth("member"))
