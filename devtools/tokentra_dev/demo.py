@@ -111,8 +111,12 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         from tokentra_dev.demo_llm import show as show_llm  # issue 7: consensus review, explanation, AI spend
 
         show_llm(org.id, settings)
+        from tokentra_dev.demo_dashboard import show as show_dashboard
+
         if keep_serving:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
+        show_dashboard(org.id, url, settings, serving=keep_serving)
+        if keep_serving:
             proc.wait()
     finally:
         stop_functions(proc)
