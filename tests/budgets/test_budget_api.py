@@ -195,3 +195,27 @@ def test_a_team_seen_only_in_usage_tags_is_a_budget_scope_by_its_name(functions_
     # a name never seen stays refused, so a typo cannot become a scope that never matches
     typo = create(functions_url, org, scope_type="team", scope_id=team + "x")
     assert typo.status_code == 422 and typo.json()["field"] == "scope_id"
+
+
+def test_teams_no_usage_has_named_are_created_by_the_api_then_budgeted_by_name(functions_url, org):
+    name = f"platform-{uuid.uuid4().hex[:6]}"
+    # not seen in usage: a budget naming it is refused until the team exists
+    assert create(functions_url, org, scope_type="team", scope_id=name).status_code == 422
+    assert api(functions_url, "POST", "/teams", org.auth("member"), json={"org_id": org.id, "name": name}
+               ).status_code == 403
+    made = api(functions_url, "POST", "/teams", org.auth("admin"), json={"org_id": org.id, "name": name})
+    assert made.status_code == 201, made.text
+    team = data(made)
+    again = api(functions_url, "POST", "/teams", org.auth("admin"), json={"org_id": org.id, "name": name})
+    assert again.status_code == 409 and "name:" in again.json()["message"]
+    listed = data(api(functions_url, "GET", f"/teams?org_id={org.id}", org.auth("member")))
+    assert team["id"] in [t["id"] for t in listed]
+    assert api(functions_url, "GET", f"/teams?org_id={org.id}", org.auth("viewer")).status_code == 403
+    budget = create(functions_url, org, scope_type="team", scope_id=name)
+    assert budget.status_code == 201 and data(budget)["scope_id"] == team["id"]
+    # projects the same way, optionally under a team
+    project = api(functions_url, "POST", "/projects", org.auth("admin"),
+                  json={"org_id": org.id, "name": name, "team_id": team["id"]})
+    assert project.status_code == 201 and data(project)["team_id"] == team["id"], project.text
+    bad = api(functions_url, "POST", "/projects", org.auth("admin"), json={"org_id": "x", "name": "", "extra": 1})
+    assert bad.status_code == 422 and {e["field"] for e in bad.json()["errors"]} >= {"org_id", "name", "extra"}
