@@ -36,7 +36,7 @@ __all__ = ["CHECKS", "STAGED", "STAGED_COLUMNS", "Batch", "Problem", "openapi_bo
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
 MAX_JSON_BYTES = 16_384
 MAX_DEPTH = 16
-# Integer fields where JSON true/false must not pass as 1/0 (pydantic's lax int would take them).
+# Integer fields where JSON true/false must not pass as 1 and 0.
 _INTEGERS = ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
              "latency_ms", "time_to_first_token_ms", "retry_count")
 # usage_records.client_cost_usd is numeric(20, 12): under 10^8 fits.
@@ -83,7 +83,7 @@ STAGED: tuple[tuple[str, str], ...] = (
     ("routed_from_model", "text"), ("cache_hit", "boolean"), ("prompt_hash", "text"),
     ("system_prompt_hash", "text"), ("task_type", "text"), ("team", "text"), ("project", "text"),
     ("feature", "text"), ("end_user_id", "text"), ("metadata", "text"), ("raw_usage", "text"),
-    ("occurred_at", "timestamptz"), ("content_hash", "bytea"),
+    ("occurred_at", "timestamptz"), ("content_hash", "bytea"), ("trace_id", "text"), ("session_id", "text"),
 )
 STAGED_COLUMNS = tuple(name for name, _ in STAGED)
 _POSITION = {name: i for i, name in enumerate(STAGED_COLUMNS)}
@@ -120,7 +120,7 @@ def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
     batch = Batch()
     window = TimeWindow(now, retention_days)
     for idx, event in _typed(items, batch.rejected):
-        staged = _problem(event, items[idx], window) or _stage(event, idx)
+        staged = _problem(event, window) or _stage(event, idx)
         if isinstance(staged, Problem):
             batch.rejected.append(Rejection(index=idx, field=staged.field, message=staged.reason))
             continue
@@ -153,9 +153,10 @@ def _typed(items: list[Any], rejected: list[Rejection]) -> list[tuple[int, Inges
     are rejected with their first error."""
     bad: set[int] = set()
     for idx, item in enumerate(items):
-        if isinstance(item, Unreadable):
+        problem = _unreadable_or_boolean(item)
+        if problem is not None:
             bad.add(idx)
-            rejected.append(Rejection(index=idx, field=item.field, message=item.reason))
+            rejected.append(Rejection(index=idx, field=problem.field, message=problem.reason))
     positions = list(range(len(items)))
     while True:
         good = [i for i in positions if i not in bad]
@@ -180,11 +181,19 @@ def _reject_invalid(exc: ValidationError, good: list[int], bad: set[int], reject
         rejected.append(Rejection(index=idx, field=where, message=err["msg"].removeprefix("Value error, ")))
 
 
-def _problem(e: IngestEvent, raw: Any, window: TimeWindow) -> Problem | None:
-    if isinstance(raw, dict):
+def _unreadable_or_boolean(item: Any) -> Problem | None:
+    """What is wrong with an item before its fields are validated: unreadable, or a boolean where an
+    integer belongs (pydantic's lax int would read JSON true as 1)."""
+    if item.__class__ is Unreadable:
+        return Problem(item.field, item.reason)
+    if item.__class__ is dict:
         for name in _INTEGERS:
-            if raw.get(name).__class__ is bool:
+            if item.get(name).__class__ is bool:
                 return Problem(name, "must be a number, not a boolean")
+    return None
+
+
+def _problem(e: IngestEvent, window: TimeWindow) -> Problem | None:
     for check in CHECKS:
         problem = check(e)
         if problem is not None:
@@ -237,7 +246,19 @@ def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
         e.is_streaming, e.routed_from_model, e.cache_hit, e.prompt_hash, e.system_prompt_hash, e.task_type,
         lifted["team"], lifted["project"], lifted["feature"], lifted["end_user_id"], meta_json.decode(),
         None if raw_json is None else raw_json.decode(), occurred_at, hashlib.sha256(blob).digest(),
+        _grouping_id(e.trace_id, meta, "trace_id"), _grouping_id(e.session_id, meta, "session_id"),
     )
+
+
+def _grouping_id(sent: str | None, meta: dict[str, Any], key: str) -> str | None:
+    """A trace or session id: the event's field, else the SDK tag of that name (tokentra.tags(session_id=...)
+    rides in metadata, which stays as sent and is hashed already, so the copy changes no content hash)."""
+    if sent is not None:
+        return sent
+    value = meta.get(key)
+    if value.__class__ in (str, int) and str(value).strip():
+        return str(value).strip()[:200]
+    return None
 
 
 def _hashed(values: dict[str, Any], is_timeout: bool, is_rate_limited: bool, lifted: dict[str, str | None],
@@ -265,28 +286,29 @@ _DEEP = f"nests deeper than {MAX_DEPTH} levels"
 def _walk_event(e: IngestEvent, lifted: dict[str, str | None]) -> Problem | None:
     back = {column: f"metadata.{key}" for key, column in ATTRIBUTION.items()}
     for name, value in e.__dict__.items():
-        if name not in ("metadata", "raw_usage") and (problem := _walk(value, name, 0)) is not None:
+        if name not in ("metadata", "raw_usage") and (problem := _walk(value, name, name, 0)) is not None:
             return problem
     for column, value in lifted.items():
-        if (problem := _walk(value, back[column], 0)) is not None:
+        if (problem := _walk(value, back[column], back[column], 0)) is not None:
             return problem
-    return _walk(e.metadata, "metadata", 0) or _walk(e.raw_usage, "raw_usage", 0)
+    return _walk(e.metadata, "metadata", "metadata", 0) or _walk(e.raw_usage, "raw_usage", "raw_usage", 0)
 
 
-def _walk(value: Any, path: str, depth: int) -> Problem | None:
+def _walk(value: Any, path: str, root: str, depth: int) -> Problem | None:
+    """The first thing under `value` Postgres cannot store, named by its path (too deep: by its root)."""
     if isinstance(value, str):
         return _text_problem(value, path)
     if isinstance(value, float):
         return None if math.isfinite(value) else Problem(path, _NOT_FINITE)
     if isinstance(value, dict | list):
         if depth >= MAX_DEPTH:
-            return Problem(path, _DEEP)
+            return Problem(root, _DEEP)
         pairs = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in pairs:
             if isinstance(key, str) and (problem := _text_problem(key, path)) is not None:
                 return Problem(path, "a key " + problem.reason)
             inner = f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]"
-            if (problem := _walk(item, inner, depth + 1)) is not None:
+            if (problem := _walk(item, inner, root, depth + 1)) is not None:
                 return problem
     return None
 
