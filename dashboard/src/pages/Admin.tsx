@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { api, type Json } from "../api";
-import { when } from "../components/format";
+import { money, when } from "../components/format";
 import { Async } from "../components/State";
 import { Table } from "../components/Table";
 import { useAsync } from "../components/useAsync";
@@ -136,6 +136,7 @@ function ApiKeys() {
       setError((exc as Error).message);
     }
   }
+  // Gateway keys are API keys too; they are listed with their policy below.
   const isVirtual = (k: Json) => (k.scopes ?? []).includes("gateway");
   return (
     <>
@@ -161,13 +162,67 @@ function ApiKeys() {
           {(rows) => <KeyTable name="api_keys" rows={rows.filter((k) => !isVirtual(k))} reload={keys.reload} />}
         </Async>
       </section>
-      <section className="card" data-section="virtual-keys">
-        <h3>Gateway virtual keys</h3>
-        <Async state={keys} what="virtual keys" isEmpty={(k) => k.filter(isVirtual).length === 0} empty="No gateway keys (created with the gateway's own commands).">
-          {(rows) => <KeyTable name="virtual_keys" rows={rows.filter(isVirtual)} reload={keys.reload} />}
-        </Async>
-      </section>
+      <VirtualKeys />
     </>
+  );
+}
+
+function VirtualKeys() {
+  const { org, can } = useSession();
+  const keys = useAsync(() => api.virtualKeys(org.id), [org.id]);
+  return (
+    <section className="card" data-section="virtual-keys">
+      <h3>Gateway virtual keys</h3>
+      <Async state={keys} what="virtual keys" isEmpty={(k) => k.length === 0} empty="No virtual keys (tokentra virtual-keys create, or POST /virtual-keys).">
+        {(rows) => (
+          <Table
+            csvName="virtual_keys.csv"
+            rows={rows}
+            rowKey={(r) => r.id}
+            columns={[
+              { key: "name", label: "Name" },
+              { key: "prefix", label: "Key", render: (r) => <code>{r.prefix}…</code> },
+              { key: "attribution", label: "Attributed to", render: (r) => [r.team, r.project, r.end_user_id].filter(Boolean).join(" / ") || "–" },
+              {
+                key: "budget_amount",
+                label: "Budget",
+                render: (r) => (r.budget_amount != null ? `${money(r.budget_amount)} ${r.budget_period}${r.hard_limit ? " (hard)" : ""}` : "–"),
+              },
+              { key: "limits", label: "Limits", render: (r) => [r.rpm && `${r.rpm} rpm`, r.tpm && `${r.tpm} tpm`].filter(Boolean).join(", ") || "–" },
+              { key: "allowed_models", label: "Models", render: (r) => (r.allowed_models ?? []).join(", ") || "any" },
+              {
+                key: "state",
+                label: "State",
+                render: (r) =>
+                  r.revoked_at ? `revoked ${when(r.revoked_at)}` : r.blocked_until ? `blocked until ${when(r.blocked_until)} (${r.block_reason})` : "active",
+              },
+              { key: "last_used_at", label: "Last used", render: (r) => when(r.last_used_at) },
+              ...(can("api_keys.write")
+                ? [
+                    {
+                      key: "actions",
+                      label: "",
+                      csv: () => "",
+                      render: (r: Json) =>
+                        !r.revoked_at && (
+                          <button
+                            type="button"
+                            className="danger"
+                            onClick={() => {
+                              if (confirm(`Revoke ${r.name}?`)) void api.revokeVirtualKey(org.id, r.id).then(keys.reload, (e) => alert(e.message));
+                            }}
+                          >
+                            Revoke
+                          </button>
+                        ),
+                    },
+                  ]
+                : []),
+            ]}
+          />
+        )}
+      </Async>
+    </section>
   );
 }
 
