@@ -14,6 +14,7 @@ hits, how many were wrong, and how many true duplicates hit, per trap kind.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import statistics
 import time
@@ -72,6 +73,7 @@ def _load(dsn: str, entries: int, orgs: int, log: Any) -> list[str]:
         log(f"loaded {entries:,} entries over {orgs} organizations (largest {sizes[0]:,}) "
             f"in {time.perf_counter() - t0:.1f} s")
         t1 = time.perf_counter()
+        log("building the HNSW index...")
         conn.execute("set maintenance_work_mem = '2GB'")
         conn.execute("select private.ensure_semantic_cache_index(384)")
         conn.execute("analyze public.semantic_cache")
@@ -176,8 +178,8 @@ async def _quality(dsn: str, seeds: list[int], cases: int, threshold: float | No
 
 
 def run(entries: int = 100_000, orgs: int = 100, queries: int = 300, seeds: str = "101,102", cases: int = 80,
-        threshold: float | None = None, keep: bool = False, speed: bool = True) -> dict[str, Any]:
-    log = print
+        threshold: float | None = None, keep: bool = False, parts: str = "quality,speed") -> dict[str, Any]:
+    log = functools.partial(print, flush=True)
     base = get_settings().dsn
     t0 = time.perf_counter()
     dsn = _scratch(base, BENCH_DB)
@@ -185,8 +187,9 @@ def run(entries: int = 100_000, orgs: int = 100, queries: int = 300, seeds: str 
     out: dict[str, Any] = {"entries": entries, "organizations": orgs}
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        out["quality"] = asyncio.run(_quality(dsn, seed_list, cases, threshold, log))
-        if speed:
+        if "quality" in parts:
+            out["quality"] = asyncio.run(_quality(dsn, seed_list, cases, threshold, log))
+        if "speed" in parts:
             ids = _load(dsn, entries, orgs, log)
             out["speed"] = _speed(dsn, ids, _org_sizes(entries, orgs), queries, log)
     finally:

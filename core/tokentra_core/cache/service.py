@@ -60,13 +60,13 @@ async def lookup(conn: AsyncConnection, embedder: Embedder, *, org_id: str, mode
     key = cache_key(messages, system, params)
     if key is None:
         return LookupResult("not_cacheable")
-    conn.row_factory = dict_row  # type: ignore[assignment]
-    cur = await conn.execute("select enabled from public.semantic_cache_settings where org_id = %s", (org_id,))
+    cur = conn.cursor(row_factory=dict_row)  # the caller's connection keeps its own row factory
+    await cur.execute("select enabled from public.semantic_cache_settings where org_id = %s", (org_id,))
     row = await cur.fetchone()
     if row is None or not row["enabled"]:
         return LookupResult("disabled")  # no embedding made (and none paid for) while the cache is off
     vector = await _embedding(embedder, key, org_id)
-    cur = await conn.execute(
+    await cur.execute(
         "select * from private.cache_lookup(%s, %s, %s, %s, %s, %s, %s::extensions.vector, %s, %s, %s, %s, %s, %s,"
         " %s)",
         (org_id, model, key.params_hash, key.system_prompt_hash, key.context_hash, key.prompt_hash, _vector(vector),
@@ -90,15 +90,15 @@ async def store(conn: AsyncConnection, embedder: Embedder, *, org_id: str, provi
     key = cache_key(messages, system, params)
     if key is None:
         return StoreResult("not_cacheable")
-    conn.row_factory = dict_row  # type: ignore[assignment]
-    cur = await conn.execute(
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
         "select s.enabled, o.store_prompts from public.organizations o "
         "left join public.semantic_cache_settings s on s.org_id = o.id where o.id = %s", (org_id,))
     row = await cur.fetchone()
     if row is None or not row["enabled"]:
         return StoreResult("disabled")
     vector = await _embedding(embedder, key, org_id)
-    cur = await conn.execute(
+    await cur.execute(
         "select * from private.cache_store(%s, %s, %s, %s, %s, %s, %s, %s::extensions.vector, %s, %s, %s, %s, %s, %s,"
         " %s, %s, %s, %s, coalesce(private.cost_at_current_price(%s, %s, %s, %s, %s), 0), %s)",
         (org_id, provider, model, key.params_hash, key.system_prompt_hash, key.context_hash, key.prompt_hash,
@@ -114,8 +114,8 @@ async def store(conn: AsyncConnection, embedder: Embedder, *, org_id: str, provi
 
 async def report_wrong_hit(conn: AsyncConnection, *, org_id: str, entry_id: str, similarity: float) -> float | None:
     """Raise the entry's own threshold above `similarity`; None when the entry is not the organization's."""
-    cur = await conn.execute("select private.cache_report_wrong_hit(%s, %s, %s) as threshold",
-                             (org_id, entry_id, similarity))
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("select private.cache_report_wrong_hit(%s, %s, %s) as threshold", (org_id, entry_id, similarity))
     row = await cur.fetchone()
-    value = row["threshold"] if isinstance(row, Mapping) else (row[0] if row else None)
+    value = row["threshold"] if row else None
     return float(value) if value is not None else None

@@ -99,6 +99,17 @@ class OpenAIProvider:
     def repair_messages(self, messages: list[dict[str, Any]], reply: Reply, problem: str) -> list[dict[str, Any]]:
         return [*messages, {"role": "assistant", "content": reply.text}, {"role": "user", "content": problem}]
 
+    async def embed(self, model: str, texts: list[str], dims: int | None) -> tuple[list[list[float]], int, str]:
+        """Vectors for `texts` (in order), the input tokens billed and the model that served them."""
+        extra: dict[str, Any] = {"dimensions": dims} if dims is not None else {}
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.client.embeddings.create(model=model, input=texts, **extra)
+        except _ERRORS as exc:
+            raise _failure(exc) from None
+        vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        return vectors, response.usage.prompt_tokens if response.usage else 0, response.model
+
     async def aclose(self) -> None:
         await self.client.close()
 

@@ -177,6 +177,51 @@ class LLM:
             raise failure
         return reply
 
+    async def embed(self, task: str, texts: list[str], *, org_id: str, provider: str, model: str,
+                    dims: int | None = None) -> list[list[float]]:
+        """Embeddings of `texts` from the provider's embedding API, recorded and capped like every call.
+
+        Raises LLMOff (no key for the provider), AICapReached, or LLMUnavailable (the provider failed)."""
+        org_id = _org(org_id)
+        client = self._providers.get(provider)
+        if not isinstance(client, OpenAIProvider):
+            raise LLMOff(f"embeddings for {task} need an OpenAI key; {HOW_TO_TURN_ON}")
+        ref = ModelRef(provider, model)
+        spend = await self._ledger.spend(org_id)
+        worst = price(ref, math.ceil(sum(len(t) for t in texts) / 2), 0)  # generous: 2 characters a token
+        if spend.spend_usd + worst > spend.cap_usd:
+            raise AICapReached(
+                f"organization {org_id}: AI spend this month ${spend.spend_usd:.4f} plus up to ${worst:.4f} "
+                f"for these embeddings would pass the cap of ${spend.cap_usd:.2f} "
+                "(billing_profiles.ai_monthly_cap_usd)")
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        failure: ProviderFailed | None = None
+        vectors: list[list[float]] = []
+        tokens, served = 0, model
+        try:
+            vectors, tokens, served = await client.embed(model, texts, dims)
+        except ProviderFailed as exc:
+            failure = exc
+        latency = int((time.perf_counter() - started) * 1000)
+        cost = price(ref, tokens, 0) if failure is None else Decimal(0)
+        call = LLMCall(task=task, provider=provider, model=model, request_id=request_id, input_tokens=tokens,
+                       output_tokens=0, cached_tokens=0, cost_usd=float(cost), latency_ms=latency,
+                       fallback_used=False, ok=failure is None, error=f"{failure.code}: {failure}" if failure else None)
+        self.calls.append(call)
+        await self._ledger.record(org_id, cost, {
+            "request_id": request_id, "provider": provider, "model": model, "endpoint": "embeddings",
+            "input_tokens": tokens, "output_tokens": 0, "latency_ms": latency, "cost_usd": str(cost),
+            "status": failure.status if failure else "success", "error_code": failure.code if failure else None,
+            "is_timeout": bool(failure and failure.status == "timeout"),
+            "is_rate_limited": bool(failure and failure.status == "rate_limited"),
+            "task_type": task[:64], "source": "api", "timestamp": datetime.now(UTC).isoformat(),
+            "metadata": {"feature": task, "user_id": org_id, "on_behalf_of_org_id": org_id, "served_model": served},
+        })
+        if failure is not None:
+            raise LLMUnavailable(f"{task}: {provider}:{model} failed ({failure.code})", [call])
+        return vectors
+
     def _amend(self, call: LLMCall, error: str) -> LLMCall:
         """The call again, marked not ok: the provider answered (and billed) but the answer is unusable."""
         amended = dataclasses.replace(call, ok=False, error=error[:500])

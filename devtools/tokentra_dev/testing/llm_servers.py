@@ -1,4 +1,4 @@
-"""Scripted local servers speaking OpenAI's chat completions and Anthropic's messages wire protocols.
+"""Scripted local servers speaking OpenAI's chat completions and embeddings and Anthropic's messages wire protocols.
 
 A test/bench fixture, never a product code path: the real `openai` and `anthropic` clients are pointed at
 it (`LLMServers.env()`), and a script decides each answer from the request it saw:
@@ -161,6 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner: LLMServers = self.server.owner  # type: ignore[attr-defined]
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         body = json.loads(raw or b"{}")
+        if self.path.endswith("/embeddings"):
+            return self._send(200, _openai_embeddings(body))
         if self.path.endswith("/chat/completions"):
             seen = _parse_openai(body)
         elif self.path.endswith("/messages"):
@@ -208,6 +210,25 @@ class _Handler(BaseHTTPRequestHandler):
             payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
             headers = {"x-request-id": f"req_{uuid.uuid4().hex}"}
         self._send(status, payload, headers)
+
+
+def _openai_embeddings(body: dict) -> dict:
+    """OpenAI's embeddings answer: deterministic unit vectors from the words of each input (texts sharing
+    words point alike), `dimensions` long (1536 by default), 4 characters a token."""
+    texts = body.get("input")
+    texts = [texts] if isinstance(texts, str) else list(texts or [])
+    dims = int(body.get("dimensions") or 1536)
+    data = []
+    for index, text in enumerate(texts):
+        vector = [0.0] * dims
+        for word in str(text).lower().split():
+            digest = hashlib.sha256(word.encode()).digest()
+            vector[int.from_bytes(digest[:4], "big") % dims] += 1.0 if digest[4] % 2 else -1.0
+        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+        data.append({"object": "embedding", "index": index, "embedding": [v / norm for v in vector]})
+    tokens = sum(estimate_tokens(str(t)) for t in texts)
+    return {"object": "list", "data": data, "model": str(body.get("model", "")),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 def _content_text(answer: Answer) -> str:
