@@ -13,7 +13,7 @@ from tokentra_core.db import connect
 from tokentra_core.settings import Settings
 
 console = Console()
-OWNER = "demo-owner@tokentra.local"
+OWNER = "demo-owner@example.com"
 
 
 def show(org_id: UUID, functions_url: str, settings: Settings, serving: bool) -> None:
