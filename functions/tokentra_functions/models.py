@@ -88,6 +88,17 @@ class IngestEvent(BaseModel):
     routing_arm: Literal["treatment", "control", "rule", "strategy"] | None = Field(
         default=None, description="Experiment arm of the rule, `rule` (all traffic) or `strategy` (registry)."
     )
+    # Columns of their own (usage_records.trace_id, session_id), for cost per trace or session; staged as
+    # such by ingest_schema (an SDK tag of the same name in metadata fills them too).
+    trace_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="The trace the call belongs to (an OpenTelemetry trace id, or any id you give one request "
+        "through your agent or chain); GET /costs/traces sums cost per trace.",
+    )
+    session_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="The session (conversation, job) the call belongs to; GET /costs/traces?group_by=session.",
+    )
     routed_from_provider: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
         default=None, description="Provider of routed_from_model, the model the caller asked for."
     )

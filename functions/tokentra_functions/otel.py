@@ -62,6 +62,8 @@ METADATA = {
     "tokentra.feature": "feature", "tokentra.team": "team", "tokentra.project": "project",
     "tokentra.user_id": "user_id",
 }
+# The session a call belongs to: ours if set, else OpenTelemetry's session.id, else the GenAI conversation.
+SESSION = ("tokentra.session_id", "session.id", "gen_ai.conversation.id")
 # Agent and tool spans carry, where they carry usage at all, the sum of the model calls beneath them,
 # which arrive as spans of their own (often in another export): counting both would double the cost.
 AGGREGATE_OPERATIONS = {"invoke_agent", "create_agent", "execute_tool", "invoke_workflow"}
@@ -226,6 +228,8 @@ def span_event(span: Span, resource: dict[str, Any]) -> dict | None:
         "error_code": _text(attrs, ("error.type",), 100) if failed else None,
         "is_streaming": _first(attrs, ("gen_ai.request.stream", "llm.is_streaming")) is True,
         "metadata": metadata,
+        "trace_id": span.trace_id.hex() or None,
+        "session_id": _text(merged, SESSION, 200),
         "raw_usage": {k: v for k, v in attrs.items() if k.startswith("gen_ai.usage.")} or None,
         "timestamp": _time(span.start_time_unix_nano),
     }
