@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tokentra_cli import admin, localdb, providers, virtual_keys
+from tokentra_cli import admin, localdb, prices, providers, virtual_keys
 from tokentra_cli.devtools import dev_tool
 from tokentra_cli.platform_status import read_status
 from tokentra_core.db import connect
@@ -29,6 +29,8 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(prices_app, name="prices")
+prices_app.command("show")(prices.show)
+prices_app.command("set")(prices.set_price)
 bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline measured in the same run.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
