@@ -37,8 +37,9 @@ def show(org_id: UUID, functions_url: str, settings: Settings, serving: bool) ->
     base = f"http://{settings.functions_host}:{port}/dashboard/"
     console.print("\n[bold]Dashboard[/bold]")
     console.print(f"  owner of the demo organization: {OWNER}")
-    console.print(f"  one-time sign-in link (60 minutes): {link}")
+    console.print(f"  one-time sign-in link (60 minutes): {link}", soft_wrap=True)
     console.print(f"  another link: tokentra users login {OWNER}")
     if not serving:
         console.print("  the functions stop with the demo: run `tokentra serve` (or `tokentra demo --keep-serving`)")
-    console.print(f"Open the dashboard: {base}#/overview?org={org_id}")
+    # soft_wrap: a URL broken across lines cannot be clicked or pasted.
+    console.print(f"Open the dashboard: {base}#/overview?org={org_id}", soft_wrap=True)
