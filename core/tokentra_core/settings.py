@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     gateway_usage_batch: int = Field(default=500, ge=1, le=1000)
     gateway_usage_attempts: int = Field(default=8, ge=1)
     gateway_usage_retry_base_seconds: float = Field(default=0.5, gt=0)
+    # How long a call may wait for a database connection to check its policy (a burst on one budget queues).
+    gateway_policy_wait_seconds: float = Field(default=120, gt=0)
 
     @property
     def uses_local_db(self) -> bool:

@@ -19,6 +19,7 @@ _KINDS: dict[str, tuple[int, str, str, bool]] = {
     "invalid_api_key": (401, "invalid_request_error", "authentication_error", False),
     "model_not_allowed": (403, "invalid_request_error", "permission_error", False),
     "provider_not_allowed": (403, "invalid_request_error", "permission_error", False),
+    "blocked_by_rule": (403, "invalid_request_error", "permission_error", False),
     "invalid_request": (400, "invalid_request_error", "invalid_request_error", False),
     "request_too_large": (413, "invalid_request_error", "request_too_large", False),
     "no_provider_connection": (400, "invalid_request_error", "invalid_request_error", False),

@@ -6,8 +6,10 @@ SDK's strict mode) and its release when the call never reaches a provider.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -22,7 +24,9 @@ from tokentra_core.secrets import unseal_provider_secret
 from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.gateway.errors import Refusal
+from tokentra_functions.gateway.wire import RequestFacts
 
+log = logging.getLogger("tokentra.gateway")
 KEY_SHAPE = re.compile(r"^tt_vk_[A-Za-z0-9_-]{43}$")
 PUBLIC_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 INVALID_KEY = Refusal("invalid_api_key", "Incorrect or inactive TokenTRA virtual key.")
@@ -134,33 +138,84 @@ async def upstream_for(pool: AsyncConnectionPool, org_id: UUID, provider: str) -
     return upstream
 
 
-# ---------------------------------------------------------------- routing seam
+# ---------------------------------------------------------------- routing
 @dataclass(slots=True)
 class Decision:
-    """Which model a call goes to and what to try next. The routing module decides it where it is
-    installed; without it the asked model, with the fallbacks the request names."""
+    """Which model a call goes to, why, and what to try next (tokentra.routing decides; the request may
+    add fallbacks of its own in x-tokentra-fallbacks)."""
 
     model: str
     fallbacks: list[str]
     reason: str = "asked"
     rule_id: str | None = None
+    arm: str | None = None
     experiment: str | None = None
+    directives: dict[str, Any] = field(default_factory=dict)
 
 
-def decide(key: VirtualKey, provider: str, model: str, request: Request) -> Decision:
+async def decide(pool: AsyncConnectionPool, key: VirtualKey, provider: str, request: Request, body: dict[str, Any],
+                 facts: RequestFacts, attribution: dict[str, Any]) -> Decision:
+    """The organization's routing rules, then the strategy the request asks for (x-tokentra-strategy,
+    x-tokentra-quality-floor), over the registry snapshot every function shares. A rule that blocks is a
+    refusal; a routed model the key may not call is not taken; routing that fails leaves the asked model."""
     header = request.headers.get("x-tokentra-fallbacks", "")
-    fallbacks = [m.strip() for m in header.split(",") if m.strip() and m.strip() != model]
-    # A fallback the key may not call is never tried.
-    return Decision(model=model, fallbacks=[m for m in fallbacks if key.allows(provider, m)][:5])
+    extra = [m.strip() for m in header.split(",") if m.strip()]
+    try:
+        from tokentra.routing import RouteRequest
+        from tokentra.routing import decide as route
+        from tokentra_functions.routing import snapshot_for
+
+        floor = request.headers.get("x-tokentra-quality-floor")
+        strategy = request.headers.get("x-tokentra-strategy") or None
+        route_request = RouteRequest(
+            model=facts.model, provider=provider, task_type=facts.task_type,
+            input_tokens=facts.input_tokens_bound // 4, output_tokens=facts.max_output_tokens,
+            feature=attribution.get("feature"), team=attribution.get("team"), project=attribution.get("project"),
+            user_id=attribution.get("user_id"), strategy=strategy, quality_floor=float(floor) if floor else None,
+            needs_tools=bool(body.get("tools")), needs_vision=facts.images > 0,
+            needs_json=isinstance(body.get("response_format"), dict), providers=(provider,),
+            stable_key=attribution.get("user_id") or str(key.key_id))
+        routed = route(route_request, await snapshot_for(pool, str(key.org_id)))
+    except ValueError as exc:  # a bad strategy or floor header: the caller's mistake, named
+        raise Refusal("invalid_request", str(exc)) from None
+    except Exception as exc:  # routing is an optimisation: never let it fail a call
+        log.warning("routing failed open org=%s: %s", key.org_id, type(exc).__name__)
+        return Decision(model=facts.model, fallbacks=_allowed(key, provider, extra, facts.model))
+    if routed.blocked:
+        raise Refusal("blocked_by_rule", f"This call is blocked by routing rule {routed.rule_id}.")
+    model = routed.model if key.allows(provider, routed.model) and routed.provider in (None, provider) \
+        else facts.model
+    fallbacks = [*routed.fallbacks, *extra]
+    if model != facts.model:
+        fallbacks.append(facts.model)  # the asked model is the last resort of a routed call
+    return Decision(model=model, fallbacks=_allowed(key, provider, fallbacks, model),
+                    reason=routed.reason if model == routed.model else "asked (routed model not allowed)",
+                    rule_id=routed.rule_id, arm=routed.arm if model == routed.model else None,
+                    experiment=routed.experiment.arm if routed.experiment else None,
+                    directives={k: dict(v) for k, v in routed.directives.items()})
+
+
+def _allowed(key: VirtualKey, provider: str, models: list[str], chosen: str) -> list[str]:
+    """Fallbacks the key may call, each once, never the chosen model again; at most five."""
+    out: list[str] = []
+    for m in models:
+        if m != chosen and m not in out and key.allows(provider, m):
+            out.append(m)
+    return out[:5]
 
 
 # ---------------------------------------------------------------- budget
+_reserving: dict[UUID, asyncio.Lock] = {}
+
 async def reserve(pool: AsyncConnectionPool, key: VirtualKey, provider: str, model: str, input_tokens: int,
                   max_tokens: int | None, attribution: dict[str, Any]) -> UUID | None:
     """Hold the call's maximum cost against every hard budget covering it (the key's own, its team's,
     the organization's...), or raise the budget Refusal. None when no hard budget covers the call."""
     settings = get_settings()
-    async with pool.connection() as conn:
+    # Reservations of one key queue here rather than each holding a pooled connection while it waits for
+    # the budget's advisory lock: a burst on one key must not take every connection from other keys.
+    lock = _reserving.setdefault(key.key_id, asyncio.Lock())
+    async with lock, pool.connection(timeout=settings.gateway_policy_wait_seconds) as conn:
         cur = await conn.execute(
             "select * from private.reserve_budget(%s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s), %s)",
             (key.org_id, key.key_id, provider, model, input_tokens, max_tokens, Jsonb(attribution),

@@ -188,6 +188,10 @@ class Call:
                      reservation_id=str(self.reservation) if self.reservation else None)
         if model != self.facts.model:
             event["routed_from_model"] = self.facts.model
+        if self.decision.rule_id and model == self.decision.model:
+            event["routing_rule_id"] = self.decision.rule_id
+        if self.decision.arm and model == self.decision.model:
+            event["routing_arm"] = self.decision.arm
         self.recorder.submit(self.key.ingest_key, event)
 
     def _record_attempts(self) -> None:
@@ -205,11 +209,7 @@ class Call:
 
     def _event(self, request_id: str, model: str, status: str, error_code: str | None) -> dict[str, Any]:
         metadata: dict[str, Any] = dict(self.attribution)
-        metadata["gateway"] = {"virtual_key": self.key.name, "decision": self.decision.reason}
-        if self.decision.rule_id:
-            metadata["gateway"]["rule_id"] = self.decision.rule_id
-        if self.decision.experiment:
-            metadata["gateway"]["experiment"] = self.decision.experiment
+        metadata["gateway"] = {"virtual_key": self.key.name, "decision": self.decision.reason[:200]}
         if self.attempts and request_id == self.request_id:
             metadata["gateway"]["fallback_from"] = [a["model"] for a in self.attempts]
         return {

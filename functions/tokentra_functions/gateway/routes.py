@@ -156,10 +156,10 @@ async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor
             raise Refusal("model_not_allowed" if key.allowed_providers is None or provider in key.allowed_providers
                           else "provider_not_allowed",
                           f"This virtual key may not call {provider} model {facts.model}.")
-        decision = decide(key, provider, facts.model, request)
+        attribution = _attribution(key, request)
+        decision = await decide(pool, key, provider, request, body, facts, attribution)
         # The semantic cache answers here once it is installed; a hit never reaches budget or provider.
         upstream = await upstream_for(pool, key.org_id, provider)
-        attribution = _attribution(key, request)
         if key.store_prompts:
             attribution["prompt_preview"] = _preview(body)
         reservation = await reserve(pool, key, provider, decision.model, facts.input_tokens_bound,

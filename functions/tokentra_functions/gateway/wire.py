@@ -34,6 +34,7 @@ class RequestFacts:
     input_tokens_bound: int
     max_output_tokens: int | None
     asked_stream_usage: bool
+    images: int
 
 
 def request_facts(endpoint: str, body: dict[str, Any], raw: bytes) -> RequestFacts:
@@ -61,6 +62,7 @@ def request_facts(endpoint: str, body: dict[str, Any], raw: bytes) -> RequestFac
         input_tokens_bound=len(raw) + IMAGE_TOKENS * images,
         max_output_tokens=_max_output(endpoint, body),
         asked_stream_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        images=images,
     )
 
 
