@@ -111,6 +111,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         from tokentra_dev.demo_llm import show as show_llm  # issue 7: consensus review, explanation, AI spend
 
         show_llm(org.id, settings)
+        from tokentra_dev.demo_cache import show as show_cache  # the semantic cache on for one bot, from usage rows
+
+        show_cache(org.id, url, key.key)
         from tokentra_dev.demo_dashboard import show as show_dashboard
 
         if keep_serving:
