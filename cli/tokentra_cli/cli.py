@@ -229,7 +229,9 @@ def serve(
     settings = get_settings()
     uvicorn.run("tokentra_functions.app:app", host=host or settings.functions_host,
                 port=port or settings.functions_port,
-                log_level="warning", workers=workers)
+                log_level="warning", workers=workers,
+                # 431 for oversized headers; no access log of the server's own (it quotes query strings).
+                http="tokentra_functions._http:H11Protocol", access_log=False)
 
 
 @app.command("demo")

@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokentra_functions._inputs import Text
 from tokentra_functions.user_auth import UserClaims, as_user
 
 __all__ = ["DIMENSIONS", "Fill", "Filters", "csv_response", "json_response", "run_envelope", "run_json",
@@ -27,7 +28,7 @@ __all__ = ["DIMENSIONS", "Fill", "Filters", "csv_response", "json_response", "ru
 
 # The rollups' dimensions, as the SQL functions name them (private.usage_dimensions()).
 DIMENSIONS = ("org_id", "team", "project", "provider", "model", "feature", "api_key_id", "status", "canonical_model")
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class Filters(BaseModel):
@@ -130,20 +131,27 @@ def parse_exact(text: str) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+# A text cell starting with one of these is read as a formula by spreadsheets (CSV injection); OWASP's
+# rule: prefix it with a single quote. Numbers are never text here, so they stay numbers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_response(columns: Sequence[str], rows: Iterable[dict[str, Any]], filename: str) -> Response:
     """Rows as CSV with a header line; decimals written exactly as Postgres computed them."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: with "\n" alone, a cell holding a bare "\r" would go out unquoted and split the row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from tokentra_core.settings import get_settings
+from tokentra_functions._guard import RequestGuard
 
 PREFIX = "/functions/v1"
 log = logging.getLogger("tokentra.functions")
@@ -76,7 +77,9 @@ def invalid_fields(errors: list[dict[str, Any]], prefix: str = "") -> JSONRespon
     listed = []
     for e in errors or [{"loc": (), "msg": "invalid request"}]:
         field = prefix + ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
-        listed.append({"field": field or "body", "reason": str(e.get("msg", "invalid"))})
+        # pydantic prefixes the reasons our validators give with "Value error, ": noise to a client.
+        reason = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        listed.append({"field": field or "body", "reason": reason})
     return JSONResponse(
         {
             "error": "invalid_request",
@@ -97,6 +100,8 @@ def function_app(*routers: APIRouter, title: str = "TokenTRA functions") -> Fast
     app = FastAPI(title=title, version="0.1.0", lifespan=_lifespan, openapi_url=f"{PREFIX}/openapi.json",
                   docs_url=f"{PREFIX}/docs", redoc_url=None)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    # Outermost but for Starlette's own: request ids, 431, and a JSON 500 that keeps the connection.
+    app.add_middleware(RequestGuard)
     from tokentra_functions.user_auth import install  # user_auth imports this module; a top-level import would cycle
 
     install(app)  # every function answers a bad user JWT with the same 401 body

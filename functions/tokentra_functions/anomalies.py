@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_functions._analytics import json_response, run_envelope
 from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._inputs import Moment
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
@@ -26,7 +26,7 @@ class AnomalyQuery(BaseModel):
     metric: Literal["cost", "requests", "tokens_per_request", "error_rate", "latency_ms"] | None = None
     dimension: Literal["organization", "team", "project", "feature", "model", "api_key_id"] | None = None
     severity: Literal["low", "medium", "high", "critical"] | None = None
-    since: datetime | None = Field(default=None, description="Incidents that started at or after this time.")
+    since: Moment | None = Field(default=None, description="Incidents that started at or after this time.")
     limit: int = Field(default=100, ge=1, le=1000)
 
 

@@ -20,14 +20,15 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, error, function_app, invalid_fields
+from tokentra_functions._inputs import Text
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.models import ErrorBody
 
 router = APIRouter(tags=["budget enforcement"])
 log = logging.getLogger("tokentra.budgets")
 MAX_BODY = 16 * 1024
-Tag = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[Text, Field(min_length=1, max_length=200)]
 # Keys made for ingestion may enforce budgets too: the SDK uses one key for both.
 SCOPES = frozenset({"ingest", "budgets"})
 
@@ -45,7 +46,7 @@ class Attribution(BaseModel):
 
 
 class ReserveRequest(Attribution):
-    provider: Annotated[str, Field(min_length=1, max_length=64)]
+    provider: Annotated[Text, Field(min_length=1, max_length=64)]
     model: Tag
     input_tokens: Annotated[int, Field(ge=0, le=100_000_000)] = 0
     max_tokens: Annotated[int, Field(ge=1, le=100_000_000)] | None = Field(
@@ -87,13 +88,13 @@ async def _authorized_body(
     if body is None:
         return error(413, "too_large", f"a request carries at most {MAX_BODY} bytes")
     try:
-        return key, model.model_validate(json.loads(body or b"{}"))
-    except ValueError as exc:
-        if isinstance(exc, ValidationError) and exc.errors():
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "body"
-            return error(422, "invalid_request", f"{field}: {first['msg']}")
-        return error(400, "not_json", "the body is not valid JSON")
+        # pydantic's own JSON parser: no RecursionError on a deeply nested body, unlike json.loads.
+        return key, model.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        errors = exc.errors()
+        if any(e["type"] == "json_invalid" for e in errors):
+            return error(400, "not_json", "the body is not valid JSON")
+        return invalid_fields(list(errors))
 
 
 @router.post(

@@ -22,6 +22,7 @@ from tokentra_functions._analytics import (
 )
 from tokentra_functions._app import Pool, function_app
 from tokentra_functions._db_errors import invalid
+from tokentra_functions._inputs import Day as QueryDay
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
@@ -57,10 +58,10 @@ def _today() -> date:
 
 
 class CostsQuery(Filters):
-    start_date: date | None = Field(
+    start_date: QueryDay | None = Field(
         default=None, description="First UTC day (default: the 1st of this month)."
     )
-    end_date: date | None = Field(default=None, description="Last UTC day, inclusive (default: today).")
+    end_date: QueryDay | None = Field(default=None, description="Last UTC day, inclusive (default: today).")
     group_by: str | None = Field(
         default=None, description=f"Comma-separated: {', '.join(GROUPABLE)}, and day or hour."
     )

@@ -12,9 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_functions._app import Pool, function_app
+from tokentra_functions._inputs import no_nul
 from tokentra_functions.ingest import read_batch
 from tokentra_functions.models import ErrorBody, Rejection, Short
 
@@ -29,7 +30,7 @@ class FeedbackItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    request_id: Short
+    request_id: Annotated[Short, AfterValidator(no_nul)]
     score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="0 = useless, 1 = perfect")]
 
 

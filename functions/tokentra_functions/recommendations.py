@@ -6,6 +6,7 @@ apply (creating the suggested routing rule) or dismiss; refusals come back as 40
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokentra_functions._analytics import json_response, run_envelope
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions._db_errors import db_error
+from tokentra_functions._inputs import Text
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
@@ -34,9 +36,10 @@ class RecommendationQuery(BaseModel):
 
     org_id: UUID | None = None
     status: Literal["open", "under_review", "applied", "dismissed", "expired"] | None = None
-    category: str | None = Field(default=None, max_length=64)
+    category: Text | None = Field(default=None, max_length=64)
     scope_type: Literal["feature", "team", "project", "api_key", "model", "end_user"] | None = None
-    min_savings: float | None = Field(default=None, ge=0)
+    # Decimal: the SQL function takes numeric, which a float parameter (double precision) does not match.
+    min_savings: Decimal | None = Field(default=None, ge=0, le=Decimal("1e12"), allow_inf_nan=False)
     limit: int = Field(default=100, ge=1, le=1000)
 
 
@@ -54,7 +57,7 @@ class ApplyBody(BaseModel):
 class DismissBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 @router.get("/recommendations", responses=ERRORS, summary="Recommendations, largest monthly savings first")

@@ -21,6 +21,7 @@ from tokentra_functions._analytics import (
 )
 from tokentra_functions._app import Pool, function_app
 from tokentra_functions._db_errors import invalid
+from tokentra_functions._inputs import Moment
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
@@ -43,8 +44,8 @@ METRICS = (
 
 
 class TimeseriesQuery(Filters):
-    start: datetime | None = Field(default=None, description="Start (default: 24 hours or 30 days back).")
-    end: datetime | None = Field(default=None, description="End, exclusive (default: now).")
+    start: Moment | None = Field(default=None, description="Start (default: 24 hours or 30 days back).")
+    end: Moment | None = Field(default=None, description="End, exclusive (default: now).")
     granularity: Literal["hour", "day"] = "hour"
     group_by: str | None = Field(
         default=None, description=f"One series per value of one of: {', '.join(DIMENSIONS)}."

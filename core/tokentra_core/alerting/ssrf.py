@@ -20,6 +20,20 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # 6to4 and Teredo carry an IPv4 address inside a "global" IPv6 one; they are judged by the IPv4 inside.
 _SIXTOFOUR = ipaddress.ip_network("2002::/16")
+# Forms whose last 32 bits are an IPv4 address: IPv4-compatible (deprecated, ::a.b.c.d), NAT64's
+# well-known prefix (RFC 6052), IPv4-translated (SIIT, ::ffff:0:a.b.c.d). Python calls several "global".
+_LAST_32_BITS = tuple(ipaddress.ip_network(n) for n in ("::/96", "64:ff9b::/96", "::ffff:0:0:0/96"))
+# NAT64 local-use prefix (RFC 8215): the operator picks the prefix length (48 to 96), so where the IPv4
+# address sits is unknown; every RFC 6052 layout that fits is read, and all must pass.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+_RFC6052_LAYOUTS = (48, 56, 64, 96)
+
+
+def _rfc6052_ipv4(address: ipaddress.IPv6Address, prefix: int) -> ipaddress.IPv4Address:
+    """The IPv4 address embedded after a NAT64 prefix of that length (bits 64..71 are the reserved u octet)."""
+    raw = address.packed
+    octets = {48: raw[6:8] + raw[9:11], 56: raw[7:8] + raw[9:12], 64: raw[9:13], 96: raw[12:16]}[prefix]
+    return ipaddress.IPv4Address(octets)
 
 
 class BlockedTarget(ValueError):
@@ -56,10 +70,18 @@ def check_address(address: Address, allowed: list[Network]) -> str | None:
     if any(address in net for net in allowed if net.version == address.version):
         return None
     inner: Address | None = None
-    if address.version == 6:
+    if isinstance(address, ipaddress.IPv6Address):
         inner = address.ipv4_mapped or (address.teredo[1] if address.teredo else None)
         if inner is None and address in _SIXTOFOUR:
             inner = address.sixtofour
+        if inner is None and any(address in net for net in _LAST_32_BITS):
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is None and address in _LOCAL_NAT64:
+            for prefix in _RFC6052_LAYOUTS:
+                why = check_address(_rfc6052_ipv4(address, prefix), allowed)
+                if why:
+                    return f"address {address} embeds a non-public IPv4 address ({why})"
+            return None
     if inner is not None:
         return check_address(inner, allowed)
     if not address.is_global or address.is_multicast:
