@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
@@ -11,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable
 
+from ._sanitize import encode_event
 from ._transport import Outcome, Transport, pack, public_url
 from .config import DEFAULT_URL, Config
 
@@ -208,7 +208,7 @@ class Sender:
         for item in items:
             try:
                 event = item.to_event() if hasattr(item, "to_event") else item
-                part = json.dumps(event, separators=(",", ":"), default=str).encode("utf-8")
+                part = encode_event(event)
                 by_target.setdefault(getattr(item, "target", "ingest"), []).append(part)
             except Exception:
                 _log.debug("tokentra: could not build an event", exc_info=True)
@@ -230,7 +230,10 @@ class Sender:
             if outcome.kind == Outcome.OK:
                 self._record_ok(outcome, len(group))
                 return
-            if outcome.kind == Outcome.SPLIT and len(group) > 1:
+            # 413 asks for smaller requests; a 400 or 422 of a whole request may be one event's fault:
+            # halving until it stands alone delivers every other event of the group.
+            if len(group) > 1 and (outcome.kind == Outcome.SPLIT
+                                   or (outcome.kind == Outcome.REJECTED and outcome.status in (400, 422))):
                 middle = len(group) // 2
                 self._send(group[:middle], target)
                 self._send(group[middle:], target)
