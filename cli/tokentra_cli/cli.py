@@ -346,6 +346,18 @@ def bench_query(
     run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
 
 
+@bench_app.command("dashboard")
+def bench_dashboard(
+    rows: Annotated[int, typer.Option(help="Rows to load when `bench query --keep` left no database.")] = 1_000_000,
+    runs: Annotated[int, typer.Option(help="Cold page loads timed.")] = 10,
+    keep: Annotated[bool, typer.Option(help="Keep a database this run built.")] = False,
+) -> None:
+    """The overview page in headless Chromium: first meaningful paint and all charts drawn, beside the API."""
+    run = dev_tool("bench_dashboard").run
+
+    run(rows=rows, runs=runs, keep=keep)
+
+
 @bench_app.command("cache")
 def bench_cache(
     entries: Annotated[int, typer.Option(help="Synthetic 384-dim entries (the largest org holds half).")] = 100_000,
