@@ -5,9 +5,12 @@ Each is one SQL statement or function; the CLI and the tests call these, never S
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import psycopg
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, EmailStr
 
 from tokentra_core.settings import get_settings
@@ -25,6 +28,45 @@ class User(BaseModel):
     email: EmailStr
     org_id: UUID | None = None
     role: str | None = None
+    created: bool = True  # False: the user existed and only the membership was added
+
+
+class OrgRow(BaseModel):
+    id: UUID
+    name: str
+    slug: str | None = None
+    plan: str | None = None
+    members: int
+    active_keys: int
+    created_at: datetime
+
+
+class Membership(BaseModel):
+    user_id: UUID
+    email: str | None
+    org_id: UUID | None
+    org_name: str | None
+    role: str | None
+
+
+class KeyRow(BaseModel):
+    id: UUID
+    org_id: UUID
+    name: str
+    prefix: str
+    mode: str | None = None
+    project_id: UUID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class AnalystRow(BaseModel):
+    role: str
+    org_id: UUID
+    org_name: str
+    statement_timeout_seconds: float
+    created_at: datetime
 
 
 class ApiKey(BaseModel):
@@ -53,22 +95,101 @@ def _supabase_admin_create_user(email: str) -> UUID:
     return UUID(str(created.user.id))
 
 
+def checked_email(email: str) -> str:
+    """The address normalized, or ValueError saying in words why it is not one we accept."""
+    try:
+        return validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{email!r} is not an email address TokenTRA accepts: {exc} Use a real address, "
+                         "e.g. ana@example.com") from None
+
+
 def create_user(conn: psycopg.Connection, email: str, org_id: UUID | None, role: str | None) -> User:
+    """Create the user, or find the one with that email; then add the membership (a second organization
+    for an existing user). ValueError, in words, for a bad role or email, an unknown organization or a
+    membership that already exists."""
     if role is not None and role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    settings = get_settings()
-    if settings.supabase_url and settings.supabase_service_role_key:
-        user_id = _supabase_admin_create_user(email)
+    email = checked_email(email)
+    if org_id is not None and not conn.execute(
+            "select 1 from public.organizations where id = %s", (org_id,)).fetchone():
+        raise ValueError(f"no organization {org_id}: `tokentra orgs list` shows them")
+    # auth.users is in the database on Supabase too: an existing address is found the same way.
+    found = conn.execute("select id from auth.users where lower(email) = lower(%s)", (email,)).fetchone()
+    if found is not None:
+        user_id = found["id"]
+        if org_id is None:
+            raise ValueError(f"user {email} already exists; give --org ORG_ID to add them to an organization")
     else:
-        user_id = conn.execute(
-            "insert into auth.users (email) values (%s) returning id", (email,)
-        ).fetchone()["id"]
+        settings = get_settings()
+        if settings.supabase_url and settings.supabase_service_role_key:
+            user_id = _supabase_admin_create_user(email)
+        else:
+            user_id = conn.execute(
+                "insert into auth.users (email) values (%s) returning id", (email,)
+            ).fetchone()["id"]
     if org_id is not None:
+        member = conn.execute(
+            "select role from public.organization_members where org_id = %s and user_id = %s", (org_id, user_id)
+        ).fetchone()
+        if member is not None:
+            raise ValueError(f"{email} is already a member of organization {org_id} (role {member['role']}); "
+                             "nothing to add")
         conn.execute(
             "insert into public.organization_members (org_id, user_id, role) values (%s, %s, %s)",
             (org_id, user_id, role or "member"),
         )
-    return User(id=user_id, email=email, org_id=org_id, role=role if org_id else None)
+    return User(id=user_id, email=email, org_id=org_id, role=(role or "member") if org_id else None,
+                created=found is None)
+
+
+def list_orgs(conn: psycopg.Connection) -> list[OrgRow]:
+    rows = conn.execute(
+        "select o.id, o.name, o.slug, o.plan, o.created_at, "
+        "(select count(*) from public.organization_members m where m.org_id = o.id) as members, "
+        "(select count(*) from public.api_keys k where k.org_id = o.id and k.revoked_at is null) as active_keys "
+        "from public.organizations o order by o.created_at, o.name"
+    ).fetchall()
+    return [OrgRow(**r) for r in rows]
+
+
+def list_users(conn: psycopg.Connection, org_id: UUID | None = None) -> list[Membership]:
+    """One row per membership (users of no organization once, without one)."""
+    rows = conn.execute(
+        "select u.id as user_id, u.email, m.org_id, o.name as org_name, m.role from auth.users u "
+        "left join public.organization_members m on m.user_id = u.id "
+        "left join public.organizations o on o.id = m.org_id "
+        "where %(org)s::uuid is null or m.org_id = %(org)s order by u.email, o.name",
+        {"org": org_id},
+    ).fetchall()
+    return [Membership(**r) for r in rows]
+
+
+def list_keys(conn: psycopg.Connection, org_id: UUID | None = None, revoked: bool = False) -> list[KeyRow]:
+    """API keys (never the key or its hash), newest first; revoked ones only when asked."""
+    rows = conn.execute(
+        "select id, org_id, name, prefix, mode, project_id, created_at, last_used_at, revoked_at "
+        "from public.api_keys where (%(org)s::uuid is null or org_id = %(org)s) "
+        "and (%(revoked)s or revoked_at is null) order by created_at desc",
+        {"org": org_id, "revoked": revoked},
+    ).fetchall()
+    return [KeyRow(**r) for r in rows]
+
+
+def list_analysts(conn: psycopg.Connection, org_id: UUID | None = None) -> list[AnalystRow]:
+    rows = conn.execute(
+        "select a.role_name as role, a.org_id, o.name as org_name, "
+        "extract(epoch from a.statement_timeout)::float8 as statement_timeout_seconds, a.created_at "
+        "from private.analyst_roles a join public.organizations o on o.id = a.org_id "
+        "where %(org)s::uuid is null or a.org_id = %(org)s order by o.name, a.created_at",
+        {"org": org_id},
+    ).fetchall()
+    return [AnalystRow(**r) for r in rows]
+
+
+def as_json_rows(rows: list[Any]) -> str:
+    """A JSON array of the rows, for --json."""
+    return "[" + ",".join(r.model_dump_json() for r in rows) + "]"
 
 
 def create_key(conn: psycopg.Connection, org_id: UUID, project_id: UUID | None = None, test: bool = False,
