@@ -398,6 +398,149 @@ def bench_ingest(
     run(events, clients, workers)
 
 
+@bench_app.command("sdk")
+def bench_sdk(
+    calls: Annotated[int, typer.Option(help="Wrapped calls to time.")] = 20_000,
+    stream: Annotated[bool, typer.Option(help="Time streamed calls read to the end.")] = False,
+) -> None:
+    """The SDK's added time per wrapped call (p50/p99 in microseconds; target p99 under 50)."""
+    measure_overhead = dev_tool("bench_sdk").measure_overhead
+
+    console.print_json(data=measure_overhead(calls, stream=stream))
+
+
+@bench_app.command("query")
+def bench_query(
+    rows: Annotated[int, typer.Option(help="Usage rows of the large organization (30 days).")] = 10_000_000,
+    small_orgs: Annotated[int, typer.Option(help="Smaller organizations loaded beside it.")] = 100,
+    requests: Annotated[int, typer.Option(help="Timed HTTP requests per query.")] = 200,
+    raw_runs: Annotated[int, typer.Option(help="Timed runs of each raw aggregate.")] = 5,
+    late: Annotated[int, typer.Option(help="Late events ingested before the timed refresh.")] = 10_000,
+    keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+) -> None:
+    """Overview and 30-day breakdowns from the rollups beside raw aggregates; freshness; late refresh."""
+    run = dev_tool("bench_query").run
+
+    run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
+
+
+@bench_app.command("dashboard")
+def bench_dashboard(
+    rows: Annotated[int, typer.Option(help="Rows to load when `bench query --keep` left no database.")] = 1_000_000,
+    runs: Annotated[int, typer.Option(help="Cold page loads timed.")] = 10,
+    keep: Annotated[bool, typer.Option(help="Keep a database this run built.")] = False,
+) -> None:
+    """The overview page in headless Chromium: first meaningful paint and all charts drawn, beside the API."""
+    run = dev_tool("bench_dashboard").run
+
+    run(rows=rows, runs=runs, keep=keep)
+
+
+@bench_app.command("cache")
+def bench_cache(
+    entries: Annotated[int, typer.Option(help="Synthetic 384-dim entries (the largest org holds half).")] = 100_000,
+    orgs: Annotated[int, typer.Option(help="Organizations the entries are spread over.")] = 100,
+    queries: Annotated[int, typer.Option(help="Timed lookups.")] = 300,
+    seeds: Annotated[str, typer.Option(help="Seeds of the generated labelled prompt set.")] = "101,102",
+    threshold: Annotated[float | None, typer.Option(help="Similarity threshold (default: the embedder's).")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+) -> None:
+    """Semantic cache: lookup p50/p95 and recall@10 against exact search; wrong-hit share and duplicate hits."""
+    run = dev_tool("bench_cache").run
+
+    run(entries=entries, orgs=orgs, queries=queries, seeds=seeds, threshold=threshold, keep=keep)
+
+
+@bench_app.command("anomalies")
+def bench_anomalies(
+    nab: Annotated[str | None, typer.Option("--nab", help="A folder in NAB's layout (data/, windows).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, with every detection.")] = False,
+) -> None:
+    """Anomaly detector: precision, recall and F1 over anomaly windows, per category and overall."""
+    run = dev_tool("bench_anomalies").run
+
+    run(nab=nab, as_json=as_json)
+
+
+@bench_app.command("forecast")
+def bench_forecast(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds, one generated set of series each.")] = "11,12,13",
+    horizon: Annotated[int, typer.Option(min=1, max=62, help="Days forecast from each origin.")] = 14,
+) -> None:
+    """Forecasts backtested on rolling origins: MASE of the model and of a seasonal-naive forecast."""
+    run = dev_tool("bench_forecast").run
+
+    try:
+        parsed = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter("seeds must be comma-separated integers", param_hint="--seeds") from None
+    if not parsed:
+        raise typer.BadParameter("give at least one seed", param_hint="--seeds")
+    run(as_json=as_json, seeds=parsed, horizon=horizon)
+
+
+@bench_app.command("recommendations")
+def bench_recommendations(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Planted inefficiencies per category and clean organizations: found, savings error, false alarms."""
+    run = dev_tool("bench_recommendations").run
+
+    run(as_json=as_json)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    orgs: Annotated[int, typer.Option(min=1, max=100_000, help="Organizations to generate.")] = 1000,
+    rows_per_org: Annotated[int, typer.Option(min=20, max=1_000_000, help="Mean usage rows (30 days).")] = 1000,
+    sample: Annotated[int, typer.Option(min=1, help="Organizations profiled for the breakdown.")] = 50,
+    keep: Annotated[bool, typer.Option(help="Keep the scratch database afterwards.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The recommendations job over many generated organizations with 30 days of rollups, timed."""
+    run = dev_tool("bench_engine").run
+
+    run(orgs=orgs, rows_per_org=rows_per_org, sample=min(sample, orgs), keep=keep, as_json=as_json)
+
+
+@bench_app.command("consensus")
+def bench_consensus(
+    n: Annotated[int, typer.Option("--n", min=1, max=10_000, help="Recommendations to review.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The consensus job against scripted provider servers: tokens and cost per run, wall time for N."""
+    run = dev_tool("bench_consensus").run
+
+    run(n=n, as_json=as_json)
+
+
+# ---------------------------------------------------------------- analysts
+@analysts_app.command("create")
+def analysts_create(
+    org: Annotated[UUID, typer.Option("--org", help="The organization the login may read.")],
+    timeout: Annotated[int, typer.Option(help="Statement timeout in seconds (1..3600).")] = 60,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a read-only login that sees one organization; prints its connection string once."""
+    from datetime import timedelta
+
+    import psycopg
+
+    from tokentra_cli import analysts
+
+    try:
+        with connect() as conn:
+            role = analysts.create(conn, org, timedelta(seconds=timeout))
+    except psycopg.Error as exc:
+        _fail(exc.diag.message_primary or exc.__class__.__name__)
+    if as_json:
+        print(role.model_dump_json())
+    else:
+        print(f"analyst role {role.role} for organization {org}\n{role.connection_string}\n"
+              "(shown once: the password is not stored anywhere you can read it back)")
+
+
 @analysts_app.command("list")
 def analysts_list(
     org: Annotated[UUID | None, typer.Option("--org", help="Only this organization's logins.")] = None,
