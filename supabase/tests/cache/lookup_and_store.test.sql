@@ -1,7 +1,7 @@
 -- Semantic cache lookup and store: exact first, then similarity within the scope, behind the lexical
 -- guard; TTLs per task type; opt-ins; recorded outcomes.
 begin;
-select plan(24);
+select plan(26);
 
 -- a unit-length 384-dimensional vector pointing mostly along axis `a`, tilted by `tilt` towards axis `b`
 create function tests.cache_vec(a integer, b integer, tilt float8) returns extensions.vector
@@ -113,6 +113,21 @@ select results_eq($$select exact_hits, semantic_hits, misses, guard_rejections, 
                     from public.cache_savings(current_date, current_date, '00000000-0000-0000-0000-00000000ca01')$$,
                   $$values (1::bigint, 2::bigint, 9::bigint, 4::bigint, 0.006::numeric)$$,
                   'hits, misses, guard rejections and money saved are counted');
+
+-- each real hit is counted on its entry, apart from the entry row
+select is((select sum(hits)::int from private.semantic_cache_entry_hits where org_id = '00000000-0000-0000-0000-00000000ca01'), 3,
+          'hits are counted per entry');
+
+-- a scope of more than 2,000 entries is searched through the HNSW index, and still finds the neighbour
+insert into public.semantic_cache (org_id, model, params_hash, system_prompt_hash, embedding_model, embedding, prompt_hash,
+                                   response, expires_at, guard_key)
+select '00000000-0000-0000-0000-00000000ca01', 'gpt-4o', 'params', 'sys', 'local',
+       extensions.l2_normalize(array(select random() - 0.5 + i * 0 from generate_series(1, 384))::extensions.vector),
+       md5(i::text) || md5('x' || i), '{"answer": "random"}', now() + interval '1 hour', 'g'
+from generate_series(1, 2100) i;
+select is((select response ->> 'answer' from tests.cache_get('00000000-0000-0000-0000-00000000ca01', 'capital of france',
+           tests.cache_vec(1, 2, 0.1), 'g', null, null, 'gpt-4o', 'params', 'sys', '{merit+}', '{capital, france}')),
+          'cached', 'a large scope finds the nearest entry through the HNSW index');
 
 -- turning the cache off removes the organization's entries
 update public.semantic_cache_settings set enabled = false where org_id = '00000000-0000-0000-0000-00000000ca01';
