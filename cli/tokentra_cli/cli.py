@@ -7,18 +7,22 @@ import sys
 from typing import Annotated
 from uuid import UUID
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tokentra_cli import admin, localdb, prices, providers, virtual_keys
 from tokentra_cli.devtools import dev_tool
+from tokentra_cli.errors import OneLineErrors, connection_failure, public_dsn
 from tokentra_cli.platform_status import read_status
 from tokentra_core.db import connect
 from tokentra_core.migrations import MANIFEST, MigrationError, migrate, record_manifest
 from tokentra_core.settings import get_settings
 
-app = typer.Typer(help="TokenTRA: AI cost intelligence on Postgres.", no_args_is_help=True)
+# OneLineErrors: a wrong password, an unreachable database or a refused statement ends any command with one
+# `error:` line saying what failed, why and what to do, instead of a traceback.
+app = typer.Typer(help="TokenTRA: AI cost intelligence on Postgres.", no_args_is_help=True, cls=OneLineErrors)
 db_app = typer.Typer(help="The database: start, stop, status, reset, migrate.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and their memberships.", no_args_is_help=True)
@@ -41,7 +45,7 @@ app.add_typer(providers.app, name="providers")
 app.add_typer(virtual_keys.app, name="virtual-keys")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, whatever the terminal's width
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -119,12 +123,13 @@ def db_status(as_json: JsonFlag = False) -> None:
     settings = get_settings()
     local = localdb.status() if settings.uses_local_db else None
     try:
-        with connect() as conn:
+        with connect(connect_timeout=10) as conn:
             status = read_status(conn)
-    except Exception as exc:
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
         if local and not local.running:
-            _fail("the embedded database is not running: `tokentra db start`")
-        _fail(f"cannot reach the database: {exc.__class__.__name__}")
+            _fail(f"cannot connect to the database at {public_dsn(settings.dsn)}: the embedded database is not "
+                  "running; run `tokentra db start`")
+        _fail(str(connection_failure(exc, settings.dsn, local is not None)))
     if as_json:
         print(status.model_dump_json())
         return
@@ -151,6 +156,28 @@ def orgs_create(name: str, as_json: JsonFlag = False) -> None:
     print(org.model_dump_json() if as_json else f"organization {org.id} ({org.name})")
 
 
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    """Rows as a table whose ids and names are never cut, however narrow the terminal."""
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console(width=max(console.width, table.__rich_measure__(console, console.options).maximum)).print(table)
+
+
+@orgs_app.command("list")
+def orgs_list(as_json: JsonFlag = False) -> None:
+    """Every organization with its member and active key counts."""
+    with connect() as conn:
+        orgs = admin.list_orgs(conn)
+    if as_json:
+        print(admin.as_json_rows(orgs))
+        return
+    _table(f"{len(orgs)} organization(s)", ("id", "name", "plan", "members", "active keys", "created"),
+           [(o.id, o.name, o.plan, o.members, o.active_keys, f"{o.created_at:%Y-%m-%d}") for o in orgs])
+
+
 @users_app.command("create")
 def users_create(
     email: str,
@@ -164,7 +191,28 @@ def users_create(
             user = admin.create_user(conn, email, org, role)
     except ValueError as exc:
         _fail(str(exc))
-    print(user.model_dump_json() if as_json else f"user {user.id} ({user.email})")
+    if as_json:
+        print(user.model_dump_json())
+    elif user.created:
+        joined = f", {user.role} of organization {user.org_id}" if user.org_id else ""
+        print(f"user {user.id} ({user.email}){joined}")
+    else:
+        print(f"existing user {user.id} ({user.email}) added to organization {user.org_id} as {user.role}")
+
+
+@users_app.command("list")
+def users_list(
+    org: Annotated[UUID | None, typer.Option("--org", help="Only this organization's members.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Users and their memberships: one row per user and organization."""
+    with connect() as conn:
+        rows = admin.list_users(conn, org)
+    if as_json:
+        print(admin.as_json_rows(rows))
+        return
+    _table(f"{len({r.user_id for r in rows})} user(s)", ("email", "user id", "organization", "org id", "role"),
+           [(r.email, r.user_id, r.org_name, r.org_id, r.role) for r in rows])
 
 
 @users_app.command("login")
@@ -208,6 +256,24 @@ def keys_create(
         print(f"key {key.id}: {key.key}\n(shown once; store it now)")
 
 
+@keys_app.command("list")
+def keys_list(
+    org: Annotated[UUID | None, typer.Option("--org", help="Only this organization's keys.")] = None,
+    revoked: Annotated[bool, typer.Option("--revoked", help="Include revoked keys.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """API keys by prefix (the key itself is never stored), newest first."""
+    with connect() as conn:
+        keys = admin.list_keys(conn, org, revoked)
+    if as_json:
+        print(admin.as_json_rows(keys))
+        return
+    _table(f"{len(keys)} key(s)", ("id", "prefix", "name", "org id", "project id", "created", "last used", "revoked"),
+           [(k.id, k.prefix, k.name, k.org_id, k.project_id, f"{k.created_at:%Y-%m-%d %H:%M}",
+             f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+             f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "") for k in keys])
+
+
 @keys_app.command("revoke")
 def keys_revoke(key_id: UUID) -> None:
     """Revoke an API key; it stops working at once."""
@@ -223,13 +289,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 54321, Supabase's API port).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (validation is CPU-bound).")] = 1,
 ) -> None:
-    """Serve every function at http://HOST:PORT/functions/v1/<name>."""
+    """Serve every function at http://HOST:PORT/functions/v1/<name>, logging one line per request."""
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("tokentra_functions.app:app", host=host or settings.functions_host,
-                port=port or settings.functions_port,
-                log_level="warning", workers=workers)
+    # Without a database every request would fail after a long wait: check first, and say why.
+    with connect(connect_timeout=5) as conn:
+        conn.execute("select 1")
+    host, port = host or settings.functions_host, port or settings.functions_port
+    base = f"http://{host}:{port}/functions/v1"
+    err.print(f"TokenTRA functions at {base} (database {public_dsn(settings.dsn)}); OpenAPI at {base}/openapi.json, "
+              f"dashboard at http://{host}:{port}/dashboard/. One line per request below; Ctrl-C stops.")
+    uvicorn.run("tokentra_cli.serve_app:app", host=host, port=port, log_level="warning", workers=workers,
+                # 431 for oversized headers; no access log of the server's own (it quotes query strings):
+                # serve_app logs method, path, status and time instead.
+                http="tokentra_functions._http:H11Protocol", access_log=False)
 
 
 @app.command("demo")
@@ -286,20 +360,26 @@ def worker_status(as_json: JsonFlag = False) -> None:
         print(status.model_dump_json())
         return
     alive = [w for w in status.workers if w.alive]
-    console.print(f"workers alive: {len(alive)}")
+    console.print(f"workers alive: {len(alive)}", soft_wrap=True)
     for w in alive:
-        console.print(f"  {w.name} (since {w.started_at:%Y-%m-%d %H:%M:%S})")
+        console.print(f"  {w.name} (since {w.started_at:%Y-%m-%d %H:%M:%S})", soft_wrap=True)
+    need_worker = [j.name for j in status.jobs if j.runs_in == "worker"]
+    if not alive and need_worker:
+        console.print(f"[yellow]no worker is alive, so these jobs will never run: {', '.join(need_worker)} "
+                      "(alert delivery, anomalies, forecasts and recommendations among them); start one with "
+                      "`tokentra worker`[/yellow]", soft_wrap=True)
     table = Table(title="jobs", title_justify="left")
     for col in ("job", "schedule", "runs in", "last start", "last end", "outcome", "running",
                 "24h ok/failed"):
-        table.add_column(col)
+        # Names and times are never cut: a narrow terminal wraps the lines instead.
+        table.add_column(col, no_wrap=col != "outcome")
     for j in status.jobs:
         table.add_row(j.name, j.schedule or "", j.runs_in,
                       f"{j.last_started_at:%m-%d %H:%M:%S}" if j.last_started_at else "never",
                       f"{j.last_finished_at:%H:%M:%S}" if j.last_finished_at else "",
                       (j.last_outcome or "") + (f": {j.last_error[:60]}" if j.last_error else ""),
                       str(j.running + j.retrying), f"{j.ok_24h}/{j.failed_24h}")
-    console.print(table)
+    Console(width=max(console.width, table.__rich_measure__(console, console.options).maximum)).print(table)
     o = status.alert_outbox
     console.print(f"alert outbox: {o.pending} pending, {o.sending} sending, "
                   f"{o.delivered_24h} delivered (24h), "
@@ -353,6 +433,18 @@ def bench_query(
     run = dev_tool("bench_query").run
 
     run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
+
+
+@bench_app.command("dashboard")
+def bench_dashboard(
+    rows: Annotated[int, typer.Option(help="Rows to load when `bench query --keep` left no database.")] = 1_000_000,
+    runs: Annotated[int, typer.Option(help="Cold page loads timed.")] = 10,
+    keep: Annotated[bool, typer.Option(help="Keep a database this run built.")] = False,
+) -> None:
+    """The overview page in headless Chromium: first meaningful paint and all charts drawn, beside the API."""
+    run = dev_tool("bench_dashboard").run
+
+    run(rows=rows, runs=runs, keep=keep)
 
 
 @bench_app.command("cache")
@@ -458,6 +550,22 @@ def analysts_create(
     else:
         print(f"analyst role {role.role} for organization {org}\n{role.connection_string}\n"
               "(shown once: the password is not stored anywhere you can read it back)")
+
+
+@analysts_app.command("list")
+def analysts_list(
+    org: Annotated[UUID | None, typer.Option("--org", help="Only this organization's logins.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Analyst logins and the organization each sees (passwords are never stored where they can be read)."""
+    with connect() as conn:
+        rows = admin.list_analysts(conn, org)
+    if as_json:
+        print(admin.as_json_rows(rows))
+        return
+    _table(f"{len(rows)} analyst login(s)", ("role", "organization", "org id", "statement timeout", "created"),
+           [(a.role, a.org_name, a.org_id, f"{a.statement_timeout_seconds:g} s", f"{a.created_at:%Y-%m-%d %H:%M}")
+            for a in rows])
 
 
 @analysts_app.command("drop")
