@@ -6,6 +6,7 @@
         client.chat.completions.create(model="gpt-4o-mini", messages=[...])
 """
 
+from ._routing_client import CallBlocked, refresh_routing
 from ._state import configure, flush, stats
 from .budgets import BudgetExceeded
 from .classifier import TASK_CATEGORY, TASK_TYPES, classify
@@ -17,6 +18,7 @@ from .wrap import wrap
 
 __all__ = [
     "BudgetExceeded",
+    "CallBlocked",
     "TASK_CATEGORY",
     "TASK_TYPES",
     "Config",
@@ -26,6 +28,7 @@ __all__ = [
     "current_tags",
     "feedback",
     "record",
+    "refresh_routing",
     "flush",
     "last_request_id",
     "stats",

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from . import _state
 from ._observe import Endpoint, begin
 from ._record import Call, error_code, internal_error, request_of
+from ._routing_client import Router, fallback_kwargs, mark_fallback, take_option
 from ._streams import AsyncStreamProxy, SyncStreamProxy
 from .budgets import Enforcement
 from .cache import CacheClient
@@ -18,14 +19,19 @@ __all__ = ["failed", "instrument_async", "instrument_sync"]
 
 
 def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
-                    enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> Callable[..., Any]:
+                    enforcement: Enforcement | None = None, cache: CacheClient | None = None,
+                    router: Router | None = None) -> Callable[..., Any]:
     """Wrap a synchronous `create`-like method."""
 
     @functools.wraps(fn)
     def create(*args: Any, **kwargs: Any) -> Any:
+        option = take_option(kwargs)
         call = begin(provider, endpoint, kwargs)
         if call is None:
             return fn(*args, **kwargs)
+        decision = None
+        if router is not None and not mark_fallback(call, option) and option is not False:
+            decision = router.apply(call, kwargs)  # may raise CallBlocked, deliberately, before the provider
         if cache is not None and not call.stream:  # a hit answers instead of the provider (fails open)
             hit = cache.lookup(call, kwargs)
             if hit is not None:
@@ -35,6 +41,11 @@ def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
         call.t0 = perf_counter_ns()
         try:
             result = fn(*args, **kwargs)
+        except Exception as exc:
+            failed(call, exc)
+            if decision is not None and call.routing and call.routing.get("routed_from_model"):
+                return create(*args, **fallback_kwargs(kwargs, decision))  # the model asked for, once
+            raise
         except BaseException as exc:
             failed(call, exc)
             raise
@@ -46,14 +57,19 @@ def instrument_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
 
 
 def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
-                     enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> Callable[..., Any]:
+                     enforcement: Enforcement | None = None, cache: CacheClient | None = None,
+                     router: Router | None = None) -> Callable[..., Any]:
     """Wrap an asynchronous `create`-like method."""
 
     @functools.wraps(fn)
     async def create(*args: Any, **kwargs: Any) -> Any:
+        option = take_option(kwargs)
         call = begin(provider, endpoint, kwargs)
         if call is None:
             return await fn(*args, **kwargs)
+        decision = None
+        if router is not None and not mark_fallback(call, option) and option is not False:
+            decision = router.apply(call, kwargs)  # decided locally: no I/O on the event loop
         if cache is not None and not call.stream:
             hit = await cache.lookup_async(call, kwargs)
             if hit is not None:
@@ -63,6 +79,11 @@ def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
         call.t0 = perf_counter_ns()
         try:
             result = await fn(*args, **kwargs)
+        except Exception as exc:
+            failed(call, exc)
+            if decision is not None and call.routing and call.routing.get("routed_from_model"):
+                return await create(*args, **fallback_kwargs(kwargs, decision))  # the model asked for, once
+            raise
         except BaseException as exc:
             failed(call, exc)
             raise

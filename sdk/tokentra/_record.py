@@ -30,7 +30,7 @@ class Call:
         "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
         "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
         "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id", "format_param",
-        "response", "cache",
+        "response", "cache", "routing",
     )
 
     def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
@@ -61,6 +61,7 @@ class Call:
         self.format_param: Any = None  # the request's output format parameter (_signals.FORMAT_PARAMS)
         self.response: Any = None  # a finished answer, measured (never sent) on the sender thread
         self.cache: dict[str, Any] | None = None  # set when TokenTRA's semantic cache answered (cache.py)
+        self.routing: dict[str, Any] | None = None  # the routing decision's fields (_routing_client.py)
 
     def to_event(self) -> dict[str, Any]:
         """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""
@@ -98,6 +99,8 @@ class Call:
         if self.cache is not None:  # answered from the cache: no provider tokens, what it saved
             event["cache_hit"] = True
             event.update({k: v for k, v in self.cache.items() if v is not None})
+        if self.routing is not None:
+            event.update({k: v for k, v in self.routing.items() if v is not None})
         event.update(self._signals(texts))
         return event
 

@@ -8,6 +8,7 @@ from ._helpers import instrument_stream_helper
 from ._instrument import instrument_async, instrument_sync
 from ._observe import ENDPOINTS
 from ._proxy import Hook, ObjectProxy
+from ._routing_client import Router
 from .budgets import Enforcement
 from .cache import CacheClient
 
@@ -20,7 +21,9 @@ _RECORDED = ("create", "parse")
 
 
 def wrap(client: ClientT, enforce_budgets: str | None = None, fail_open: bool = True,
-         budget_cache_seconds: float = 5.0, cache: bool = False) -> ClientT:
+         budget_cache_seconds: float = 5.0, cache: bool = False, routing: bool = False,
+         strategy: str | None = None, quality_floor: float | None = None,
+         routing_refresh_seconds: float = 60.0) -> ClientT:
     """Return a proxy of `client` that records every chat completion, response and message call.
 
     Accepts `openai.OpenAI`, `openai.AsyncOpenAI` (and their Azure variants), `anthropic.Anthropic` and
@@ -32,15 +35,21 @@ def wrap(client: ClientT, enforce_budgets: str | None = None, fail_open: bool = 
 
     `cache=True` looks non-streamed calls up in TokenTRA's semantic cache first and answers hits from it
     (see tokentra.cache); it always fails open.
+
+    `routing=True` applies the organization's routing rules, and with `strategy` ("cheapest", "fastest",
+    "balanced", "quality") the registry's choice under `quality_floor` (0..1), deciding locally from a
+    snapshot refreshed in the background every `routing_refresh_seconds` (see tokentra._routing_client);
+    it fails open, and a routed call that errors is made again on the model asked for.
     """
     if isinstance(client, ClientProxy):
-        if enforce_budgets is None and not cache:
+        if enforce_budgets is None and not cache and not routing:
             return client
         client = client._tt_target
     provider, is_async = _identify(client)
     enforcement = Enforcement(enforce_budgets, fail_open, budget_cache_seconds) if enforce_budgets else None
+    router = Router(strategy, quality_floor, routing_refresh_seconds) if routing else None
     return ClientProxy(client, provider, is_async, enforcement,  # type: ignore[return-value]
-                       CacheClient() if cache else None)
+                       CacheClient() if cache else None, router)
 
 
 class ClientProxy(ObjectProxy):
@@ -49,8 +58,9 @@ class ClientProxy(ObjectProxy):
     __slots__ = ()
 
     def __init__(self, client: Any, provider: str, is_async: bool,
-                 enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> None:
-        super().__init__(client, _client_hooks(provider, is_async, enforcement, cache))
+                 enforcement: Enforcement | None = None, cache: CacheClient | None = None,
+                 router: Router | None = None) -> None:
+        super().__init__(client, _client_hooks(provider, is_async, enforcement, cache, router))
 
     def __enter__(self) -> ClientProxy:
         self._tt_target.__enter__()
@@ -84,18 +94,19 @@ def _identify(client: Any) -> tuple[str, bool]:
 
 
 def _client_hooks(provider: str, is_async: bool, enforcement: Enforcement | None = None,
-                  cache: CacheClient | None = None) -> dict[str, Hook]:
+                  cache: CacheClient | None = None, router: Router | None = None) -> dict[str, Hook]:
     instrument = instrument_async if is_async else instrument_sync
 
     def resource(endpoint_name: str) -> Hook:
         endpoint = ENDPOINTS[endpoint_name]
-        hooks = {name: _method_hook(instrument, provider, endpoint, enforcement, cache) for name in _RECORDED}
+        hooks = {name: _method_hook(instrument, provider, endpoint, enforcement, cache, router)
+                 for name in _RECORDED}
         hooks["stream"] = lambda method: instrument_stream_helper(method, provider, endpoint, is_async)
         return lambda target: ObjectProxy(target, hooks)
 
     def rewrap(method: Callable[..., Any]) -> Callable[..., Any]:
         def rewrapped(*args: Any, **kwargs: Any) -> Any:
-            return ClientProxy(method(*args, **kwargs), provider, is_async, enforcement, cache)
+            return ClientProxy(method(*args, **kwargs), provider, is_async, enforcement, cache, router)
 
         return rewrapped
 
@@ -110,10 +121,11 @@ def _client_hooks(provider: str, is_async: bool, enforcement: Enforcement | None
 
 
 def _method_hook(instrument: Callable[..., Any], provider: str, endpoint: Any,
-                 enforcement: Enforcement | None = None, cache: CacheClient | None = None) -> Hook:
+                 enforcement: Enforcement | None = None, cache: CacheClient | None = None,
+                 router: Router | None = None) -> Hook:
     # Every create/parse of an async client returns an awaitable, even where a decorator hides that
     # from inspect.iscoroutinefunction, so the client's kind decides which wrapper to use.
     def hook(method: Any) -> Any:
-        return instrument(method, provider, endpoint, enforcement, cache) if callable(method) else method
+        return instrument(method, provider, endpoint, enforcement, cache, router) if callable(method) else method
 
     return hook
