@@ -13,6 +13,7 @@ import psycopg
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, EmailStr
 
+from tokentra_cli.errors import CliError
 from tokentra_core.settings import get_settings
 
 ROLES = ("owner", "admin", "member", "viewer", "billing")
@@ -185,6 +186,43 @@ def list_analysts(conn: psycopg.Connection, org_id: UUID | None = None) -> list[
         {"org": org_id},
     ).fetchall()
     return [AnalystRow(**r) for r in rows]
+
+
+class ScopeRow(BaseModel):
+    id: UUID
+    org_id: UUID
+    name: str
+    created_at: datetime
+
+
+# Fixed statements per kind: the table name never comes from input.
+_SCOPE_SQL = {
+    "teams": ("insert into public.teams (org_id, name) values (%s, %s) returning id, org_id, name, created_at",
+              "select id, org_id, name, created_at from public.teams where %(org)s::uuid is null or org_id = %(org)s "
+              "order by org_id, name"),
+    "projects": ("insert into public.projects (org_id, name) values (%s, %s) returning id, org_id, name, created_at",
+                 "select id, org_id, name, created_at from public.projects where %(org)s::uuid is null "
+                 "or org_id = %(org)s order by org_id, name"),
+}
+
+
+def create_scope(conn: psycopg.Connection, kind: str, org_id: UUID, name: str) -> ScopeRow:
+    """A team or project by name (as the SDK's tags would carry it); CliError in words if it exists."""
+    name = name.strip()
+    if not name:
+        raise CliError("the name must not be blank")
+    if not conn.execute("select 1 from public.organizations where id = %s", (org_id,)).fetchone():
+        raise CliError(f"no organization {org_id}: `tokentra orgs list` shows them")
+    try:
+        with conn.transaction():
+            row = conn.execute(_SCOPE_SQL[kind][0], (org_id, name)).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise CliError(f"{kind[:-1]} {name!r} already exists in organization {org_id}; nothing to add") from None
+    return ScopeRow(**row)
+
+
+def list_scopes(conn: psycopg.Connection, kind: str, org_id: UUID | None = None) -> list[ScopeRow]:
+    return [ScopeRow(**r) for r in conn.execute(_SCOPE_SQL[kind][1], {"org": org_id}).fetchall()]
 
 
 def as_json_rows(rows: list[Any]) -> str:

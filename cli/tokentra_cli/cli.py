@@ -41,6 +41,12 @@ app.add_typer(bench_app, name="bench")
 analysts_app = typer.Typer(help="Analysts: read-only SQL logins that see one organization.",
                            no_args_is_help=True)
 app.add_typer(analysts_app, name="analysts")
+teams_app = typer.Typer(help="Teams: the names usage tags carry become teams by themselves; create one not seen yet.",
+                        no_args_is_help=True)
+projects_app = typer.Typer(help="Projects: created from usage tags, or here for names not seen yet.",
+                           no_args_is_help=True)
+app.add_typer(teams_app, name="teams")
+app.add_typer(projects_app, name="projects")
 app.add_typer(providers.app, name="providers")
 app.add_typer(virtual_keys.app, name="virtual-keys")
 
@@ -254,6 +260,39 @@ def keys_create(
         print(key.model_dump_json())
     else:
         print(f"key {key.id}: {key.key}\n(shown once; store it now)")
+
+
+def _scope_command(kind: str) -> None:
+    scope_app = teams_app if kind == "teams" else projects_app
+
+    @scope_app.command("create")
+    def create(
+        name: str,
+        org: Annotated[UUID, typer.Option("--org", help="The organization.")],
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Create one no usage has named yet, so budgets and alert rules can name it now."""
+        with connect() as conn:
+            row = admin.create_scope(conn, kind, org, name)
+        print(row.model_dump_json() if as_json else f"{kind[:-1]} {row.id} ({row.name}) in organization {org}")
+
+    @scope_app.command("list")
+    def list_(
+        org: Annotated[UUID | None, typer.Option("--org", help="Only this organization's.")] = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        """Every one, those created from usage tags included."""
+        with connect() as conn:
+            rows = admin.list_scopes(conn, kind, org)
+        if as_json:
+            print(admin.as_json_rows(rows))
+            return
+        _table(f"{len(rows)} {kind}", ("name", "id", "org id", "created"),
+               [(r.name, r.id, r.org_id, f"{r.created_at:%Y-%m-%d %H:%M}") for r in rows])
+
+
+_scope_command("teams")
+_scope_command("projects")
 
 
 @keys_app.command("list")

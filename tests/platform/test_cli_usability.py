@@ -158,3 +158,25 @@ def test_worker_status_keeps_job_names_whole_and_warns_when_no_worker_runs(dsn):
     for warning in warnings:
         assert all(job in warning for job in ("alerts", "anomalies", "forecasts", "recommendations"))
         assert "tokentra worker" in warning
+
+
+@pytest.mark.parametrize("kind", ["teams", "projects"])
+def test_teams_and_projects_not_seen_yet_are_created_for_budgets_by_name(dsn, kind):
+    from tokentra_core.db import connect
+
+    org = json.loads(ok("orgs", "create", "Scopes", "--json"))
+    name = f"{kind[:-1]}-{uuid.uuid4().hex[:6]}"
+    with connect(dsn) as conn:  # before: a budget naming it is refused (no usage, no row)
+        with pytest.raises(Exception, match="scope_id: no"):
+            conn.execute("insert into public.budgets (org_id, name, amount, period, scope_type, scope_id) "
+                         "values (%s, 'b', 10, 'monthly', %s, %s)", (org["id"], kind[:-1], name))
+    made = json.loads(ok(kind, "create", name, "--org", org["id"], "--json"))
+    assert [r["id"] for r in json.loads(ok(kind, "list", "--org", org["id"], "--json"))] == [made["id"]]
+    with connect(dsn) as conn:
+        scope = conn.execute("insert into public.budgets (org_id, name, amount, period, scope_type, scope_id) "
+                             "values (%s, 'b', 10, 'monthly', %s, %s) returning scope_id",
+                             (org["id"], kind[:-1], name)).fetchone()["scope_id"]
+        conn.rollback()
+    assert scope == made["id"]
+    line = one_line_error(run(kind, "create", name, "--org", org["id"]))
+    assert "already exists" in line and name in line
