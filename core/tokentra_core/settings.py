@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LOCAL_DB_PORT = 54322
 LOCAL_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
 # The JWT secret `supabase start` uses locally. Refused outside development (see check_production).
-LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"  # noqa: S105 - public, local only
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

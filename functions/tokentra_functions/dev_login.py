@@ -32,7 +32,7 @@ class CodeIn(BaseModel):
 
 class SignedIn(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_at: int
     user_id: UUID
     email: str | None
