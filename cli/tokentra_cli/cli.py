@@ -486,6 +486,30 @@ def bench_dashboard(
     run(rows=rows, runs=runs, keep=keep)
 
 
+@bench_app.command("route")
+def bench_route(
+    decisions: Annotated[int, typer.Option(help="Decisions to time in process, per path.")] = 20_000,
+    http_calls: Annotated[int, typer.Option(help="POST /route calls to time (and as many baseline calls).")] = 2_000,
+    seed: Annotated[int | None, typer.Option(help="Repeat a run's generated requests.")] = None,
+) -> None:
+    """Routing decision time: in process (target p99 < 1 ms) and over HTTP (p99 < 5 ms) beside /budget/check."""
+    run = dev_tool("bench_route").run_route
+
+    run(decisions, http_calls, seed)
+
+
+@bench_app.command("routing")
+def bench_routing(
+    calls: Annotated[int, typer.Option(help="Generated calls per seed.")] = 20_000,
+    floor: Annotated[float, typer.Option(help="Quality floor (0..1).")] = 0.8,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds; default: five fresh ones.")] = None,
+) -> None:
+    """Savings at a quality floor on traffic of known true quality, against the asked and the cheapest model."""
+    run = dev_tool("bench_route").run_routing
+
+    run(calls, floor, [int(s) for s in seeds.split(",")] if seeds else None)
+
+
 @bench_app.command("cache")
 def bench_cache(
     entries: Annotated[int, typer.Option(help="Synthetic 384-dim entries (the largest org holds half).")] = 100_000,
