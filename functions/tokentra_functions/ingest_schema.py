@@ -1,15 +1,17 @@
-"""From ingest events as sent to the rows staged for private.ingest_staged: every rule an event must pass.
+"""The ingest event: its wire model, every rule it must pass, and the row it is staged as for
+private.ingest_staged.
 
 The one place to extend when the event grows a field:
-- declare it on IngestEvent (models.py: type, constraints, description; the OpenAPI document follows);
-- if it is a client signal kept in metadata.tokentra, add its name to SIGNALS (models.py);
+- declare it on IngestEvent (type, constraints, description; the OpenAPI document follows);
+- if it is a client signal kept in metadata.tokentra, add its name to SIGNALS;
 - if it has a column of its own, add the column to usage_records (a migration) and the field to STAGED
   below with the type it travels as: private.ingest_staged copies every staged column usage_records has;
 - a rule beyond the field's own type (several fields, the server's clock) goes in CHECKS below.
 A field added later enters the content hash only when an event carries it, so events without it keep the
 hash they always had and their retries stay duplicates (see _hashed).
 
-Validation is one pydantic pass over the whole batch, then one short loop per event that lifts the
+Validation is one pydantic pass over the whole batch (no Python validators on the model: they would run
+per event), then one short loop per event that lifts the
 attribution, serializes the event once with pydantic-core, hashes those bytes and looks in them for what
 Postgres cannot store (NUL characters, NaN and Infinity, unpaired surrogates, deep nesting). Only an event
 whose bytes show a sign of one is walked value by value, to name the field or clear it.
@@ -21,26 +23,156 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal, NamedTuple
 from uuid import UUID
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from tokentra_functions.batch_body import Unreadable
-from tokentra_functions.models import ATTRIBUTION, SIGNALS, SIGNALS_KEY, IngestBatch, IngestEvent, Rejection, TimeWindow
+from tokentra_functions.models import Rejection, Short
 
-__all__ = ["CHECKS", "STAGED", "STAGED_COLUMNS", "Batch", "Problem", "openapi_body", "validate"]
+__all__ = ["ATTRIBUTION", "CHECKS", "SIGNALS", "SIGNALS_KEY", "STAGED", "STAGED_COLUMNS", "Batch", "IngestBatch",
+           "IngestEvent", "Problem", "TimeWindow", "openapi_body", "validate"]
 
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
 MAX_JSON_BYTES = 16_384
 MAX_DEPTH = 16
+Count = Annotated[int, Field(ge=0, le=10**10)]
+Hash = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16,128}$")]
+# Fields lifted from metadata into their own columns; the rest of metadata is kept as given.
+ATTRIBUTION = {"feature": "feature", "user_id": "end_user_id", "team": "team", "project": "project"}
+# Client-side signals of an event, kept in metadata under SIGNALS_KEY (see IngestEvent).
+SIGNALS_KEY = "tokentra"
+SIGNALS = ("response_format", "output_overhead", "prefix_hash", "prefix_share", "routing_rule_id", "routing_arm",
+           "routed_from_provider", "cache_entry_id", "cache_saved_usd")
+UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class IngestEvent(BaseModel):
+    """One LLM call. Token convention (OpenAI's and genai-prices'): input_tokens counts every input
+    token, cache reads and writes included; output_tokens counts every output token, reasoning included.
+    No text anywhere in it (metadata and raw_usage included) may hold a NUL character or an unpaired
+    surrogate, numbers are finite, and metadata and raw_usage nest at most 16 levels."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    request_id: Short
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=64, to_lower=True)]
+    model: Short
+    endpoint: Annotated[str, Field(max_length=100)] | None = None
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cached_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    service_tier: Annotated[str, Field(max_length=50)] | None = None
+    latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    time_to_first_token_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
+    status: Literal["success", "error", "timeout", "rate_limited", "cancelled"] = "success"
+    error_code: Annotated[str, Field(max_length=100)] | None = None
+    retry_count: Annotated[int, Field(ge=0, le=1000)] = 0
+    is_streaming: bool = False
+    is_timeout: bool = False
+    is_rate_limited: bool = False
+    routed_from_model: Annotated[str, Field(max_length=200)] | None = None
+    cache_hit: bool = False
+    prompt_hash: Hash | None = None
+    system_prompt_hash: Hash | None = None
+    task_type: Annotated[str, Field(max_length=64)] | None = None
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Attribution (feature, team, project and user_id are lifted into columns of their own) and "
+        f"anything else, at most {MAX_JSON_BYTES} bytes as JSON; the key 'tokentra' is reserved for the SDK's "
+        "signals.",
+    )
+    timestamp: datetime = Field(description="When the call started; without an offset, UTC.")
+    # usage_records.client_cost_usd is numeric(20, 12): under 10^8 fits.
+    cost_usd: Annotated[Decimal, Field(ge=0, lt=10**8)] | None = Field(
+        default=None, description="The cost the client was billed, kept beside ours."
+    )
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    raw_usage: dict[str, Any] | None = Field(
+        default=None, description=f"The provider's usage object, at most {MAX_JSON_BYTES} bytes as JSON."
+    )
+    source: Literal["sdk", "otel", "api", "gateway"] = "sdk"
+    reservation_id: UUID | None = Field(
+        default=None, description="The strict budget reservation the call was made under (/budget/reserve)."
+    )
+    # Signals the SDK measures on the client, never content; stored under metadata["tokentra"].
+    response_format: Literal["text", "json_object", "json_schema"] | None = Field(
+        default=None, description="The output format the call asked for."
+    )
+    output_overhead: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="Share of the answer's characters outside the compact JSON it contains (whitespace, "
+        "code fences, prose around it); absent when the answer holds no JSON.",
+    )
+    prefix_hash: Hash | None = Field(
+        default=None,
+        description="Hash of everything before the last user message (system prompt included), when "
+        "other messages precede it: the part a provider's prompt cache could serve.",
+    )
+    prefix_share: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Share of the prompt's characters inside that prefix."
+    )
+    # The routing decision the call was made under (tokentra.routing); usage_records derives its
+    # routing_rule_id and routing_arm columns from these, and realised savings are measured on them.
+    routing_rule_id: Annotated[str, Field(pattern=UUID_TEXT)] | None = Field(
+        default=None, description="The routing rule that decided the call."
+    )
+    routing_arm: Literal["treatment", "control", "rule", "strategy"] | None = Field(
+        default=None, description="Experiment arm of the rule, `rule` (all traffic) or `strategy` (registry)."
+    )
+    # Columns of their own (usage_records.trace_id, session_id), for cost per trace or session; staged as
+    # such by ingest_schema (an SDK tag of the same name in metadata fills them too).
+    trace_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="The trace the call belongs to (an OpenTelemetry trace id, or any id you give one request "
+        "through your agent or chain); GET /costs/traces sums cost per trace.",
+    )
+    session_id: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="The session (conversation, job) the call belongs to; GET /costs/traces?group_by=session.",
+    )
+    routed_from_provider: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Provider of routed_from_model, the model the caller asked for."
+    )
+    # A call answered from TokenTRA's semantic cache (cache_hit true): the entry and the cost of the call
+    # it replaced, so the savings are measured from usage rows.
+    cache_entry_id: Annotated[str, Field(pattern=UUID_TEXT)] | None = Field(
+        default=None, description="The semantic cache entry that answered the call."
+    )
+    cache_saved_usd: Annotated[float, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="What the call the cache answered would have cost (the entry's cost)."
+    )
+
+
+class IngestBatch(BaseModel):
+    """The body of POST /ingest, as the OpenAPI document shows it (events are validated one by one)."""
+
+    events: list[IngestEvent] = Field(max_length=1000)
+
+
+class TimeWindow:
+    """The timestamps an event may carry: up to 5 minutes ahead, back to the retention period."""
+
+    def __init__(self, now: datetime, retention_days: int) -> None:
+        self.latest = now + timedelta(minutes=5)
+        self.earliest = now - timedelta(days=retention_days)
+        self.retention_days = retention_days
+
+    def problem(self, ts: datetime) -> Problem | None:
+        if ts > self.latest:
+            return Problem("timestamp", "timestamp is more than 5 minutes in the future")
+        if ts < self.earliest:
+            return Problem("timestamp", f"timestamp is older than the {self.retention_days}-day retention period")
+        return None
 # Integer fields where JSON true/false must not pass as 1 and 0.
 _INTEGERS = ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
              "latency_ms", "time_to_first_token_ms", "retry_count")
-# usage_records.client_cost_usd is numeric(20, 12): under 10^8 fits.
-_MAX_CLIENT_COST = 10**8
 
 
 class Problem(NamedTuple):
@@ -62,13 +194,19 @@ def _parts_within_totals(e: IngestEvent) -> Problem | None:
     return None
 
 
-def _client_cost_fits(e: IngestEvent) -> Problem | None:
-    if e.cost_usd is not None and e.cost_usd >= _MAX_CLIENT_COST:
-        return Problem("cost_usd", f"cost_usd must be less than {_MAX_CLIENT_COST:,} for one call")
+def _prefix_pair(e: IngestEvent) -> Problem | None:
+    if (e.prefix_hash is None) != (e.prefix_share is None):
+        return Problem("prefix_hash", "prefix_hash and prefix_share come together")
     return None
 
 
-CHECKS: tuple[Callable[[IngestEvent], Problem | None], ...] = (_parts_within_totals, _client_cost_fits)
+def _reserved_metadata(e: IngestEvent) -> Problem | None:
+    if SIGNALS_KEY in e.metadata:
+        return Problem(f"metadata.{SIGNALS_KEY}", f"the metadata key {SIGNALS_KEY!r} is reserved for the SDK's signals")
+    return None
+
+
+CHECKS: tuple[Callable[[IngestEvent], Problem | None], ...] = (_parts_within_totals, _prefix_pair, _reserved_metadata)
 
 # ---------------------------------------------------------------- staging
 # The staged batch, in COPY order: (column, Postgres type). `idx` and `content_hash` are the batch's own;
@@ -198,8 +336,10 @@ def _problem(e: IngestEvent, window: TimeWindow) -> Problem | None:
         problem = check(e)
         if problem is not None:
             return problem
-    why = e.check_time(window)
-    return Problem("timestamp", why) if why else None
+    ts = e.timestamp
+    if ts.tzinfo is None:  # no offset: UTC
+        ts = e.__dict__["timestamp"] = ts.replace(tzinfo=UTC)
+    return window.problem(ts)
 
 
 def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
@@ -233,7 +373,7 @@ def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
         if problem is not None:
             return problem
     if len(meta_json) > MAX_JSON_BYTES:
-        return Problem("metadata", f"metadata is larger than {MAX_JSON_BYTES} bytes as JSON")
+        return Problem("metadata", f"metadata is larger than {MAX_JSON_BYTES} bytes (16 KiB) as JSON")
     if raw_json is not None and len(raw_json) > MAX_JSON_BYTES:
         return Problem("raw_usage", f"raw_usage is larger than {MAX_JSON_BYTES} bytes as JSON")
     # Aware (the model sees to it), any offset: the binary COPY sends the instant, never the offset text
