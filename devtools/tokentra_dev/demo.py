@@ -114,6 +114,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         from tokentra_dev.demo_cache import show as show_cache  # the semantic cache on for one bot, from usage rows
 
         show_cache(org.id, url, key.key)
+        from tokentra_dev.demo_routing import show as show_routing  # routing on for part of the traffic
+
+        show_routing(org.id, url, key.key)
         from tokentra_dev.demo_dashboard import show as show_dashboard
 
         if keep_serving:
