@@ -28,7 +28,7 @@ def public_dsn(dsn: str) -> str:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
         return "<not a connection URL>"
-    user = params.get("user")
+    user = str(params["user"]) if params.get("user") else None
     host = params.get("host", "localhost")
     port = params.get("port", "5432")
     db = params.get("dbname", user or "postgres")

@@ -8,7 +8,7 @@ name a team before its first call. RLS decides: admins and owners write, members
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import psycopg
@@ -22,8 +22,9 @@ from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
 router = APIRouter(tags=["teams and projects"])
-ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody},
-          422: {"model": ErrorBody}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
+}
 Name = Annotated[str, Field(min_length=1, max_length=200, description="As the SDK's tags carry it.")]
 Kind = Literal["teams", "projects"]
 
