@@ -26,6 +26,10 @@ OVERHEAD = Histogram("tokentra_gateway_policy_seconds",
                      ["provider"], buckets=_FAST, registry=REGISTRY)
 TOKENS = Counter("tokentra_gateway_tokens", "Tokens reported by providers, by kind.",
                  ["provider", "kind"], registry=REGISTRY)
+CACHE_HITS = Counter("tokentra_gateway_cache_hits", "Calls answered from the semantic cache, by match kind.",
+                     ["provider", "kind"], registry=REGISTRY)
+CACHE_SAVED = Counter("tokentra_gateway_cache_saved_usd", "What the calls the cache answered would have cost (USD).",
+                      ["provider"], registry=REGISTRY)
 COST = Counter("tokentra_gateway_cost_usd", "Priced cost of recorded calls (USD).", ["provider"], registry=REGISTRY)
 
 

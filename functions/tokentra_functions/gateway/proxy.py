@@ -24,6 +24,7 @@ import httpx
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 
+from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.errors import Refusal
 from tokentra_functions.gateway.policy import Decision, Upstream, VirtualKey, release, reserve
@@ -63,6 +64,7 @@ class Call:
     reservation: UUID | None
     started: float
     started_at: datetime
+    cache_store: bool = False  # a miss of the semantic cache: keep a successful answer
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -148,6 +150,9 @@ class Call:
                 payload = None
             if isinstance(payload, dict):
                 raw_usage, served, tier = usage_of(self.endpoint, payload)
+                if self.cache_store:
+                    gateway_cache.store_later(self.pool, self.key.org_id, self.provider, model, self.body, payload,
+                                              tokens(self.endpoint, raw_usage), self.facts.task_type)
         else:
             error_code = _error_code(content) or str(response.status_code)
         status = _status(response.status_code)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool
+from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.errors import Flavor, Refusal
 from tokentra_functions.gateway.policy import admit, decide, presented_key, reserve, upstream_for
@@ -158,7 +160,13 @@ async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor
                           f"This virtual key may not call {provider} model {facts.model}.")
         attribution = _attribution(key, request)
         decision = await decide(pool, key, provider, request, body, facts, attribution)
-        # The semantic cache answers here once it is installed; a hit never reaches budget or provider.
+        # The semantic cache: a hit never reaches the budget or a provider.
+        cacheable = gateway_cache.applies(endpoint, facts.stream)
+        if cacheable:
+            cached = await gateway_cache.lookup(pool, key.org_id, decision.model, body)
+            if cached is not None and cached.hit and cached.response is not None:
+                return _from_cache(request, key, provider, endpoint, facts, decision.model, attribution, cached,
+                                   started, started_at)
         upstream = await upstream_for(pool, key.org_id, provider)
         if key.store_prompts:
             attribution["prompt_preview"] = _preview(body)
@@ -179,7 +187,7 @@ async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor
     call = Call(pool=pool, client=_client(request), recorder=recorder(request), key=key, provider=provider,
                 endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
                 headers=upstream_headers(provider, upstream, request.headers), attribution=attribution,
-                reservation=reservation, started=started, started_at=started_at)
+                reservation=reservation, started=started, started_at=started_at, cache_store=cacheable)
     try:
         return await call.run()
     except BaseException:
@@ -188,6 +196,27 @@ async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor
 
         await release(pool, key.org_id, call.reservation)
         raise
+
+
+def _from_cache(request: Request, key: Any, provider: Flavor, endpoint: str, facts: Any, model: str,
+                attribution: dict[str, Any], cached: Any, started: float, started_at: Any) -> Response:
+    """Answer from the cache and record the call as a hit: no tokens billed, what it saved in its signals."""
+    request_id = str(uuid.uuid4())
+    event = {
+        "request_id": request_id, "provider": provider, "model": model, "endpoint": endpoint, "status": "success",
+        "latency_ms": round((time.perf_counter() - started) * 1000), "prompt_hash": facts.prompt_hash,
+        "system_prompt_hash": facts.system_prompt_hash, "task_type": facts.task_type, "source": "gateway",
+        "metadata": {**attribution, "gateway": {"virtual_key": key.name, "decision": "semantic cache"}},
+        "timestamp": started_at.isoformat(), "cache_hit": True, "cache_entry_id": cached.entry_id,
+        "cache_saved_usd": float(cached.saved_usd),
+    }
+    recorder(request).submit(key.ingest_key, event)
+    metrics.REQUESTS.labels(provider, endpoint, "200").inc()
+    metrics.CACHE_HITS.labels(provider, cached.outcome).inc()
+    metrics.CACHE_SAVED.labels(provider).inc(float(cached.saved_usd))
+    return Response(content=json.dumps(cached.response, separators=(",", ":")), media_type="application/json",
+                    headers={"x-tokentra-request-id": request_id, "x-tokentra-model": model,
+                             "x-tokentra-cache": cached.outcome})
 
 
 def _preview(body: dict[str, Any]) -> str:
