@@ -92,7 +92,26 @@ def _template(conn: psycopg.Connection, server: str, log) -> str:
         sync_prices(priced)
         priced.commit()
     conn.execute(sql.SQL("alter database {} rename to {}").format(sql.Identifier(building), sql.Identifier(name)))
+    # TimescaleDB's scheduler connects to every database with the extension, and CREATE DATABASE ... TEMPLATE
+    # refuses a template anyone is connected to: a template that takes no connections keeps it away.
+    conn.execute(sql.SQL("alter database {} with allow_connections false").format(sql.Identifier(name)))
     return name
+
+
+def _clone(conn: psycopg.Connection, name: str, template: str) -> None:
+    """CREATE DATABASE name TEMPLATE template, after ending background workers still connected to the
+    template (TimescaleDB's scheduler); retried briefly, since one may reconnect in between."""
+    for attempt in range(10):
+        conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                     "where datname = %s and backend_type like 'TimescaleDB%%'", (template,))
+        try:
+            conn.execute(sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 def create(server: str, log=lambda *_: None) -> str:
@@ -106,8 +125,7 @@ def create(server: str, log=lambda *_: None) -> str:
         conn.execute("select pg_advisory_lock(hashtext('tokentra.test-template'))")
         try:
             template = _template(conn, server, log)
-            conn.execute(sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(template)))
+            _clone(conn, name, template)
         finally:
             conn.execute("select pg_advisory_unlock(hashtext('tokentra.test-template'))")
     return with_dbname(server, name)
