@@ -122,6 +122,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         if keep_serving:
             console.print(f"\nServing at {url}; Ctrl-C stops.")
         show_dashboard(org.id, url, settings, serving=keep_serving)
+        from tokentra_dev.demo_manage import show as show_management  # the list commands' view of the org
+
+        show_management(org.id)
         if keep_serving:
             proc.wait()
     finally:

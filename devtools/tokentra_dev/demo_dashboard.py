@@ -21,13 +21,9 @@ def show(org_id: UUID, functions_url: str, settings: Settings, serving: bool) ->
     port = int(functions_url.split(":")[2].split("/")[0]) if serving else settings.functions_port
     where = settings.model_copy(update={"functions_port": port})
     with connect() as conn:
-        # Every demo run makes a new organization; the same owner joins each (its URL names the newest).
-        known = conn.execute("select id from auth.users where lower(email) = lower(%s)", (OWNER,)).fetchone()
-        if known is None:
-            admin.create_user(conn, OWNER, org_id, "owner")
-        else:
-            conn.execute("insert into public.organization_members (org_id, user_id, role) values (%s, %s, 'owner') "
-                         "on conflict do nothing", (org_id, known["id"]))
+        # Every demo run makes a new organization; the same owner joins each (its URL names the newest):
+        # `users create` of an existing email adds the membership.
+        admin.create_user(conn, OWNER, org_id, "owner")
         conn.commit()
         try:
             link = login_link(conn, OWNER, where, timedelta(minutes=60))

@@ -40,6 +40,19 @@ def test_demo_sends_traffic_and_reports_spend(dsn):
     # the key is printed once for the operator, and never its hash or anything else about it
     assert len(re.findall(r"tt_live_[A-Za-z0-9_-]{43}", text)) == 1
     check_intelligence(text, dsn)
+    check_management(text, dsn)
+
+
+def check_management(text: str, dsn: str) -> None:
+    """The list commands' view: the owner (an existing user joins each new demo organization) and the
+    teams, every one of them a row created from the SDK's tags."""
+    org = re.search(r"Demo org\s+([0-9a-f-]{36})", text)[1]
+    assert "member demo-owner@example.com (owner)" in text
+    listed = re.search(r"teams, all created from the SDK's tags: (.+)", text)[1].split(", ")
+    with connect(dsn) as conn:
+        tagged = {r["team"] for r in conn.execute(
+            "select distinct team from public.usage_records where org_id = %s and team is not null", (org,))}
+    assert tagged and set(listed) == tagged
 
 
 def _dollars(s: str) -> float:
