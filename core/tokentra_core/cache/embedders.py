@@ -40,8 +40,9 @@ class LocalOnnxEmbedder:
 
     name = f"local:{LOCAL_MODEL}"
     dims = 384
-    # Calibrated by `tokentra bench cache` on generated paraphrases and near misses (training seeds).
-    threshold = 0.86
+    # Calibrated on generated paraphrases and near misses (tokentra_dev.cache_pairs, seeds 1-5): the
+    # lowest threshold keeping wrong hits near 1% there; `tokentra bench cache` reports held-out seeds.
+    threshold = 0.83
     max_chars = 1000  # about 256 word pieces of English, the model's window
 
     def __init__(self, threads: int = 1) -> None:

@@ -23,7 +23,7 @@ __all__ = ["SUBSTITUTION_MAX", "GuardFeatures", "guard_features", "normalize_pro
 # ("reset my Slack password" / "reset my Zoom password"). Paraphrases reword more than one word.
 SUBSTITUTION_MAX = 1
 # Words that give the words around them roles: "A vs B", "from A to B", "A rather than B".
-_CONNECTORS = frozenset("vs versus or than to from into against over in with".split())
+_CONNECTORS = frozenset("vs versus or than to from into against over in with equals equal".split())
 
 _WORD = re.compile(r"[^\W_]+(?:['’.\-/:][^\W_]+)*|[\"“”«»]", re.UNICODE)
 _NUMBER = re.compile(r"^[-+]?\d[\d,]*(?:\.\d+)?%?$")
@@ -55,7 +55,7 @@ _NEGATIONS = frozenset(
 # Words whose opposite changes the answer, by class and sign: synonyms share a label, so a paraphrase
 # that says "advantages" for "benefits" still agrees, while "benefits" against "drawbacks" does not.
 _POLARITY_CLASSES = {
-    "merit+": "healthy beneficial helpful benefits benefit advantages advantage pros pro upsides upside "
+    "merit+": "help helps healthy beneficial helpful benefits benefit advantages advantage pros pro upsides upside "
               "strengths strength good better best pluses",
     "merit-": "unhealthy harmful risky drawbacks drawback disadvantages disadvantage cons con downsides downside "
               "weaknesses weakness risks risk bad worse worst minuses dangers",
@@ -99,10 +99,11 @@ _STOP = frozenset(
     # ways of asking that paraphrases swap for one another
     "compare comparison versus vs search look looking show steps step recap summarize summarise summary "
     "convert conversion translate say called name named tell idea worth equal equals equivalent into via "
-    "using use used uses need needs want wants would like could should possible way best-way go "
+    "using use used uses need needs want wants would like could should possible way "
     "which whichever who does anyone someone something".split())
 
 _NOT_CONTENT = _STOP | _NEGATIONS | frozenset(_SPELLED) | frozenset(_DATE_WORDS) | _CONNECTORS
+_HOW_MANY_IN = re.compile(r"\bhow (?:many|much)\b[^?.!]*?\bin\b", re.IGNORECASE)
 _QUOTES = frozenset("\"“”«»")
 
 
@@ -211,7 +212,10 @@ class _Scan:
                 self.after_connector = False
         self.previous = lower
 
-    def features(self) -> GuardFeatures:
+    def features(self, text: str) -> GuardFeatures:
+        # "how many X are in Y" names its roles the other way round from "convert Y to X".
+        if _HOW_MANY_IN.search(text):
+            self.roles.reverse()
         if self.spelled:
             self.numbers.append(_spelled_number(self.spelled))
         key = ("n:" + ",".join(sorted(self.numbers)), "d:" + ",".join(sorted(self.dates)), f"neg:{self.negations}")
@@ -231,7 +235,7 @@ def guard_features(text: str) -> GuardFeatures:
     for match in _WORD.finditer(unicodedata.normalize("NFKC", text)):
         if match.group(0) not in _QUOTES:
             scan.feed(match.group(0))
-    return scan.features()
+    return scan.features(text)
 
 
 def _opposite(label: str) -> str:
