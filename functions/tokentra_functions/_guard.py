@@ -70,7 +70,11 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+                headers = message.get("headers", [])
+                # A response that already names its request (the gateway passing a provider's id through,
+                # which the official clients read) keeps that one.
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                    message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
             await send(message)
 
         try:

@@ -105,11 +105,13 @@ class UsageRecorder:
             if token_total:
                 await conn.execute("select private.gateway_count_tokens(%s)",
                                    (Jsonb([{"key_id": str(key.key_id), "tokens": token_total}]),))
+            # Bounds on occurred_at let the planner open only the batch's day partitions, not all of them.
+            stamps = sorted(e["timestamp"] for e in events)
             cur = await conn.execute(
-                "select u.provider, sum(u.cost_usd) as cost from private.usage_request_ids c "
-                "join public.usage_records u on u.org_id = c.org_id and u.occurred_at = c.occurred_at "
-                "and u.request_id = c.request_id where c.org_id = %s and c.request_id = any(%s) group by 1",
-                (key.org_id, ids))
+                "select u.provider, sum(u.cost_usd) as cost from public.usage_records u "
+                "where u.org_id = %s and u.occurred_at >= %s::timestamptz and u.occurred_at <= %s::timestamptz "
+                "and u.request_id = any(%s) group by 1",
+                (key.org_id, stamps[0], stamps[-1], ids))
             costs: dict[str, Decimal] = defaultdict(Decimal)
             for row in await cur.fetchall():
                 costs[row["provider"]] += row["cost"] or Decimal(0)
