@@ -103,7 +103,7 @@ _STOP = frozenset(
     "which whichever who does anyone someone something".split())
 
 _NOT_CONTENT = _STOP | _NEGATIONS | frozenset(_SPELLED) | frozenset(_DATE_WORDS) | _CONNECTORS
-_HOW_MANY_IN = re.compile(r"\bhow (?:many|much)\b[^?.!]*?\bin\b", re.IGNORECASE)
+_HOW_MANY_IN = re.compile(r"\bhow many\b[^?.!]*?\bin\b", re.IGNORECASE)
 _QUOTES = frozenset("\"“”«»")
 
 
@@ -213,7 +213,8 @@ class _Scan:
         self.previous = lower
 
     def features(self, text: str) -> GuardFeatures:
-        # "how many X are in Y" names its roles the other way round from "convert Y to X".
+        # "how many X are in Y" names its roles the other way round from "convert Y to X" ("how much is
+        # X in Y" does not: X is still the source).
         if _HOW_MANY_IN.search(text):
             self.roles.reverse()
         if self.spelled:
