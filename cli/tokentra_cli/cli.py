@@ -439,7 +439,7 @@ def bench_ingest(
 
 @bench_app.command("gateway")
 def bench_gateway(
-    calls: Annotated[int, typer.Option(help="Timed calls per target, one client (five times that with many).")] = 400,
+    calls: Annotated[int, typer.Option(help="Timed calls per target, one client (twice that with many).")] = 400,
     clients: Annotated[int, typer.Option(help="Concurrent clients of the second run.")] = 50,
 ) -> None:
     """The gateway's added latency over the same local provider called directly (p50/p99, TTFT, throughput)."""

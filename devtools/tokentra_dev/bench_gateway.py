@@ -129,11 +129,12 @@ def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
     }
     results: dict[str, Any] = {}
     try:
-        for label, n_clients, n_calls in (("1 client", 1, calls), (f"{clients} clients", clients, calls * 5)):
+        for label, n_clients, n_calls in (("1 client", 1, calls), (f"{clients} clients", clients, calls * 2)):
             for stream in (False, True):
                 console.print(f"[dim]measuring {label}, {'TTFT streamed' if stream else 'non-streamed'}...[/dim]")
-                results[f"{label} {'ttft' if stream else 'call'}"] = asyncio.run(
-                    _measure(targets, n_calls, n_clients, stream))
+                name = f"{label} {'ttft' if stream else 'call'}"
+                results[name] = asyncio.run(_measure(targets, n_calls, n_clients, stream))
+                console.print_json(json.dumps({name: results[name]}))
         with connect(settings.dsn, autocommit=True) as conn:
             stored = conn.execute("select count(*) as n from public.usage_records where org_id = %s",
                                   (org_id,)).fetchone()["n"]
