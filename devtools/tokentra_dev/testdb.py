@@ -18,11 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote, urlencode
 
 import psycopg
 from genai_prices import __version__ as genai_prices_version
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from tokentra_core.db import connect
 from tokentra_core.migrations import COMPAT_DIR, MIGRATIONS_DIR, migrate
@@ -36,7 +37,19 @@ STALE_SECONDS = 12 * 3600  # a run's database older than this with nobody connec
 
 
 def with_dbname(dsn: str, dbname: str) -> str:
-    return make_conninfo(**{**conninfo_to_dict(dsn), "dbname": dbname})
+    """The same server and credentials, another database, as a URL: pg_prove hands -d to psql split at
+    spaces, so a key=value string would lose everything after its first pair."""
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    params.pop("dbname", None)
+    auth = quote(params.pop("user", ""), safe="")
+    if "password" in params:
+        auth += ":" + quote(params.pop("password"), safe="")
+    host = params.get("host", "")
+    netloc = ""
+    if host and "," not in host and not host.startswith("/"):  # a socket directory stays a query parameter
+        netloc = params.pop("host") + (":" + params.pop("port") if "port" in params else "")
+    query = f"?{urlencode(params)}" if params else ""
+    return f"postgresql://{auth + '@' if auth else ''}{netloc}/{quote(dbname, safe='')}{query}"
 
 
 def dbname_of(dsn: str) -> str:
