@@ -92,6 +92,25 @@ def invalid_fields(errors: list[dict[str, Any]], prefix: str = "") -> JSONRespon
     )
 
 
+def json_body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` declaring a JSON request body of `model` (definitions inlined) for a handler that reads
+    the body itself, after authenticating: the document shows it, the behaviour stays the handler's."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     return invalid_fields(list(exc.errors()))
 

@@ -10,9 +10,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from tokentra_core.alerting.channels import Channel
+from tokentra_functions._inputs import JsonObject, Text
 
 RuleType = Literal["budget_threshold", "spend_spike", "error_rate", "latency", "anomaly", "forecast_overrun"]
-Tag = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[Text, Field(min_length=1, max_length=200)]
 # Conditions are stored and answered with their numbers as JSON numbers, as every amount in the API.
 AsNumber = PlainSerializer(float, return_type=float, when_used="json")
 Window = Annotated[
@@ -76,17 +77,17 @@ CONDITIONS: dict[str, type[_Condition] | None] = {
 class RulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    condition: dict[str, Any] | None = None
+    name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
+    condition: JsonObject | None = None
     channels: Annotated[list[Channel], Field(max_length=20)] | None = None
     enabled: bool | None = None
 
 
 class RuleIn(RulePatch):
     org_id: UUID
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
     type: RuleType
-    condition: dict[str, Any] = Field(default_factory=dict)
+    condition: JsonObject = Field(default_factory=dict)
     channels: Annotated[list[Channel], Field(max_length=20)] = Field(default_factory=list)
     enabled: bool = True
 

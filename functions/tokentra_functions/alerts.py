@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from tokentra_core.alerting.channels import SAVE_SQL, ChannelError, prepare_channels, sealed_rows
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields
+from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields, json_body
 from tokentra_functions._db_errors import db_error, invalid
 from tokentra_functions.alert_models import CONDITIONS, Delivery, Event, Rule, RuleIn, RulePatch
 from tokentra_functions.models import ErrorBody
@@ -188,7 +188,8 @@ async def list_rules(request: Request, user: CurrentUser, pool: Pool, org_id: UU
 
 
 @router.post(
-    "/alerts", status_code=201, response_model=Envelope[Rule], responses=ERRORS, summary="Create an alert rule"
+    "/alerts", status_code=201, response_model=Envelope[Rule], responses=ERRORS, summary="Create an alert rule",
+    openapi_extra=json_body(RuleIn),
 )
 async def create_rule(request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _validate(RuleIn, await request.body())
@@ -226,7 +227,8 @@ async def get_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUse
     return envelope(Rule(**row).model_dump(mode="json"))
 
 
-@router.patch("/alerts/{rule_id}", response_model=Envelope[Rule], responses=ERRORS, summary="Change an alert rule")
+@router.patch("/alerts/{rule_id}", response_model=Envelope[Rule], responses=ERRORS, summary="Change an alert rule",
+              openapi_extra=json_body(RulePatch))
 async def update_rule(rule_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _validate(RulePatch, await request.body())
     if isinstance(body, JSONResponse):

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app, invalid_fields
+from tokentra_functions._app import Pool, error, function_app, invalid_fields, json_body
 from tokentra_functions._inputs import Text
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.models import ErrorBody
@@ -100,6 +100,7 @@ async def _authorized_body(
 @router.post(
     "/budget/reserve",
     response_model=ReserveResponse,
+    openapi_extra=json_body(ReserveRequest),
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Strict mode: reserve a call's maximum cost before making it",
 )
@@ -140,6 +141,7 @@ async def reserve(request: Request, pool: Pool) -> JSONResponse:
 @router.post(
     "/budget/check",
     response_model=CheckResponse,
+    openapi_extra=json_body(CheckRequest, required=False),
     responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Eventual mode: may a call with this attribution go ahead?",
 )

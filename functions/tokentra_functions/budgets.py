@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields
+from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields, json_body
 from tokentra_functions._db_errors import db_error
+from tokentra_functions._inputs import Text
 from tokentra_functions.models import ErrorBody, Money
 from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
@@ -29,7 +30,7 @@ Period = Literal["daily", "weekly", "monthly"]
 ScopeType = Literal["organization", "team", "project", "model", "feature", "user", "api_key"]
 Amount = Annotated[Decimal, Field(gt=0, le=Decimal("999999999999.99"), decimal_places=2)]
 Threshold = Annotated[int, Field(ge=1, le=1000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class BudgetPatch(BaseModel):
@@ -40,7 +41,7 @@ class BudgetPatch(BaseModel):
     period: Period | None = None
     week_start: Annotated[int, Field(ge=0, le=6, description="0 = Sunday .. 6 = Saturday")] | None = None
     scope_type: ScopeType | None = None
-    scope_id: Annotated[str, Field(
+    scope_id: Annotated[Text, Field(
         max_length=200,
         description="The scope's team or project name as usage tags carry it (or its id), model, feature, "
                     "end user id or API key id; absent for organization.")] | None = None
@@ -131,7 +132,8 @@ async def list_budgets(request: Request, user: CurrentUser, pool: Pool, org_id: 
 
 
 @router.post(
-    "/budgets", status_code=201, response_model=Envelope[Budget], responses=ERRORS, summary="Create a budget"
+    "/budgets", status_code=201, response_model=Envelope[Budget], responses=ERRORS, summary="Create a budget",
+    openapi_extra=json_body(BudgetIn),
 )
 async def create_budget(request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _body(BudgetIn, await request.body())
@@ -167,7 +169,8 @@ async def get_budget(budget_id: UUID, request: Request, pool: Pool, user: Curren
 
 
 @router.patch(
-    "/budgets/{budget_id}", response_model=Envelope[Budget], responses=ERRORS, summary="Change a budget"
+    "/budgets/{budget_id}", response_model=Envelope[Budget], responses=ERRORS, summary="Change a budget",
+    openapi_extra=json_body(BudgetPatch),
 )
 async def update_budget(budget_id: UUID, request: Request, pool: Pool, user: CurrentUser) -> JSONResponse:
     body = _body(BudgetPatch, await request.body())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_functions._analytics import csv_response, json_response, parse_exact, run_envelope, wants_csv
 from tokentra_functions._app import Envelope, Pool, function_app
-from tokentra_functions.models import ErrorBody
+from tokentra_functions.models import ErrorBody, Money
 from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["analytics"])
@@ -48,14 +47,14 @@ class Overview(BaseModel):
 
     period: Period
     currency: str
-    spend: Decimal
-    previous_spend: Decimal
-    spend_change_pct: Decimal | None
+    spend: Money
+    previous_spend: Money
+    spend_change_pct: Money | None
     requests: int
     errors: int
     active_providers: int
     pending_recommendations: int
-    potential_monthly_savings: Decimal
+    potential_monthly_savings: Money
     active_alerts: int
     spend_by_day: list[dict[str, Any]]
     spend_by_provider: list[dict[str, Any]]

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from tokentra_functions._app import Pool, function_app
+from tokentra_functions._app import Pool, function_app, json_body
 from tokentra_functions._inputs import no_nul
 from tokentra_functions.ingest import read_batch
 from tokentra_functions.models import ErrorBody, Rejection, Short
@@ -32,6 +32,12 @@ class FeedbackItem(BaseModel):
 
     request_id: Annotated[Short, AfterValidator(no_nul)]
     score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="0 = useless, 1 = perfect")]
+
+
+class FeedbackBatch(BaseModel):
+    """The request body (documentation: the handler reads it itself, item by item, after the key)."""
+
+    feedback: Annotated[list[FeedbackItem], Field(max_length=1000)]
 
 
 class FeedbackResult(BaseModel):
@@ -57,6 +63,7 @@ def validate(raw: list) -> tuple[list[dict], list[Rejection]]:
 @router.post(
     "/feedback",
     response_model=FeedbackResult,
+    openapi_extra=json_body(FeedbackBatch),
     responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
                422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Store quality scores for up to 1,000 reported calls",

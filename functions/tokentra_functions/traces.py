@@ -15,18 +15,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokentra_functions._analytics import json_response, run_json
 from tokentra_functions._app import Pool, function_app
 from tokentra_functions._db_errors import db_error
+from tokentra_functions._inputs import Moment, Text
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser
 
 router = APIRouter(tags=["analytics"])
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+Id = Annotated[Text, Field(min_length=1, max_length=200)]
 
 
 class TraceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    start: datetime | None = Field(default=None, description="Default: 24 hours before end.")
-    end: datetime | None = Field(default=None, description="Default: now. At most 31 days after start.")
+    start: Moment | None = Field(default=None, description="Default: 24 hours before end.")
+    end: Moment | None = Field(default=None, description="Default: now. At most 31 days after start.")
     group_by: Literal["trace", "session"] = "trace"
     org_id: UUID | None = None
     trace_id: Id | None = None

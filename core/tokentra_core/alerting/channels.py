@@ -20,7 +20,7 @@ from tokentra_core.settings import Settings
 
 __all__ = ["SAVE_SQL", "Channel", "ChannelError", "prepare_channels", "sealed_rows"]
 
-Url = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^https?://")]
+Url = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^https?://[^\x00]*$")]
 
 
 class _Base(BaseModel):

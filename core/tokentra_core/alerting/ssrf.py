@@ -101,7 +101,7 @@ def resolve_target(url: str, allowed: list[Network]) -> Target:
     port = port or (443 if parts.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name, or a label IDNA cannot encode
         raise BlockedTarget(f"host {parts.hostname} does not resolve") from None
     addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
     for address in addresses:
