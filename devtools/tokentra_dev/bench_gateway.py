@@ -93,27 +93,32 @@ async def _measure(targets: dict[str, tuple[str, dict[str, str]]], calls: int, c
     """Alternate direct and gateway calls from `clients` concurrent workers; latencies and rates per target."""
     limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         for url, headers in targets.values():  # warm connections, caches and plans
             for _ in range(20):
                 await _one(client, url, headers, stream)
         samples: dict[str, list[float]] = {name: [] for name in targets}
+        failures: dict[str, int] = dict.fromkeys(targets, 0)
         elapsed: dict[str, float] = dict.fromkeys(targets, 0.0)
-        per_round = max(1, calls // clients)
+        per_worker = max(1, calls // (2 * clients))  # each target runs twice, `clients` workers each time
         for round_index in range(2 * len(targets)):  # alternate targets in blocks, twice each
             name = list(targets)[round_index % len(targets)]
             url, headers = targets[name]
 
             async def worker(name: str = name, url: str = url, headers: dict[str, str] = headers) -> None:
-                for _ in range(per_round // 2):
-                    samples[name].append(await _one(client, url, headers, stream))
+                for _ in range(per_worker):
+                    try:
+                        samples[name].append(await _one(client, url, headers, stream))
+                    except httpx.HTTPError:
+                        failures[name] += 1  # counted and reported, never timed
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(clients)))
             elapsed[name] += time.perf_counter() - started
         for name, values in samples.items():
-            out[name] = {"p50_ms": _percentile(values, 50) * 1000, "p99_ms": _percentile(values, 99) * 1000,
-                         "calls": len(values), "per_second": len(values) / elapsed[name]}
+            out[name] = {"p50_ms": _percentile(values, 50) * 1000 if values else None,
+                         "p99_ms": _percentile(values, 99) * 1000 if values else None,
+                         "calls": len(values), "failed": failures[name], "per_second": len(values) / elapsed[name]}
     return out
 
 
@@ -152,6 +157,9 @@ def _print(results: dict[str, Any], stored: int) -> None:
                   "gateway/direct calls per s", title="tokentra bench gateway (ms; same local provider, same run)")
     for name, r in results.items():
         d, g = r["direct"], r["gateway"]
+        if d["p50_ms"] is None or g["p50_ms"] is None:
+            table.add_row(name, *["-"] * 6, f"failed: {g['failed']} / {d['failed']}")
+            continue
         table.add_row(name, f"{d['p50_ms']:.2f}", f"{g['p50_ms']:.2f}", f"{g['p50_ms'] - d['p50_ms']:.2f}",
                       f"{d['p99_ms']:.2f}", f"{g['p99_ms']:.2f}", f"{g['p99_ms'] - d['p99_ms']:.2f}",
                       f"{g['per_second']:.0f} / {d['per_second']:.0f}")
