@@ -1,7 +1,7 @@
 -- Semantic cache lookup and store: exact first, then similarity within the scope, behind the lexical
 -- guard; TTLs per task type; opt-ins; recorded outcomes.
 begin;
-select plan(26);
+select plan(29);
 
 -- a unit-length 384-dimensional vector pointing mostly along axis `a`, tilted by `tilt` towards axis `b`
 create function tests.cache_vec(a integer, b integer, tilt float8) returns extensions.vector
@@ -35,6 +35,13 @@ language sql volatile set search_path = '' as $$
   from private.cache_lookup(org::uuid, model, params, sys, '', encode(extensions.digest(prompt, 'sha256'), 'hex'), vec, 'local',
                             guard, polarity, tokens, coalesce(bag, 'bag-' || prompt), coalesce(seq, 'seq-' || prompt), 0.9)
 $$;
+
+-- one partial HNSW index per dimension in use: 384 and 1536 exist, others are made on demand, idempotently
+select is(private.ensure_semantic_cache_index(384), 'semantic_cache_embedding_384_idx exists', 'the 384 index exists');
+select is(private.ensure_semantic_cache_index(3072), 'semantic_cache_embedding_3072_idx created',
+          'a 3,072-dimension index is created (over halfvec)');
+select throws_ok($$select private.ensure_semantic_cache_index(5000)$$, '22023', null,
+                 'a dimension HNSW cannot index is refused with its reason');
 
 -- storing with the cache on keeps the entry and its response
 select is(tests.cache_put('00000000-0000-0000-0000-00000000ca01', 'capital of france', tests.cache_vec(1, 2, 0)),
