@@ -100,7 +100,7 @@ _locks: dict[str, asyncio.Lock] = {}
 async def _snapshot_json(pool: Pool, org: str) -> Any:
     async with pool.connection() as conn:
         cur = await conn.execute("select private.routing_snapshot(%s) as s", (org,))
-        row = await cur.fetchone()
+        row: Any = await cur.fetchone()  # dict rows (the pool's row factory)
     return row["s"]
 
 
@@ -149,7 +149,7 @@ async def models(
         cur = await conn.execute("select private.models_for(%s, %s, %s, %s, %s)::text as data",
                                  (key.org_id, provider.lower() if provider else None, family_only,
                                   include_deprecated, kind))
-        row = await cur.fetchone()
+        row: Any = await cur.fetchone()  # dict rows (the pool's row factory)
     return Response(b'{"data":' + row["data"].encode() + b"}", media_type="application/json")
 
 

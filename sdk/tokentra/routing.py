@@ -405,6 +405,20 @@ class Decision:
         }
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """The call as asked: what every decision reports beside its choice."""
+
+    model: str
+    provider: str | None
+    cost: float | None
+
+    def decision(self, model: str, provider: str | None, reason: str, cost: float | None,
+                 **extra: Any) -> Decision:
+        return Decision(model, provider, reason, cost, self.model, self.provider,
+                        estimated_original_cost=self.cost, **extra)
+
+
 def bucket(rule_id: str, key: str) -> float:
     """Where a key falls in [0, 1) for a rule: the same key and rule always give the same number, and
     different rules split the same keys independently."""
@@ -437,8 +451,7 @@ def decide(request: RouteRequest, snapshot: Snapshot) -> Decision:
     out_tokens = _expected_output(request, asked)
     asked_cost = estimate_cost(asked, request.input_tokens, out_tokens)
     directives: dict[str, Mapping[str, Any]] = {}
-    base = {"original_model": request.model, "original_provider": provider,
-            "estimated_original_cost": asked_cost}
+    base = _Origin(request.model, provider, asked_cost)
 
     if snapshot.rules:
         facts = request.facts(provider)
@@ -453,14 +466,14 @@ def decide(request: RouteRequest, snapshot: Snapshot) -> Decision:
                 arm = "treatment" if point < rule.traffic_share else "control"
                 experiment = Experiment(rule.id, arm, rule.traffic_share)
                 if arm == "control":
-                    return Decision(request.model, provider, f"experiment control arm of rule {rule.name!r}",
+                    return base.decision(request.model, provider, f"experiment control arm of rule {rule.name!r}",
                                     asked_cost, rule_id=rule.id, recommendation_id=rule.recommendation_id,
-                                    experiment=experiment, arm="control", directives=directives, **base)
+                                    experiment=experiment, arm="control", directives=directives)
             arm_name = experiment.arm if experiment else "rule"
             if rule.action_type == "block":
-                return Decision(request.model, provider, f"blocked by rule {rule.name!r}", None, rule_id=rule.id,
+                return base.decision(request.model, provider, f"blocked by rule {rule.name!r}", None, rule_id=rule.id,
                                 recommendation_id=rule.recommendation_id, experiment=experiment, arm=arm_name,
-                                blocked=True, directives=directives, **base)
+                                blocked=True, directives=directives)
             if rule.action_type == "route_to_model":
                 routed = _apply_route(rule, request, snapshot, provider, experiment, arm_name, directives, base)
                 if routed is not None:
@@ -473,12 +486,12 @@ def decide(request: RouteRequest, snapshot: Snapshot) -> Decision:
         if chosen is not None:
             return chosen
     reason = "no rule matched and no strategy asked" if request.strategy is None else "the asked model is the choice"
-    return Decision(request.model, provider, reason, asked_cost, directives=directives, **base)
+    return base.decision(request.model, provider, reason, asked_cost, directives=directives)
 
 
 def _apply_route(rule: Rule, request: RouteRequest, snapshot: Snapshot, provider: str | None,
                  experiment: Experiment | None, arm: str, directives: dict[str, Mapping[str, Any]],
-                 base: dict[str, Any]) -> Decision | None:
+                 base: _Origin) -> Decision | None:
     action = rule.action
     target = str(action.get("model") or action.get("target_model"))
     target_provider = action.get("provider") or action.get("target_provider") or provider
@@ -492,14 +505,14 @@ def _apply_route(rule: Rule, request: RouteRequest, snapshot: Snapshot, provider
         fallbacks.append(request.model)
     if info is not None and action.get("service_tier"):
         directives.setdefault("service_tier", {"service_tier": action["service_tier"], "rule_id": rule.id})
-    return Decision(target, target_provider, f"rule {rule.name!r} routes to {target}",
+    return base.decision(target, target_provider, f"rule {rule.name!r} routes to {target}",
                     estimate_cost(info, request.input_tokens, out_tokens), fallbacks=tuple(fallbacks),
                     rule_id=rule.id, recommendation_id=rule.recommendation_id, experiment=experiment, arm=arm,
-                    directives=directives, **base)
+                    directives=directives)
 
 
 def _by_strategy(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | None, provider: str | None,
-                 directives: dict[str, Mapping[str, Any]], base: dict[str, Any]) -> Decision | None:
+                 directives: dict[str, Mapping[str, Any]], base: _Origin) -> Decision | None:
     category = request.category
     if category is None:
         return None
@@ -512,7 +525,7 @@ def _by_strategy(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | N
     if not pool:
         return None
     strategy = request.strategy
-    asked_cost = base["estimated_original_cost"]
+    asked_cost = base.cost
     if strategy in ("cheapest", "balanced") and asked_cost is not None:
         pool = [c for c in pool if c[2] <= asked_cost]  # never dearer than what was asked for
         if not pool:
@@ -533,13 +546,13 @@ def _by_strategy(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | N
         fallbacks.append(request.model)
     if asked is not None and chosen is asked:
         reason = f"{strategy}: the asked model is the best choice for {category} at quality >= {floor:.2f}"
-        return Decision(request.model, provider, reason, cost, fallbacks=tuple(fallbacks),
-                        directives=directives, **base)
+        return base.decision(request.model, provider, reason, cost, fallbacks=tuple(fallbacks),
+                        directives=directives)
     reason = (f"{strategy}: {chosen.model} scores {quality:.2f} on {category} (floor {floor:.2f}) "
               f"at ${cost:.6f} against ${asked_cost:.6f}" if asked_cost is not None else
               f"{strategy}: {chosen.model} scores {quality:.2f} on {category} (floor {floor:.2f})")
-    return Decision(chosen.model, chosen.provider, reason, cost, fallbacks=tuple(fallbacks), arm="strategy",
-                    directives=directives, **base)
+    return base.decision(chosen.model, chosen.provider, reason, cost, fallbacks=tuple(fallbacks), arm="strategy",
+                    directives=directives)
 
 
 def _eligible(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | None, provider: str | None,
