@@ -160,16 +160,32 @@ class TimeWindow:
     """The timestamps an event may carry: up to 5 minutes ahead, back to the retention period."""
 
     def __init__(self, now: datetime, retention_days: int) -> None:
-        self.latest = now + timedelta(minutes=5)
-        self.earliest = now - timedelta(days=retention_days)
+        # Compared as naive UTC: comparing aware times asks both zones for their offset, which for
+        # pydantic's zones is a call out of C each time, four per event.
+        utc = now.astimezone(UTC).replace(tzinfo=None)
+        self.latest = utc + timedelta(minutes=5)
+        self.earliest = utc - timedelta(days=retention_days)
         self.retention_days = retention_days
 
-    def problem(self, ts: datetime) -> Problem | None:
-        if ts > self.latest:
+    def problem(self, utc: datetime) -> Problem | None:
+        """Why a naive UTC time is outside the window, or None."""
+        if utc > self.latest:
             return Problem("timestamp", "timestamp is more than 5 minutes in the future")
-        if ts < self.earliest:
+        if utc < self.earliest:
             return Problem("timestamp", f"timestamp is older than the {self.retention_days}-day retention period")
         return None
+
+
+def _utc(ts: datetime) -> datetime:
+    """A timestamp as naive UTC (no offset given: UTC), without overflow at the ends of the calendar."""
+    offset = ts.utcoffset()
+    naive = ts.replace(tzinfo=None)
+    if not offset:
+        return naive
+    try:
+        return naive - offset
+    except OverflowError:  # year 1 or 9999: far outside any window either way
+        return datetime.min if offset > timedelta(0) else datetime.max
 # Integer fields where JSON true/false must not pass as 1 and 0.
 _INTEGERS = ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
              "latency_ms", "time_to_first_token_ms", "retry_count")
@@ -336,10 +352,13 @@ def _problem(e: IngestEvent, window: TimeWindow) -> Problem | None:
         problem = check(e)
         if problem is not None:
             return problem
-    ts = e.timestamp
-    if ts.tzinfo is None:  # no offset: UTC
-        ts = e.__dict__["timestamp"] = ts.replace(tzinfo=UTC)
-    return window.problem(ts)
+    utc = _utc(e.timestamp)
+    problem = window.problem(utc)
+    if problem is None:
+        # The instant, in the standard library's UTC (psycopg reads its offset in C); the binary COPY
+        # never sends offset text, which Postgres refuses past 15:59.
+        e.__dict__["timestamp"] = utc.replace(tzinfo=UTC)
+    return problem
 
 
 def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
@@ -376,9 +395,7 @@ def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
         return Problem("metadata", f"metadata is larger than {MAX_JSON_BYTES} bytes (16 KiB) as JSON")
     if raw_json is not None and len(raw_json) > MAX_JSON_BYTES:
         return Problem("raw_usage", f"raw_usage is larger than {MAX_JSON_BYTES} bytes as JSON")
-    # Aware (the model sees to it), any offset: the binary COPY sends the instant, never the offset text
-    # (Postgres refuses offsets past 15:59 in text).
-    occurred_at = e.timestamp
+    occurred_at = e.timestamp  # in UTC since _problem
     return (
         idx, e.request_id, e.source, e.provider, e.model, e.endpoint, e.input_tokens, e.output_tokens,
         e.cached_tokens, e.cache_write_tokens, e.reasoning_tokens, e.service_tier, e.cost_usd, e.currency,
