@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_functions._app import Pool, envelope, function_app
 from tokentra_functions._db_errors import db_error
+from tokentra_functions._inputs import Text
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user
 
 router = APIRouter(tags=["prices"])
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
 # USD per million tokens (per thousand requests); the SQL function refuses implausible ones too.
 Mtok = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=18, decimal_places=9)]
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -34,7 +35,7 @@ class ResolveQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     model: Name = Field(description="The model name as a client sends it (gpt-4o-2024-08-06, my-azure-deployment).")
-    provider: Annotated[str, Field(max_length=64)] | None = Field(
+    provider: Annotated[Text, Field(max_length=64)] | None = Field(
         default=None, description="The provider as a client names it (openai, azure, ...)."
     )
     org_id: UUID | None = Field(default=None, description="Include this organization's own prices.")
@@ -49,7 +50,7 @@ class PriceIn(BaseModel):
     org_id: UUID
     model: Name = Field(description="The model name as your calls send it, or a canonical model (gpt-4o) to "
                                     "override every name that resolves to it.")
-    provider: Annotated[str, Field(max_length=64)] | None = Field(
+    provider: Annotated[Text, Field(max_length=64)] | None = Field(
         default=None, description="Only calls to this provider (default: any provider)."
     )
     input_mtok: Mtok
@@ -61,7 +62,7 @@ class PriceIn(BaseModel):
     effective_from: datetime | None = Field(
         default=None, description="From when the price applies (default: all history, so past calls are re-priced)."
     )
-    note: Annotated[str, Field(max_length=500)] | None = None
+    note: Annotated[Text, Field(max_length=500)] | None = None
 
 
 class PriceSet(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_functions._app import Envelope, Pool, envelope, function_app
 from tokentra_functions._db_errors import db_error
+from tokentra_functions._inputs import Text
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
@@ -25,7 +26,7 @@ router = APIRouter(tags=["teams and projects"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
 }
-Name = Annotated[str, Field(min_length=1, max_length=200, description="As the SDK's tags carry it.")]
+Name = Annotated[Text, Field(min_length=1, max_length=200, description="As the SDK's tags carry it.")]
 Kind = Literal["teams", "projects"]
 
 
