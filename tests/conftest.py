@@ -42,13 +42,25 @@ def pytest_configure(config: pytest.Config) -> None:
         target = user.dsn
         migrate(target, log=lambda *_: None)
         _RUN["in_place"] = testdb.InPlace(target)
+    if os.environ.get("TOKENTRA_TEST_POOLER") == "1":
+        # Behind PgBouncer in transaction mode, as Supabase's pooler runs: the server, the worker and the
+        # tests' own connections go through it; migrations go direct (pooler.direct).
+        from tokentra_dev.pooler import DIRECT_ENV, PgBouncer
+
+        pooler = PgBouncer(target)
+        _RUN["pooler"] = pooler
+        os.environ[DIRECT_ENV] = target
+        target = pooler.__enter__()
     os.environ["DATABASE_URL"] = target
     get_settings.cache_clear()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     from tokentra_dev import testdb
+    from tokentra_dev.pooler import PgBouncer
 
+    if isinstance(pooler := _RUN.pop("pooler", None), PgBouncer):
+        pooler.__exit__()
     if isinstance(created := _RUN.pop("created", None), str):
         testdb.drop(created)
     if isinstance(in_place := _RUN.pop("in_place", None), testdb.InPlace):
@@ -57,8 +69,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def dsn() -> str:
+    from tokentra_dev.pooler import direct
+
     settings = get_settings()
-    migrate(settings.dsn, log=lambda *_: None)  # idempotent: ./scripts/test already migrated
+    migrate(direct(settings.dsn), log=lambda *_: None)  # idempotent: ./scripts/test already migrated
     return settings.dsn
 
 

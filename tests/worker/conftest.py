@@ -15,11 +15,12 @@ import pytest
 from worker_helpers import FAST
 
 from tokentra_core.migrations import migrate
+from tokentra_dev.pooler import direct
 
 
 @pytest.fixture
 def worker_dsn(scratch_dsn: str) -> str:
-    migrate(scratch_dsn, log=lambda *_: None)
+    migrate(direct(scratch_dsn), log=lambda *_: None)  # migrations never go through a pooler
     return scratch_dsn
 
 
