@@ -19,6 +19,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.settings import get_settings
@@ -130,7 +131,8 @@ async def cache_lookup(request: Request, pool: Pool) -> JSONResponse:
     async with pool.connection() as conn:
         result = await lookup(conn, embedder(), org_id=str(key.org_id), model=body.model, messages=body.messages,
                               system=body.system, params=body.params)
-    answer = LookupResponse(outcome=result.outcome, hit=result.hit, entry_id=result.entry_id,
+    answer = LookupResponse(outcome=result.outcome, hit=result.hit,
+                            entry_id=UUID(result.entry_id) if result.entry_id else None,
                             similarity=result.similarity, response=result.response if result.hit else None,
                             saved_input_tokens=result.saved_input_tokens,
                             saved_output_tokens=result.saved_output_tokens, saved_usd=float(result.saved_usd))
@@ -152,7 +154,8 @@ async def cache_store(request: Request, pool: Pool) -> JSONResponse:
                              input_tokens=body.input_tokens, output_tokens=body.output_tokens,
                              cached_tokens=min(body.cached_tokens, body.input_tokens), system=body.system,
                              params=body.params, task_type=body.task_type)
-    return JSONResponse(StoreResponse(outcome=result.outcome, entry_id=result.entry_id).model_dump(mode="json"))
+    entry = UUID(result.entry_id) if result.entry_id else None
+    return JSONResponse(StoreResponse(outcome=result.outcome, entry_id=entry).model_dump(mode="json"))
 
 
 @router.post("/cache/feedback", response_model=FeedbackResponse,
@@ -206,9 +209,12 @@ async def cache_savings(user: CurrentUser, pool: Pool, q: Annotated[CacheSavings
     if end < start:
         return error(422, "invalid_request", "end_date: must not be before start_date")
     async with as_user(pool, user) as conn:
-        cur = await conn.execute("select * from public.cache_savings(%s, %s, %s)", (start, end, q.org_id))
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("select * from public.cache_savings(%s, %s, %s)", (start, end, q.org_id))
         row = await cur.fetchone()
-    body = CacheSavings(start_date=start, end_date=end, **{k: row[k] for k in row})
+    if row is None:  # an aggregate always answers one row
+        raise RuntimeError("public.cache_savings returned no row")
+    body = CacheSavings(start_date=start, end_date=end, **row)
     return JSONResponse(body.model_dump(mode="json"))
 
 
