@@ -41,6 +41,19 @@ def test_demo_sends_traffic_and_reports_spend(dsn):
     assert len(re.findall(r"tt_live_[A-Za-z0-9_-]{43}", text)) == 1
     check_intelligence(text, dsn)
     check_management(text, dsn)
+    check_routing(text, dsn)
+
+
+def check_routing(text: str, dsn: str) -> None:
+    """Routing ran on part of the traffic and the savings it prints are the usage rows'."""
+    org = re.search(r"Demo org\s+([0-9a-f-]{36})", text)[1]
+    assert "Routing: on for part of the traffic" in text
+    with connect(dsn) as conn:
+        arms = {r["routing_arm"]: r for r in conn.execute(
+            "select * from private.routing_savings(%s, now() - interval '1 day')", (org,))}
+    assert {"treatment", "control"} <= set(arms)
+    assert arms["treatment"]["savings_usd"] > 0 and arms["control"]["savings_usd"] == 0
+    assert re.search(r"treatment\s+│\s+" + f"{arms['treatment']['requests']:,}", text)
 
 
 def check_management(text: str, dsn: str) -> None:
@@ -63,8 +76,9 @@ def check_intelligence(text: str, dsn: str) -> None:
     """The recommendations, anomalies and forecast sections appear, and what they print is true."""
     org = re.search(r"Demo org\s+([0-9a-f-]{36})", text)[1]
     with connect(dsn) as conn:
+        # the routing section, later in the run, applies the biggest routing recommendation on purpose
         recs = conn.execute("select category, estimated_monthly_savings::float8 as s from public.recommendations "
-                            "where org_id = %s and status = 'open'", (org,)).fetchall()
+                            "where org_id = %s and status in ('open', 'applied')", (org,)).fetchall()
         forecast = conn.execute("select forecast::float8 as f, lower_80::float8 as l80, upper_80::float8 as u80, "
                                 "lower_95::float8 as l95, upper_95::float8 as u95, spent_to_date::float8 as s "
                                 "from public.spend_forecasts where org_id = %s and budget_id is null",
