@@ -10,17 +10,6 @@ export default defineConfig({
     outDir: "dist",
     sourcemap: false,
     chunkSizeWarningLimit: 900,
-    rollupOptions: {
-      output: {
-        // Charts and React change less often than the pages: separate chunks cache separately.
-        manualChunks(id: string) {
-          if (id.includes("node_modules/recharts") || id.includes("node_modules/d3-")) return "charts";
-          if (id.includes("node_modules/@supabase")) return "supabase";
-          if (id.includes("node_modules/react")) return "react";
-          return undefined;
-        },
-      },
-    },
   },
   server: {
     // `npm run dev` talks to a running `tokentra serve`.

@@ -10,6 +10,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import dict_row
 
 from tokentra_core.dev_auth import local_sign_in_refusal, mint_user_jwt
 from tokentra_core.settings import Settings
@@ -24,17 +25,22 @@ class SignInRefused(Exception):
 def _user(conn: psycopg.Connection, email: str, settings: Settings) -> UUID:
     if refusal := local_sign_in_refusal(settings):
         raise SignInRefused(f"local sign-in is off: {refusal}")
-    row = conn.execute("select id from auth.users where lower(email) = lower(%s)", (email,)).fetchone()
+    row = conn.cursor(row_factory=dict_row).execute(
+        "select id from auth.users where lower(email) = lower(%s)", (email,)).fetchone()
     if row is None:
         raise SignInRefused(f"no user {email}: create one with `tokentra users create {email} --org ORG_ID "
                             "--role member`")
-    return row["id"]
+    return UUID(str(row["id"]))
 
 
 def login_link(conn: psycopg.Connection, email: str, settings: Settings, ttl: timedelta) -> str:
     """A one-time link that signs the user in to the local dashboard."""
     user_id = _user(conn, email, settings)
-    code = conn.execute("select private.issue_dev_sign_in_code(%s, %s) as code", (user_id, ttl)).fetchone()["code"]
+    issued = conn.cursor(row_factory=dict_row).execute(
+        "select private.issue_dev_sign_in_code(%s, %s) as code", (user_id, ttl)).fetchone()
+    if issued is None:  # a select of one expression always answers one row
+        raise RuntimeError("private.issue_dev_sign_in_code answered no row")
+    code = issued["code"]
     return f"http://{settings.functions_host}:{settings.functions_port}/dashboard/#/signin?code={code}"
 
 

@@ -1,19 +1,23 @@
-import { useEffect, useState, type ReactNode } from "react";
+import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
 import { createHashRouter, Navigate, NavLink, Outlet, RouterProvider, useLocation, useSearchParams } from "react-router";
 import { api } from "./api";
 import { currentSession, onSession, signOut } from "./auth";
 import { Empty, ErrorBox, Loading } from "./components/State";
 import { useAsync } from "./components/useAsync";
 import { LiveProvider, useLive } from "./live";
-import { Admin } from "./pages/Admin";
-import { Alerts } from "./pages/Alerts";
-import { Anomalies } from "./pages/Anomalies";
-import { Budgets } from "./pages/Budgets";
-import { Costs } from "./pages/Costs";
-import { Overview } from "./pages/Overview";
-import { Recommendations } from "./pages/Recommendations";
+import { PAGE_MODULES } from "./pageModules";
 import { SignIn } from "./pages/SignIn";
 import { SessionProvider, useSession } from "./session";
+
+// Each page is its own chunk, so the first screen evaluates only the shell and the page it shows
+// (main.tsx starts loading that page's chunk before the session and config have answered).
+const Overview = lazy(() => PAGE_MODULES.overview().then((m) => ({ default: m.Overview })));
+const Costs = lazy(() => PAGE_MODULES.costs().then((m) => ({ default: m.Costs })));
+const Budgets = lazy(() => PAGE_MODULES.budgets().then((m) => ({ default: m.Budgets })));
+const Alerts = lazy(() => PAGE_MODULES.alerts().then((m) => ({ default: m.Alerts })));
+const Anomalies = lazy(() => PAGE_MODULES.anomalies().then((m) => ({ default: m.Anomalies })));
+const Recommendations = lazy(() => PAGE_MODULES.recommendations().then((m) => ({ default: m.Recommendations })));
+const Admin = lazy(() => PAGE_MODULES.admin().then((m) => ({ default: m.Admin })));
 
 interface Page {
   path: string;
@@ -45,7 +49,7 @@ function Guard({ page }: { page: Page }) {
       </Empty>
     );
   }
-  return <>{page.element}</>;
+  return <Suspense fallback={<Loading what={page.label.toLowerCase()} />}>{page.element}</Suspense>;
 }
 
 function LiveBadge() {

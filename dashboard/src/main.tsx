@@ -2,7 +2,10 @@ import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import { restoreSession } from "./auth";
 import { loadConfig } from "./config";
+import { prefetchPage } from "./pageModules";
 import "./styles.css";
+
+prefetchPage(window.location.hash);
 
 const root = createRoot(document.getElementById("root")!);
 loadConfig()

@@ -14,6 +14,7 @@ from uuid import UUID
 import psycopg
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_core.db import analyst_connection_string
@@ -104,8 +105,8 @@ def _data(value: Any, status: int = 200) -> JSONResponse:
 async def _rows(user: UserClaims, pool: Pool, sql: str, args: tuple) -> list[dict[str, Any]] | JSONResponse:
     try:
         async with as_user(pool, user) as conn:
-            cur = await conn.execute(sql, args)
-            return await cur.fetchall()
+            cur = conn.cursor(row_factory=dict_row)
+            return await (await cur.execute(sql, args)).fetchall()
     except psycopg.Error as exc:
         if (answer := db_error(exc)) is None:
             raise

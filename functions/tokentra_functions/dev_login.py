@@ -13,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_core.dev_auth import local_sign_in_refusal, mint_user_jwt
@@ -49,8 +50,8 @@ async def dev_login(body: CodeIn, pool: Pool) -> JSONResponse:
     if refusal := local_sign_in_refusal(settings):
         return error(404, "not_found", f"local sign-in is off: {refusal}")
     async with pool.connection() as conn:
-        cur = await conn.execute("select * from private.redeem_dev_sign_in_code(%s)", (body.code,))
-        row = await cur.fetchone()
+        cur = conn.cursor(row_factory=dict_row)
+        row = await (await cur.execute("select * from private.redeem_dev_sign_in_code(%s)", (body.code,))).fetchone()
     if row is None:
         return error(401, "unauthorized", "code: unknown, expired or already used; run `tokentra users login` again")
     token = mint_user_jwt(settings, row["user_id"], row["email"], TOKEN_SECONDS)

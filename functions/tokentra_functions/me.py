@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from tokentra_functions._app import Pool, function_app
@@ -40,8 +41,8 @@ class MeResponse(BaseModel):
             summary="The signed-in user, their organizations, role and permissions in each")
 async def me(user: CurrentUser, pool: Pool) -> JSONResponse:
     async with as_user(pool, user) as conn:
-        cur = await conn.execute("select * from public.my_organizations()")
-        rows = await cur.fetchall()
+        cur = conn.cursor(row_factory=dict_row)
+        rows = await (await cur.execute("select * from public.my_organizations()")).fetchall()
     email = (user.model_extra or {}).get("email")
     body = MeResponse(data=Me(user_id=user.id, email=email, organizations=[Membership(**r) for r in rows]))
     return JSONResponse(body.model_dump(mode="json"))

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from tokentra_functions._app import Pool, error, function_app
@@ -43,9 +44,9 @@ BATCH = 500
 
 async def _allowed(pool: AsyncConnectionPool, user: UserClaims, topics: list[str]) -> list[str]:
     async with as_user(pool, user) as conn:
-        cur = await conn.execute("select t from unnest(%s::text[]) t where not private.may_read_topic(t)",
-                                 (topics,))
-        return [r["t"] for r in await cur.fetchall()]
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("select t from unnest(%s::text[]) t where not private.may_read_topic(t)", (topics,))
+        return [str(r["t"]) for r in await cur.fetchall()]
 
 
 async def _poll(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
@@ -55,7 +56,8 @@ async def _poll(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
         for topic in topics:
             # Supabase Realtime's authorization check: the policy compares the row with realtime.topic().
             await conn.execute("select set_config('realtime.topic', %s, true)", (topic,))
-            cur = await conn.execute(
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
                 "select id, topic, event, payload, inserted_at from realtime.messages "
                 "where topic = %s and extension = 'broadcast' and inserted_at > %s "
                 "order by inserted_at, id limit %s",
@@ -69,12 +71,16 @@ async def _poll(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
 async def _start(pool: AsyncConnectionPool, last_event_id: str | None) -> datetime:
     """Where the stream starts: after the client's last event (a reconnect), else now."""
     async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
         if last_event_id and re.fullmatch(r"\d{10,20}", last_event_id.split("-")[0]):
-            cur = await conn.execute("select to_timestamp(%s::bigint / 1e6)::timestamp as t",
-                                     (last_event_id.split("-")[0],))
+            await cur.execute("select to_timestamp(%s::bigint / 1e6)::timestamp as t", (last_event_id.split("-")[0],))
         else:
-            cur = await conn.execute("select now()::timestamp as t")
-        return (await cur.fetchone())["t"]
+            await cur.execute("select now()::timestamp as t")
+        row = await cur.fetchone()
+        if row is None:  # a select of one expression always answers one row
+            raise RuntimeError("the start time query answered no row")
+        start: datetime = row["t"]
+        return start
 
 
 def _event(name: str, data: Any, event_id: str | None = None) -> str:
@@ -90,7 +96,9 @@ async def _stream(pool: AsyncConnectionPool, user: UserClaims, topics: list[str]
     yield _event("ready", {"topics": topics})
     started = last_write = time.monotonic()
     while time.monotonic() - started < MAX_STREAM_SECONDS and user.exp > time.time():
-        for row in await _poll(pool, user, topics, cursor - OVERLAP):
+        # Shielded: a client that leaves mid-poll cancels the stream, not the transaction, so the
+        # connection goes back to the pool clean instead of being torn down mid-pipeline.
+        for row in await asyncio.shield(_poll(pool, user, topics, cursor - OVERLAP)):
             key = str(row["id"])
             if key in sent:
                 continue
