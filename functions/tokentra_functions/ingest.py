@@ -109,6 +109,11 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: di
 async def _store(pool: Pool, key: ApiKeyOrg, batch: Batch) -> list[tuple[int, str, bool]]:
     """COPY the batch into a temporary table and store it with one set-based call, in one transaction."""
     async with pool.connection() as conn:
+        # A backfilled day gets its partition first (one catalog lookup per distinct day when it exists),
+        # in its own transaction: creating one locks the usage table, which the batch's must not hold.
+        days = sorted({t.replace(hour=0, minute=0, second=0, microsecond=0) for t in batch.column("occurred_at")})
+        await conn.execute("select private.ensure_usage_partitions(%s)", (days,))
+        await conn.commit()
         async with conn.transaction():
             await conn.execute(_STAGE)
             cur = conn.cursor()

@@ -1,7 +1,7 @@
 -- Every timestamp ingest accepts lands in a day partition, never the default one; maintenance moves a
 -- row stranded in the default partition into a day partition of its own and keeps running.
 begin;
-select plan(9);
+select plan(10);
 
 insert into public.organizations (id, name) values ('00000000-0000-0000-0000-00000000b001', 'backfill');
 create temp table backfill_events as
@@ -13,8 +13,12 @@ select jsonb_agg(jsonb_build_object(
   'occurred_at', now() - make_interval(days => days) + interval '1 minute', 'content_hash', '00')) as events
 from unnest(array[36, 200, 399]) with ordinality as t(days, n);
 
--- every day from the retention period back to today has its partition
-select is(private.make_usage_partitions(), 0, 'no day partition is missing back to the retention period');
+-- ingest asks for the days' partitions first: made once, then found
+select cmp_ok(private.ensure_usage_partitions(array[now() - interval '36 days', now() - interval '200 days',
+                                                    now() - interval '399 days']), '>=', 1,
+              'the missing day partitions of a backfill are made');
+select is(private.ensure_usage_partitions(array[now() - interval '36 days', now() - interval '200 days',
+                                                now() - interval '399 days']), 0, 'and found the next time');
 select is((select count(*)::int from private.ingest_events('00000000-0000-0000-0000-00000000b001', null, null,
                                                            (select events from backfill_events))
            where outcome = 'accepted'), 3, 'events 36, 200 and 399 days old are accepted');
@@ -35,7 +39,7 @@ select sum(requests) as requests, sum(cost_usd) as cost from analytics.usage_dai
 where org_id = '00000000-0000-0000-0000-00000000b001';
 do $$
 begin
-  execute format('drop table public.%I', 'usage_records_p' || to_char((now() - interval '250 days') at time zone 'UTC', 'YYYYMMDD'));
+  execute format('drop table if exists public.%I', 'usage_records_p' || to_char((now() - interval '250 days') at time zone 'UTC', 'YYYYMMDD'));
 end
 $$;
 insert into public.usage_records (org_id, occurred_at, request_id, provider, model, input_tokens)
