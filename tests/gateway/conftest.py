@@ -17,7 +17,7 @@ from gateway_helpers import LOOP_LIMIT, TIMEOUT_SECONDS
 
 from secret_registry import SECRETS_SEEN
 from tokentra_cli import admin
-from tokentra_cli.functions_server import free_port, start_functions, stop_functions
+from tokentra_cli.functions_server import free_port, start_functions
 from tokentra_core.db import connect
 from tokentra_core.secrets import store_provider_connection
 from tokentra_dev.testing.gateway_upstream import ANTHROPIC_KEY, PROVIDER_KEY, UpstreamServer
@@ -42,9 +42,13 @@ def gateway_url(dsn: str, upstream: UpstreamServer, gateway_log: Any) -> Iterato
         proc, url = start_functions(free_port(), env={
             "DATABASE_URL": dsn, "TOKENTRA_GATEWAY_LOOP_LIMIT": str(LOOP_LIMIT),
             "TOKENTRA_GATEWAY_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-            "TOKENTRA_GATEWAY_CREDENTIALS_SECONDS": "0"}, log=log, log_level="info")
+            "TOKENTRA_GATEWAY_CREDENTIALS_SECONDS": "0",
+            # 100 reservations on one budget queue one at a time; on a busy machine that takes minutes.
+            "TOKENTRA_GATEWAY_POLICY_WAIT_SECONDS": "900"}, log=log, log_level="info")
         yield url + "/gateway"
-        stop_functions(proc)
+        # The server drains its usage writer before it exits, which can outlast stop_functions' wait.
+        proc.terminate()
+        proc.wait(120)
     text = gateway_log.read_text()
     leaked = [s[:12] + "..." for s in SECRETS_SEEN if s in text]
     assert not leaked, f"secrets found in the gateway's log {gateway_log}: {leaked}"
