@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_functions._app import Pool
 from tokentra_functions._db_errors import db_error, invalid
+from tokentra_functions._inputs import Moment, Text
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user
 
 router = APIRouter(tags=["virtual keys"])
 M = TypeVar("M", bound=BaseModel)
-Tag = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[Text, Field(min_length=1, max_length=200)]
 ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody},
                                               404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
 NOT_FOUND = {"error": "not_found", "message": "no active virtual key with that id in this organization"}
@@ -45,7 +46,7 @@ class VirtualKeyIn(BaseModel):
     tpm: Annotated[int, Field(ge=1, le=10_000_000_000)] | None = None
     models: Annotated[list[Tag], Field(min_length=1, max_length=200)] | None = None
     providers: Annotated[list[Literal["openai", "anthropic"]], Field(min_length=1)] | None = None
-    expires_at: datetime | None = None
+    expires_at: Moment | None = None
 
 
 class CreatedKey(BaseModel):
