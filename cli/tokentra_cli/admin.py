@@ -14,6 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, EmailStr
 
 from tokentra_cli.errors import CliError
+from tokentra_core.db import Conn, one
 from tokentra_core.settings import get_settings
 
 ROLES = ("owner", "admin", "member", "viewer", "billing")
@@ -78,10 +79,10 @@ class ApiKey(BaseModel):
     project_id: UUID | None = None
 
 
-def create_org(conn: psycopg.Connection, name: str) -> Organization:
-    row = conn.execute(
+def create_org(conn: Conn, name: str) -> Organization:
+    row = one(conn.execute(
         "insert into public.organizations (name) values (%s) returning id, name", (name,)
-    ).fetchone()
+    ))
     conn.execute("insert into public.billing_profiles (org_id) values (%s)", (row["id"],))
     return Organization(**row)
 
@@ -91,6 +92,8 @@ def _supabase_admin_create_user(email: str) -> UUID:
     from supabase import create_client
 
     settings = get_settings()
+    if not (settings.supabase_url and settings.supabase_service_role_key):
+        raise ValueError("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are both needed to create users on a project")
     client = create_client(settings.supabase_url, settings.supabase_service_role_key)
     created = client.auth.admin.create_user({"email": email, "email_confirm": True})
     return UUID(str(created.user.id))
@@ -105,7 +108,7 @@ def checked_email(email: str) -> str:
                          "e.g. ana@example.com") from None
 
 
-def create_user(conn: psycopg.Connection, email: str, org_id: UUID | None, role: str | None) -> User:
+def create_user(conn: Conn, email: str, org_id: UUID | None, role: str | None) -> User:
     """Create the user, or find the one with that email; then add the membership (a second organization
     for an existing user). ValueError, in words, for a bad role or email, an unknown organization or a
     membership that already exists."""
@@ -126,9 +129,9 @@ def create_user(conn: psycopg.Connection, email: str, org_id: UUID | None, role:
         if settings.supabase_url and settings.supabase_service_role_key:
             user_id = _supabase_admin_create_user(email)
         else:
-            user_id = conn.execute(
+            user_id = one(conn.execute(
                 "insert into auth.users (email) values (%s) returning id", (email,)
-            ).fetchone()["id"]
+            ))["id"]
     if org_id is not None:
         member = conn.execute(
             "select role from public.organization_members where org_id = %s and user_id = %s", (org_id, user_id)
@@ -144,7 +147,7 @@ def create_user(conn: psycopg.Connection, email: str, org_id: UUID | None, role:
                 created=found is None)
 
 
-def list_orgs(conn: psycopg.Connection) -> list[OrgRow]:
+def list_orgs(conn: Conn) -> list[OrgRow]:
     rows = conn.execute(
         "select o.id, o.name, o.slug, o.plan, o.created_at, "
         "(select count(*) from public.organization_members m where m.org_id = o.id) as members, "
@@ -154,7 +157,7 @@ def list_orgs(conn: psycopg.Connection) -> list[OrgRow]:
     return [OrgRow(**r) for r in rows]
 
 
-def list_users(conn: psycopg.Connection, org_id: UUID | None = None) -> list[Membership]:
+def list_users(conn: Conn, org_id: UUID | None = None) -> list[Membership]:
     """One row per membership (users of no organization once, without one)."""
     rows = conn.execute(
         "select u.id as user_id, u.email, m.org_id, o.name as org_name, m.role from auth.users u "
@@ -166,7 +169,7 @@ def list_users(conn: psycopg.Connection, org_id: UUID | None = None) -> list[Mem
     return [Membership(**r) for r in rows]
 
 
-def list_keys(conn: psycopg.Connection, org_id: UUID | None = None, revoked: bool = False) -> list[KeyRow]:
+def list_keys(conn: Conn, org_id: UUID | None = None, revoked: bool = False) -> list[KeyRow]:
     """API keys (never the key or its hash), newest first; revoked ones only when asked."""
     rows = conn.execute(
         "select id, org_id, name, prefix, mode, project_id, created_at, last_used_at, revoked_at "
@@ -177,7 +180,7 @@ def list_keys(conn: psycopg.Connection, org_id: UUID | None = None, revoked: boo
     return [KeyRow(**r) for r in rows]
 
 
-def list_analysts(conn: psycopg.Connection, org_id: UUID | None = None) -> list[AnalystRow]:
+def list_analysts(conn: Conn, org_id: UUID | None = None) -> list[AnalystRow]:
     rows = conn.execute(
         "select a.role_name as role, a.org_id, o.name as org_name, "
         "extract(epoch from a.statement_timeout)::float8 as statement_timeout_seconds, a.created_at "
@@ -206,7 +209,7 @@ _SCOPE_SQL = {
 }
 
 
-def create_scope(conn: psycopg.Connection, kind: str, org_id: UUID, name: str) -> ScopeRow:
+def create_scope(conn: Conn, kind: str, org_id: UUID, name: str) -> ScopeRow:
     """A team or project by name (as the SDK's tags would carry it); CliError in words if it exists."""
     name = name.strip()
     if not name:
@@ -215,13 +218,13 @@ def create_scope(conn: psycopg.Connection, kind: str, org_id: UUID, name: str) -
         raise CliError(f"no organization {org_id}: `tokentra orgs list` shows them")
     try:
         with conn.transaction():
-            row = conn.execute(_SCOPE_SQL[kind][0], (org_id, name)).fetchone()
+            row = one(conn.execute(_SCOPE_SQL[kind][0], (org_id, name)))
     except psycopg.errors.UniqueViolation:
         raise CliError(f"{kind[:-1]} {name!r} already exists in organization {org_id}; nothing to add") from None
     return ScopeRow(**row)
 
 
-def list_scopes(conn: psycopg.Connection, kind: str, org_id: UUID | None = None) -> list[ScopeRow]:
+def list_scopes(conn: Conn, kind: str, org_id: UUID | None = None) -> list[ScopeRow]:
     return [ScopeRow(**r) for r in conn.execute(_SCOPE_SQL[kind][1], {"org": org_id}).fetchall()]
 
 
@@ -230,15 +233,15 @@ def as_json_rows(rows: list[Any]) -> str:
     return "[" + ",".join(r.model_dump_json() for r in rows) + "]"
 
 
-def create_key(conn: psycopg.Connection, org_id: UUID, project_id: UUID | None = None, test: bool = False,
+def create_key(conn: Conn, org_id: UUID, project_id: UUID | None = None, test: bool = False,
                name: str = "default") -> ApiKey:
-    row = conn.execute(
+    row = one(conn.execute(
         "select id, key, prefix from private.new_api_key(%s, %s, %s, %s)", (org_id, project_id, name, test)
-    ).fetchone()
+    ))
     return ApiKey(**row, org_id=org_id, project_id=project_id)
 
 
-def revoke_key(conn: psycopg.Connection, key_id: UUID) -> bool:
+def revoke_key(conn: Conn, key_id: UUID) -> bool:
     cur = conn.execute(
         "update public.api_keys set revoked_at = now() where id = %s and revoked_at is null", (key_id,)
     )

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-import psycopg
 from pydantic import BaseModel
 
+from tokentra_core.db import Conn, one
 from tokentra_core.db import analyst_connection_string as connection_string
 
 __all__ = ["AnalystRole", "create", "drop"]
@@ -25,12 +25,12 @@ class AnalystRole(BaseModel):
 
 
 def create(
-    conn: psycopg.Connection, org_id: UUID, timeout: timedelta = timedelta(seconds=60), dsn: str | None = None
+    conn: Conn, org_id: UUID, timeout: timedelta = timedelta(seconds=60), dsn: str | None = None
 ) -> AnalystRole:
     """Create the login (the password exists only in the returned value); commits."""
-    row = conn.execute(
+    row = one(conn.execute(
         "select role_name, password from private.create_analyst_role(%s, %s)", (org_id, timeout)
-    ).fetchone()
+    ))
     conn.commit()
     return AnalystRole(
         role=row["role_name"],
@@ -40,8 +40,8 @@ def create(
     )
 
 
-def drop(conn: psycopg.Connection, role: str) -> bool:
+def drop(conn: Conn, role: str) -> bool:
     """End the role's sessions and drop it; False when it is not an analyst role."""
-    found = conn.execute("select private.drop_analyst_role(%s) as dropped", (role,)).fetchone()["dropped"]
+    found = one(conn.execute("select private.drop_analyst_role(%s) as dropped", (role,)))["dropped"]
     conn.commit()
     return found

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
+from typing import Any, LiteralString
+
 from pydantic import BaseModel
+
+from tokentra_core.db import Conn
+from tokentra_core.db import one as db_one
 
 
 class PlatformStatus(BaseModel):
@@ -19,12 +23,14 @@ class PlatformStatus(BaseModel):
     llm: dict = {}
 
 
-def read_status(conn: psycopg.Connection) -> PlatformStatus:
-    one = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
+def read_status(conn: Conn) -> PlatformStatus:
+    def one(query: LiteralString) -> dict[str, Any]:
+        return db_one(conn.execute(query))
+
     version = one("select current_setting('server_version') as v")["v"]
     exts = {r["extname"] for r in conn.execute("select extname from pg_extension")}
     has_layout = one("select to_regclass('private.usage_layout') is not null as t")["t"]
-    layout = one("select kind, reason from private.usage_layout") if has_layout else None
+    layout = conn.execute("select kind, reason from private.usage_layout").fetchone() if has_layout else None
     supabase = one("select exists(select 1 from pg_roles where rolname = 'supabase_admin') as s")["s"]
     vault = one("select exists(select 1 from pg_namespace where nspname = 'vault') as v")["v"]
     has_record = one("select to_regclass('supabase_migrations.schema_migrations') is not null as t")["t"]

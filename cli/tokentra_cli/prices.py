@@ -13,7 +13,7 @@ from uuid import UUID
 import psycopg
 import typer
 
-from tokentra_core.db import connect
+from tokentra_core.db import connect, one
 
 __all__ = ["set_price", "show"]
 
@@ -39,10 +39,10 @@ def show(
 ) -> None:
     """What a model name resolves to: canonical model, price source and the price in effect."""
     with connect() as conn:
-        row = conn.execute(
+        row = one(conn.execute(
             "select public.resolve_model_price(model => %s, provider => %s, org => %s, at => coalesce(%s, now())) "
             "as r", (model, provider, org, at),
-        ).fetchone()
+        ))
     r = row["r"]
     if as_json:
         typer.echo(json.dumps(r))
@@ -89,11 +89,11 @@ def set_price(
     """Set an organization's own price for a model and re-price the stored calls it covers."""
     try:
         with connect() as conn:
-            row = conn.execute(
+            row = one(conn.execute(
                 "select public.set_model_price(org => %s, model => %s, input_mtok => %s, output_mtok => %s, "
                 "provider => %s, effective_from => %s, cache_read_mtok => %s, cache_write_mtok => %s, note => %s) as r",
                 (org, model, input_mtok, output_mtok, provider, effective_from, cache_read, cache_write, note),
-            ).fetchone()
+            ))
             conn.commit()
     except psycopg.errors.UniqueViolation as exc:
         _fail(f"{exc.diag.message_primary} (`tokentra prices set ... --from <later instant>`)")

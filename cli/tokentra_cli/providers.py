@@ -73,8 +73,9 @@ def add(
     """Add a provider connection; its keys are sealed and never shown again (only the last four characters)."""
     api_key_value, admin_key_value = _read_stdin_keys(api_key, admin_key)
     try:
-        spec = ConnectionIn(provider=provider.lower(), api_key=api_key_value or "", admin_key=admin_key_value,
-                            base_url=base_url.rstrip("/") if base_url else None, name=name)
+        spec = ConnectionIn.model_validate({
+            "provider": provider.lower(), "api_key": api_key_value or "", "admin_key": admin_key_value,
+            "base_url": base_url.rstrip("/") if base_url else None, "name": name})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]).replace("_", "-")
@@ -110,7 +111,8 @@ def list_(org: Annotated[UUID, typer.Option(help="Organization id.")], as_json: 
         return
     table = Table("id", "provider", "name", "base url", "key", "admin key", "enabled")
     for r in rows:
-        table.add_row(str(r["id"]), r["provider"], r["name"], r["base_url"] or "(public)", f"…{r['key_hint']}",
+        table.add_row(str(r["id"]), str(r["provider"]), str(r["name"]), str(r["base_url"] or "(public)"),
+                      f"…{r['key_hint']}",
                       f"…{r['admin_key_hint']}" if r["admin_key_hint"] else "-", "yes" if r["enabled"] else "no")
     console.print(table)
 

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tokentra_core.db import connect
+from tokentra_core.db import Conn, connect, one
 
 app = typer.Typer(help="Virtual keys: what applications hold to call providers through the gateway.",
                   no_args_is_help=True)
@@ -90,10 +90,10 @@ def create(
     provider_list = _list("--providers", providers)
     try:
         with connect() as conn:
-            row = conn.execute(
+            row = one(conn.execute(
                 "select * from private.new_virtual_key(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (org, name, team, project, end_user, amount, period, hard_limit, rpm, tpm, _list("--models", models),
-                 [p.lower() for p in provider_list] if provider_list else None, expires_at)).fetchone()
+                 [p.lower() for p in provider_list] if provider_list else None, expires_at)))
             conn.commit()
     except psycopg.Error as exc:
         message = exc.diag.message_primary or str(exc)
@@ -131,9 +131,9 @@ def list_(org: Annotated[UUID, typer.Option(help="Organization id.")], as_json: 
     console.print(table)
 
 
-def _org_of(conn: psycopg.Connection, key_id: UUID) -> UUID:
-    row = conn.execute("select k.org_id from public.api_keys k join private.virtual_keys v on v.key_id = k.id "
-                       "where k.id = %s", (key_id,)).fetchone()
+def _org_of(conn: Conn, key_id: UUID) -> UUID:
+    row = one(conn.execute("select k.org_id from public.api_keys k join private.virtual_keys v on v.key_id = k.id "
+                       "where k.id = %s", (key_id,)))
     if row is None:
         _fail(f"no virtual key {key_id}")
     return row["org_id"]
@@ -144,8 +144,8 @@ def rotate(key_id: UUID, as_json: JsonFlag = False) -> None:
     """A new secret for the same key (its policy, budget and history stay); the old one stops working."""
     with connect() as conn:
         try:
-            row = conn.execute("select * from private.rotate_virtual_key(%s, %s)",
-                               (_org_of(conn, key_id), key_id)).fetchone()
+            row = one(conn.execute("select * from private.rotate_virtual_key(%s, %s)",
+                               (_org_of(conn, key_id), key_id)))
         except psycopg.Error as exc:
             _fail(exc.diag.message_primary or str(exc))
             return
@@ -160,8 +160,8 @@ def rotate(key_id: UUID, as_json: JsonFlag = False) -> None:
 def revoke(key_id: UUID, as_json: JsonFlag = False) -> None:
     """Revoke a virtual key; calls with it are refused at once."""
     with connect() as conn:
-        revoked = conn.execute("select public.revoke_virtual_key(%s, %s) as r",
-                               (_org_of(conn, key_id), key_id)).fetchone()["r"]
+        revoked = one(conn.execute("select public.revoke_virtual_key(%s, %s) as r",
+                               (_org_of(conn, key_id), key_id)))["r"]
         conn.commit()
     if not revoked:
         _fail(f"virtual key {key_id} is already revoked")
@@ -172,8 +172,8 @@ def revoke(key_id: UUID, as_json: JsonFlag = False) -> None:
 def unblock(key_id: UUID, as_json: JsonFlag = False) -> None:
     """Lift a block rule's stop (the runaway-loop kill-switch) from a key."""
     with connect() as conn:
-        row = conn.execute("delete from private.gateway_key_blocks where key_id = %s returning reason",
-                           (key_id,)).fetchone()
+        row = one(conn.execute("delete from private.gateway_key_blocks where key_id = %s returning reason",
+                           (key_id,)))
         conn.commit()
     if row is None:
         _fail(f"virtual key {key_id} is not blocked")

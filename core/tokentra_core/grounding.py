@@ -53,8 +53,9 @@ _NUMBER = re.compile(
     r"(?:\s?(?P<unit>%|[Pp]ercent(?:age points?)?\b|[Pp]er\s?cent\b|pp\b|[kK]\b|thousand\b|M\b|[Mm]illion\b"
     r"|bn\b|B\b|[Bb]illion\b|cents?\b|x\b|×))?")
 _PERCENT = {"%", "percent", "percentagepoint", "percentagepoints", "pp"}
-_SCALE = {"k": 1000, "thousand": 1000, "M": 1_000_000, "million": 1_000_000, "bn": 10**9, "B": 10**9,
-          "billion": 10**9, "cent": Decimal("0.01"), "cents": Decimal("0.01")}
+_SCALE: dict[str, int | Decimal] = {
+    "k": 1000, "thousand": 1000, "M": 1_000_000, "million": 1_000_000, "bn": 10**9, "B": 10**9,
+    "billion": 10**9, "cent": Decimal("0.01"), "cents": Decimal("0.01")}
 _TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 _NUMERIC_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
 

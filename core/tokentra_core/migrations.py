@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from tokentra_core.db import connect
+from tokentra_core.db import Conn, connect, one
 from tokentra_core.settings import REPO_ROOT
 from tokentra_core.sqlsplit import split_statements
 
@@ -47,7 +47,7 @@ def discover(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def _run_script(conn: psycopg.Connection, path: Path) -> list[str]:
+def _run_script(conn: Conn, path: Path) -> list[str]:
     """Run a file statement by statement; an error names the file, line and statement."""
     statements = split_statements(path.read_text())
     for line, stmt in statements:
@@ -61,13 +61,13 @@ def _run_script(conn: psycopg.Connection, path: Path) -> list[str]:
     return [stmt for _, stmt in statements]
 
 
-def is_supabase(conn: psycopg.Connection) -> bool:
+def is_supabase(conn: Conn) -> bool:
     """A real Supabase project has its own auth and realtime; the compat layer must never touch it."""
-    row = conn.execute("select exists(select 1 from pg_roles where rolname = 'supabase_admin') as s").fetchone()
+    row = one(conn.execute("select exists(select 1 from pg_roles where rolname = 'supabase_admin') as s"))
     return bool(row["s"])
 
 
-def _ensure_record_table(conn: psycopg.Connection) -> None:
+def _ensure_record_table(conn: Conn) -> None:
     conn.execute("create schema if not exists supabase_migrations")
     conn.execute(
         "create table if not exists supabase_migrations.schema_migrations "
@@ -121,7 +121,7 @@ def record_manifest(folder: Path = MIGRATIONS_DIR, manifest: Path = MANIFEST) ->
     return [m.path.name for m in added]
 
 
-def _check_applied_unchanged(conn: psycopg.Connection, migrations: list[Migration]) -> None:
+def _check_applied_unchanged(conn: Conn, migrations: list[Migration]) -> None:
     """Refuse a database whose applied statements differ from the files: the database would never learn of
     an edit to a migration it has applied, and would silently drift from the repository."""
     stored = {r["version"]: r["statements"] for r in conn.execute(
@@ -135,12 +135,12 @@ def _check_applied_unchanged(conn: psycopg.Connection, migrations: list[Migratio
             )
 
 
-def applied(conn: psycopg.Connection) -> set[str]:
+def applied(conn: Conn) -> set[str]:
     _ensure_record_table(conn)
     return {r["version"] for r in conn.execute("select version from supabase_migrations.schema_migrations")}
 
 
-def apply_compat(conn: psycopg.Connection) -> bool:
+def apply_compat(conn: Conn) -> bool:
     """Create the Supabase roles, auth and realtime stand-ins where the platform lacks them."""
     if is_supabase(conn):
         return False

@@ -24,6 +24,8 @@ from genai_prices.data_snapshot import get_snapshot
 from psycopg.rows import tuple_row
 from pydantic import BaseModel, ConfigDict
 
+from tokentra_core.db import Conn, one
+
 __all__ = ("SyncResult", "sync_prices")
 
 # The units a usage row can carry: its tokens and the request itself.
@@ -260,7 +262,7 @@ def _load_catalogue(cur: psycopg.Cursor, providers: list[gp.Provider]) -> tuple[
         _copy(cur, f"want_{table}", cols, rows[table])
         want, have = f"select {cols} from want_{table}", f"select {cols} from private.{table}"
         cur.execute(f"select exists ({want} except all {have}) or exists ({have} except all {want})")
-        changed = cur.fetchone()[0] or changed
+        changed = one(cur)[0] or changed
     if changed:
         for table, cols in _CATALOGUE.items():
             cur.execute(f"delete from private.{table}")
@@ -286,7 +288,7 @@ def _load_prices(cur: psycopg.Cursor, providers: list[gp.Provider]) -> tuple[lis
     have: dict[tuple, list] = {}
     for pid, mid, tier, eff, digest in cur.execute(_HAVE_SETS).fetchall():
         have.setdefault((pid, mid, tier), []).append((eff, digest))
-    puts = _plan(have, want, cur.execute("select now()").fetchone()[0])
+    puts = _plan(have, want, one(cur.execute("select now()"))[0])
     if not puts:
         return puts, 0
     _copy(cur, "put_prices", f"{_KEY}, seg, effective_from", puts)
@@ -295,7 +297,7 @@ def _load_prices(cur: psycopg.Cursor, providers: list[gp.Provider]) -> tuple[lis
     return puts, cur.rowcount
 
 
-def sync_prices(conn: psycopg.Connection, providers: Sequence[gp.Provider] | None = None) -> SyncResult:
+def sync_prices(conn: Conn, providers: Sequence[gp.Provider] | None = None) -> SyncResult:
     """Bring the catalogue and prices up to genai-prices (its bundled data unless `providers` is
     given), then re-price the usage the change affects. Idempotent: a second run writes nothing.
     Commits on an idle connection; inside the caller's transaction it is a savepoint of it."""
@@ -315,11 +317,11 @@ def sync_prices(conn: psycopg.Connection, providers: Sequence[gp.Provider] | Non
                         (sorted({f"{p[0]}/{p[1]}" for p in puts}), None if None in effs else min(effs)))
         else:
             cur.execute("select private.reprice_usage(null, true)")
-        repriced = cur.fetchone()[0]
+        repriced = one(cur)[0]
         # The model registry serves a materialized copy of prices and families: bring it up to date now
         # rather than at its next periodic refresh (absent on databases migrated before it existed).
-        if (changed or puts) and cur.execute(
-                "select to_regprocedure('private.refresh_model_registry()') is not null").fetchone()[0]:
+        if (changed or puts) and one(cur.execute(
+                "select to_regprocedure('private.refresh_model_registry()') is not null"))[0]:
             cur.execute("select private.refresh_model_registry()")
     return SyncResult(
         providers=len(providers), models=sum(len(p.models) for p in providers), catalogue_changed=changed,

@@ -11,9 +11,9 @@ import base64
 import os
 from uuid import UUID
 
-import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tokentra_core.db import Conn, one
 from tokentra_core.settings import Settings, get_settings
 
 
@@ -45,40 +45,40 @@ def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
     return AESGCM(key).decrypt(sealed[:12], sealed[12:], aad)
 
 
-def _has_vault(conn: psycopg.Connection) -> bool:
-    return conn.execute("select to_regproc('vault.create_secret') is not null as v").fetchone()["v"]
+def _has_vault(conn: Conn) -> bool:
+    return one(conn.execute("select to_regproc('vault.create_secret') is not null as v"))["v"]
 
 
-def store_provider_secret(conn: psycopg.Connection, org_id: UUID, provider: str, secret: str,
+def store_provider_secret(conn: Conn, org_id: UUID, provider: str, secret: str,
                           name: str = "default") -> UUID:
     """Save a provider credential for an organization; returns the connection id."""
     hint = secret[-4:]
     if _has_vault(conn):
-        vault_id = conn.execute("select vault.create_secret(%s, %s) as id",
-                                (secret, f"tokentra:{org_id}:{provider}:{name}")).fetchone()["id"]
-        row = conn.execute(
+        vault_id = one(conn.execute("select vault.create_secret(%s, %s) as id",
+                                (secret, f"tokentra:{org_id}:{provider}:{name}")))["id"]
+        row = one(conn.execute(
             "insert into public.provider_connections (org_id, provider, name, key_hint, vault_secret_id) "
-            "values (%s, %s, %s, %s, %s) returning id", (org_id, provider, name, hint, vault_id)).fetchone()
+            "values (%s, %s, %s, %s, %s) returning id", (org_id, provider, name, hint, vault_id)))
         return row["id"]
     aad = str(org_id).encode()
     data_key = AESGCM.generate_key(bit_length=256)
-    row = conn.execute(
+    row = one(conn.execute(
         "insert into public.provider_connections (org_id, provider, name, key_hint, ciphertext, wrapped_key) "
         "values (%s, %s, %s, %s, %s, %s) returning id",
         (org_id, provider, name, hint, _seal(data_key, secret.encode(), aad), _seal(master_key(), data_key, aad)),
-    ).fetchone()
+    ))
     return row["id"]
 
 
-def read_provider_secret(conn: psycopg.Connection, connection_id: UUID) -> str:
+def read_provider_secret(conn: Conn, connection_id: UUID) -> str:
     """Decrypt a provider credential (service only: users cannot read the columns involved)."""
     row = conn.execute("select org_id, vault_secret_id, ciphertext, wrapped_key from public.provider_connections "
                        "where id = %s", (connection_id,)).fetchone()
     if row is None:
         raise KeyError(connection_id)
     if row["vault_secret_id"]:
-        return conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
-                            (row["vault_secret_id"],)).fetchone()["decrypted_secret"]
+        return one(conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
+                            (row["vault_secret_id"],)))["decrypted_secret"]
     return unseal_provider_secret(row["org_id"], bytes(row["ciphertext"]), bytes(row["wrapped_key"]))
 
 
@@ -93,10 +93,10 @@ def unseal_provider_secret(org_id: UUID, ciphertext: bytes, wrapped_key: bytes) 
     return _open(_open(master_key(), wrapped_key, aad), ciphertext, aad).decode()
 
 
-def _sealed(conn: psycopg.Connection, org_id: UUID, secret: str, label: str) -> dict[str, object]:
+def _sealed(conn: Conn, org_id: UUID, secret: str, label: str) -> dict[str, object]:
     """The columns that hold a secret: a Vault secret id where Vault exists, else ciphertext and wrapped key."""
     if _has_vault(conn):
-        vault_id = conn.execute("select vault.create_secret(%s, %s) as id", (secret, label)).fetchone()["id"]
+        vault_id = one(conn.execute("select vault.create_secret(%s, %s) as id", (secret, label)))["id"]
         return {"vault_secret_id": vault_id, "ciphertext": None, "wrapped_key": None}
     aad = str(org_id).encode()
     data_key = AESGCM.generate_key(bit_length=256)
@@ -104,7 +104,7 @@ def _sealed(conn: psycopg.Connection, org_id: UUID, secret: str, label: str) -> 
             "wrapped_key": _seal(master_key(), data_key, aad)}
 
 
-def store_provider_connection(conn: psycopg.Connection, org_id: UUID, provider: str, api_key: str, *,
+def store_provider_connection(conn: Conn, org_id: UUID, provider: str, api_key: str, *,
                               admin_key: str | None = None, base_url: str | None = None, name: str = "default",
                               replace: bool = False) -> UUID:
     """Save a connection with its API key, optional admin key and base URL; returns its id. With replace,
@@ -115,11 +115,11 @@ def store_provider_connection(conn: psycopg.Connection, org_id: UUID, provider: 
         raise ConnectionExists(name)
     api = _sealed(conn, org_id, api_key, f"tokentra:{org_id}:{provider}:{name}")
     if existing is None:
-        connection_id = conn.execute(
+        connection_id = one(conn.execute(
             "insert into public.provider_connections (org_id, provider, name, key_hint, base_url, vault_secret_id, "
             "ciphertext, wrapped_key) values (%s, %s, %s, %s, %s, %s, %s, %s) returning id",
             (org_id, provider, name, api_key[-4:], base_url, api["vault_secret_id"], api["ciphertext"],
-             api["wrapped_key"])).fetchone()["id"]
+             api["wrapped_key"])))["id"]
     else:
         connection_id = existing["id"]
         conn.execute("update public.provider_connections set key_hint = %s, base_url = %s, vault_secret_id = %s, "
@@ -138,19 +138,19 @@ def store_provider_connection(conn: psycopg.Connection, org_id: UUID, provider: 
     return connection_id
 
 
-def read_admin_key(conn: psycopg.Connection, connection_id: UUID) -> str | None:
+def read_admin_key(conn: Conn, connection_id: UUID) -> str | None:
     """Decrypt a connection's admin key (service only); None when it has none."""
     row = conn.execute("select org_id, vault_secret_id, ciphertext, wrapped_key from private.provider_admin_keys "
                        "where connection_id = %s", (connection_id,)).fetchone()
     if row is None:
         return None
     if row["vault_secret_id"]:
-        return conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
-                            (row["vault_secret_id"],)).fetchone()["decrypted_secret"]
+        return one(conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
+                            (row["vault_secret_id"],)))["decrypted_secret"]
     return unseal_provider_secret(row["org_id"], bytes(row["ciphertext"]), bytes(row["wrapped_key"]))
 
 
-def list_provider_connections(conn: psycopg.Connection, org_id: UUID) -> list[dict[str, object]]:
+def list_provider_connections(conn: Conn, org_id: UUID) -> list[dict[str, object]]:
     """An organization's connections with key hints, never the keys."""
     return conn.execute(
         "select c.id, c.org_id, c.provider, c.name, c.base_url, c.key_hint, a.key_hint as admin_key_hint, c.enabled, "

@@ -52,6 +52,7 @@ def _emit(sql: str, start: int, end: int, out: list[tuple[int, str]]) -> None:
     body = re.sub(r"--[^\n]*", "", text).strip().rstrip(";").strip()
     if body:
         # The statement's line is that of its first word, past leading blank and comment lines.
-        code = re.match(r"(?:\s|--[^\n]*)*", text).end()
+        lead = re.match(r"(?:\s|--[^\n]*)*", text)
+        code = lead.end() if lead else 0
         line = sql.count("\n", 0, start + code) + 1
         out.append((line, text[code:].strip()))

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-
-from tokentra_core.db import connect
+from tokentra_core.db import Conn, connect
 
 log = logging.getLogger("tokentra.worker")
 
@@ -31,9 +29,9 @@ def log_org_failure(what: str, org: str, exc: BaseException, detector: str | Non
     log.warning("%s failed for organization %s%s: %s: %s", what, org, where, type(exc).__name__, exc)
 
 
-def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[psycopg.Connection, str, datetime],
+def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[Conn, str, datetime],
                         dict[str, int]], what: str, orgs: list[str] | None = None,
-                        prefetch: Callable[[psycopg.Connection, list[str], datetime], None] | None = None,
+                        prefetch: Callable[[Conn, list[str], datetime], None] | None = None,
                         chunk: int = 100) -> tuple[int, dict[str, int]]:
     """Call run_org for each organization with usage in the last `days` (or the given ones); return how
     many were visited and the summed counters, `failed` counting organizations whose run was rolled back.

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from psycopg.types.json import Jsonb
 
+from tokentra_core.db import one
 from tokentra_worker._anomaly_model import detect
 from tokentra_worker._per_org import for_each_active_org
 
@@ -205,7 +206,7 @@ def run_org(conn, org: str, now: datetime) -> dict[str, int]:
         "where org_id = %s and status in ('open', 'acknowledged') and not (id = any(%s::uuid[]))",
         (org, seen),
     ).rowcount
-    alerts = conn.execute("select private.sync_anomaly_alerts(%s) as r", (org,)).fetchone()["r"]
+    alerts = one(conn.execute("select private.sync_anomaly_alerts(%s) as r", (org,)))["r"]
     return {"incidents": len(seen), "open": opened, "closed": closed, "alerts": alerts["raised"]}
 
 

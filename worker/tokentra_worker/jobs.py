@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from threading import Event
 
-import psycopg
-
+from tokentra_core.db import Conn
 from tokentra_core.settings import Settings
 
 __all__ = ["JOBS", "Job", "JobContext", "resolve"]
@@ -107,7 +106,7 @@ JOBS: dict[str, Job] = {
 }
 
 
-def periodic_entries(conn: psycopg.Connection) -> dict[str, dict]:
+def periodic_entries(conn: Conn) -> dict[str, dict]:
     """private.periodic_jobs by name: {name: {schedule, command, description}}."""
     rows = conn.execute("select name, schedule, description from private.periodic_jobs order by name")
     return {r["name"]: r for r in rows.fetchall()}

@@ -80,7 +80,7 @@ def build_scheduler(dsn: str, ctx: JobContext) -> tuple[BackgroundScheduler, lis
     sql_jobs = schedule_periodic_sql(scheduler, dsn, ctx, registered)
     names = []
     for job in JOBS.values():
-        if job.run is not None:
+        if job.run is not None and job.schedule is not None:
             scheduler.add_job(
                 fire,
                 trigger_for(job.schedule),

@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import psycopg
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from tokentra_core.db import connect
+from tokentra_core.db import Conn, connect, one
 from tokentra_core.settings import get_settings
 from tokentra_worker.jobs import Job, JobContext
 from tokentra_worker.runs import WORKER_NAME, now_slot, run_job
@@ -22,13 +21,13 @@ _SECONDS = re.compile(r"^\s*(\d+)\s+seconds?\s*$")
 _ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def pg_cron_present(conn: psycopg.Connection) -> bool:
-    return conn.execute(
+def pg_cron_present(conn: Conn) -> bool:
+    return one(conn.execute(
         "select exists(select 1 from pg_extension where extname = 'pg_cron') as p"
-    ).fetchone()["p"]
+    ))["p"]
 
 
-def periodic_jobs(conn: psycopg.Connection) -> list[dict]:
+def periodic_jobs(conn: Conn) -> list[dict]:
     return conn.execute("select name, schedule from private.periodic_jobs order by name").fetchall()
 
 

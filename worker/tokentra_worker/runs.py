@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from pydantic import BaseModel
 
-from tokentra_core.db import connect
+from tokentra_core.db import connect, one
 from tokentra_core.settings import Settings
 from tokentra_worker.jobs import Job, JobContext
 
@@ -47,7 +47,7 @@ def claim(
 ) -> tuple[str, Claim | None]:
     """Claim job's run for slot: ('claimed', Claim), ('taken', None) or ('busy', None)."""
     with connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
+        row = one(conn.execute(
             "select * from private.claim_job_run(%s, %s, %s, make_interval(secs => %s), %s)",
             (
                 job.run_name,
@@ -56,7 +56,7 @@ def claim(
                 settings.worker_lease_seconds,
                 settings.worker_max_attempts if attempts is None else attempts,
             ),
-        ).fetchone()
+        ))
     if row["claim"] != "claimed":
         return row["claim"], None
     return "claimed", Claim(run_id=row["run_id"], attempt=row["attempt"])
@@ -83,10 +83,10 @@ class LeaseKeeper:
         while not self._stop.wait(self._lease / 3):
             try:
                 with connect(self._dsn, autocommit=True) as conn:
-                    kept = conn.execute(
+                    kept = one(conn.execute(
                         "select private.extend_job_lease(%s, %s, make_interval(secs => %s)) as k",
                         (self._claim.run_id, self._claim.attempt, self._lease),
-                    ).fetchone()["k"]
+                    ))["k"]
             except psycopg.Error:
                 log.warning("run %s: could not extend its lease (database unreachable?)", self._claim.run_id)
                 continue
@@ -104,10 +104,12 @@ def execute(dsn: str, job: Job, run: Claim, ctx: JobContext) -> RunResult:
         try:
             if job.periodic:
                 with connect(dsn, autocommit=True) as conn:
-                    row = conn.execute(
+                    row = one(conn.execute(
                         "select * from private.execute_job_run(%s, %s)", (run.run_id, run.attempt)
-                    ).fetchone()
+                    ))
                 return RunResult(job=job.name, outcome=row["outcome"], detail=row["detail"])
+            if job.run is None:
+                raise ValueError(f"job {job.name} has neither a periodic entry nor a function")
             detail = job.run(ctx)
             return _finish(dsn, job, run, "ok", detail=detail)
         except psycopg.Error as exc:
@@ -148,10 +150,10 @@ def _finish(
     retry_in: timedelta | None = None,
 ) -> RunResult:
     with connect(dsn, autocommit=True) as conn:
-        final = conn.execute(
+        final = one(conn.execute(
             "select private.finish_job_run(%s, %s, %s, %s, %s, %s) as o",
             (run.run_id, run.attempt, outcome, error, retry_in, detail),
-        ).fetchone()["o"]
+        ))["o"]
     return RunResult(job=job.name, outcome=final, detail=detail, error=error)
 
 

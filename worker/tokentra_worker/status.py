@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import psycopg
 from pydantic import BaseModel
 
+from tokentra_core.db import Conn, one
 from tokentra_worker.jobs import all_jobs, periodic_entries
 from tokentra_worker.periodic import pg_cron_present
 
@@ -53,7 +53,7 @@ class WorkerStatus(BaseModel):
     alert_outbox: OutboxInfo
 
 
-def read_status(conn: psycopg.Connection) -> WorkerStatus:
+def read_status(conn: Conn) -> WorkerStatus:
     cron = pg_cron_present(conn)
     periodic = periodic_entries(conn)
     schedules = {
@@ -109,11 +109,11 @@ def read_status(conn: psycopg.Connection) -> WorkerStatus:
             (ALIVE_SECONDS,),
         ).fetchall()
     ]
-    outbox = conn.execute(
+    outbox = one(conn.execute(
         "select count(*) filter (where status = 'pending')::int as pending, "
         "count(*) filter (where status = 'sending')::int as sending, "
         "count(*) filter (where status = 'delivered' and delivered_at > now() - interval '1 day')::int "
         "as delivered_24h, "
         "count(*) filter (where status = 'failed')::int as failed from private.alert_deliveries"
-    ).fetchone()
+    ))
     return WorkerStatus(pg_cron=cron, workers=workers, jobs=infos, alert_outbox=OutboxInfo(**outbox))

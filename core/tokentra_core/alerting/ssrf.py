@@ -103,7 +103,7 @@ def resolve_target(url: str, allowed: list[Network]) -> Target:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, ValueError):  # ValueError: a NUL in the name, or a label IDNA cannot encode
         raise BlockedTarget(f"host {parts.hostname} does not resolve") from None
-    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
     for address in addresses:
         why = check_address(address, allowed)
         if why:

@@ -21,6 +21,8 @@ import psycopg
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
+from tokentra_core.db import AsyncConn, one_async
+
 __all__ = ["Ledger", "Spend", "hash_text"]
 
 log = logging.getLogger("tokentra.llm")
@@ -48,7 +50,7 @@ class Spend:
 class Ledger:
     dsn: str
     ingest_url: str
-    _conn: psycopg.AsyncConnection | None = None
+    _conn: AsyncConn | None = None
     _http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
     # Events posted to ingest but not yet confirmed stored, by request id, with their org and cost.
     _unconfirmed: dict[str, tuple[str, Decimal, dict[str, Any]]] = field(default_factory=dict)
@@ -56,7 +58,7 @@ class Ledger:
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _key_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def _connection(self) -> psycopg.AsyncConnection:
+    async def _connection(self) -> AsyncConn:
         async with self._lock:
             if self._conn is None or self._conn.closed:
                 self._conn = await psycopg.AsyncConnection.connect(
@@ -70,7 +72,7 @@ class Ledger:
                 conn = await self._connection()
                 cur = await conn.execute("select key, expires_at from private.mint_internal_ingest_key(%s)",
                                          (KEY_TTL,))
-                row = await cur.fetchone()
+                row = await one_async(cur)
                 held = _KEYS[self.dsn] = (SecretStr(row["key"]), row["expires_at"])
             return held[0]
 
@@ -80,7 +82,7 @@ class Ledger:
         pending = sum((cost for org, cost, _ in list(self._unconfirmed.values()) if org == org_id), Decimal(0))
         conn = await self._connection()
         cur = await conn.execute("select spend_usd, cap_usd from public.ai_spend(%s)", (org_id,))
-        row = await cur.fetchone()
+        row = await one_async(cur)
         return Spend(spend_usd=Decimal(row["spend_usd"]) + pending, cap_usd=Decimal(row["cap_usd"]))
 
     async def record(self, org_id: str, cost: Decimal, event: dict[str, Any]) -> None:

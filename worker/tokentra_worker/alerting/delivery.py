@@ -12,11 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from uuid import UUID
 
-import psycopg
 from pydantic import BaseModel
 
 from tokentra_core.alerting.secrets import open_credential
-from tokentra_core.db import connect
+from tokentra_core.db import Conn, connect, one
 from tokentra_core.settings import Settings
 from tokentra_worker.alerting.senders import Alert, SendResult, send
 
@@ -44,7 +43,7 @@ def retry_delay(settings: Settings, attempt: int) -> timedelta:
     return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 - retry jitter, not a secret
 
 
-def _credential(conn: psycopg.Connection, event: dict, channel: dict) -> dict | None:
+def _credential(conn: Conn, event: dict, channel: dict) -> dict | None:
     if not event.get("rule_id") or "id" not in channel:
         return None
     row = conn.execute(
@@ -63,7 +62,7 @@ def _credential(conn: psycopg.Connection, event: dict, channel: dict) -> dict | 
     )
 
 
-def _record(conn: psycopg.Connection, row: dict, result: SendResult, settings: Settings) -> str:
+def _record(conn: Conn, row: dict, result: SendResult, settings: Settings) -> str:
     """Store one attempt's result; returns delivered, retrying or failed."""
     outcome = {"delivered": "delivered", "retry": "retry"}.get(result.outcome, "failed")
     if result.outcome == "gone":
@@ -72,7 +71,7 @@ def _record(conn: psycopg.Connection, row: dict, result: SendResult, settings: S
             (row["event"]["rule_id"], row["channel"]["id"], result.error),
         )
         log.warning("alert channel %s disabled: its endpoint answered 410", row["channel"]["id"])
-    kept = conn.execute(
+    kept = one(conn.execute(
         "select private.finish_alert_delivery(%s, %s, %s, %s, %s, %s) as kept",
         (
             row["delivery_id"],
@@ -82,14 +81,14 @@ def _record(conn: psycopg.Connection, row: dict, result: SendResult, settings: S
             result.error,
             retry_delay(settings, row["attempt"]) if outcome == "retry" else None,
         ),
-    ).fetchone()["kept"]
+    ))["kept"]
     if not kept:
         log.warning("delivery %s: lease lost before its attempt was recorded", row["delivery_id"])
         return "failed"
     if outcome == "retry":
-        state = conn.execute(
+        state = one(conn.execute(
             "select status from private.alert_deliveries where id = %s", (row["delivery_id"],)
-        ).fetchone()["status"]
+        ))["status"]
         return "retrying" if state == "pending" else "failed"
     return outcome
 
@@ -129,12 +128,12 @@ def deliver_due(
                 (worker, BATCH, lease, org_id),
             ).fetchall()
             if not rows:
-                wait = conn.execute(
+                wait = one(conn.execute(
                     "select extract(epoch from min(next_attempt_at) - now())::float8 as s "
                     "from private.alert_deliveries "
                     "where status = 'pending' and (%s::uuid is null or org_id = %s)",
                     (org_id, org_id),
-                ).fetchone()["s"]
+                ))["s"]
                 if wait is None or wait > FOLLOW_UP_SECONDS or time.monotonic() + wait > deadline:
                     break
                 time.sleep(max(wait, 0.05))

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.llm import LLM, llm_status
 from tokentra_core.settings import Settings
 from tokentra_worker._per_org import log_org_failure
@@ -65,17 +66,17 @@ class Summary:
         )
 
 
-async def _connect(dsn: str) -> psycopg.AsyncConnection:
+async def _connect(dsn: str) -> AsyncConn:
     return await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row,
                                                  prepare_threshold=None)
 
 
-async def _finish(conn: psycopg.AsyncConnection, run_id: Any, result: dict[str, Any]) -> dict[str, Any]:
+async def _finish(conn: AsyncConn, run_id: Any, result: dict[str, Any]) -> dict[str, Any]:
     cur = await conn.execute("select private.finish_consensus_run(%s, %s) as r", (run_id, Jsonb(result)))
-    return (await cur.fetchone())["r"]
+    return (await one_async(cur))["r"]
 
 
-async def _review(conn: psycopg.AsyncConnection, llm: LLM, s: Settings, cand: dict[str, Any]) -> Review | None:
+async def _review(conn: AsyncConn, llm: LLM, s: Settings, cand: dict[str, Any]) -> Review | None:
     row = await (await conn.execute(
         "select private.start_consensus_run(%s, %s::text[], %s, %s::numeric) as id",
         (cand["recommendation_id"], cand["triggers"], Jsonb(cand["signals"]), s.consensus_rereview_change),
@@ -83,8 +84,8 @@ async def _review(conn: psycopg.AsyncConnection, llm: LLM, s: Settings, cand: di
     if row is None or row["id"] is None:
         return None  # another worker is reviewing it, or it is no longer open
     run_id = row["id"]
-    evidence = (await (await conn.execute("select evidence from public.consensus_runs where id = %s",
-                                          (run_id,))).fetchone())["evidence"]
+    evidence = (await one_async(await conn.execute("select evidence from public.consensus_runs where id = %s",
+                                                   (run_id,))))["evidence"]
     outcome: Outcome = await debate(llm, str(cand["org_id"]), evidence, max_rounds=s.consensus_max_rounds,
                                     stop_score=s.consensus_stop_score)
     result = outcome.as_result()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tokentra_core.llm import LLM, AICapReached, LLMCall, LLMOff, StructuredOutputFailed
 from tokentra_worker.consensus.models import ROLES, Position, Role, Synthesis
@@ -113,9 +114,9 @@ async def debate(llm: LLM, org_id: str, evidence: dict[str, Any], *, max_rounds:
                 return_exceptions=True,
             )
             take_calls()
-            _raise_first(answers)
-            positions = {role: _bounded(a[0], evidence) for role, a in zip(ROLES, answers, strict=True)}
-            calls = {role: a[1] for role, a in zip(ROLES, answers, strict=True)}
+            answered = _raise_first(answers)
+            positions = {role: _bounded(a[0], evidence) for role, a in zip(ROLES, answered, strict=True)}
+            calls = {role: a[1] for role, a in zip(ROLES, answered, strict=True)}
             score = consensus_score(list(positions.values()))
             out.rounds.append(Round(n, positions, calls, score))
             history.append(positions)
@@ -144,11 +145,16 @@ async def debate(llm: LLM, org_id: str, evidence: dict[str, Any], *, max_rounds:
     return out
 
 
-def _raise_first(answers: list[Any]) -> None:
-    """Re-raise a failed agent's error after the round's other calls finished; the cap comes first."""
+T = TypeVar("T")
+
+
+def _raise_first(answers: Sequence[T | BaseException]) -> list[T]:
+    """Re-raise a failed agent's error after the round's other calls finished (the cap comes first);
+    without one, the answers."""
     errors = [a for a in answers if isinstance(a, BaseException)]
     for exc in errors:
         if isinstance(exc, AICapReached):
             raise exc
     if errors:
         raise errors[0]
+    return [a for a in answers if not isinstance(a, BaseException)]

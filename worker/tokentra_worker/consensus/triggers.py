@@ -7,8 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-
+from tokentra_core.db import AsyncConn
 from tokentra_core.settings import Settings
 
 __all__ = ["TRIGGERS", "candidates", "capped_orgs"]
@@ -16,7 +15,7 @@ __all__ = ["TRIGGERS", "candidates", "capped_orgs"]
 TRIGGERS = ("high_savings", "enterprise_plan", "conflicting_signals", "production_scope", "low_confidence")
 
 
-async def candidates(conn: psycopg.AsyncConnection, s: Settings, org: str | None,
+async def candidates(conn: AsyncConn, s: Settings, org: str | None,
                      limit: int | None) -> list[dict[str, Any]]:
     """{recommendation_id, org_id, triggers, signals} to review, largest savings first; runs abandoned by a
     dead worker are failed first, so their recommendations come back."""
@@ -31,7 +30,7 @@ async def candidates(conn: psycopg.AsyncConnection, s: Settings, org: str | None
     return await cur.fetchall()
 
 
-async def capped_orgs(conn: psycopg.AsyncConnection, orgs: set[str]) -> set[str]:
+async def capped_orgs(conn: AsyncConn, orgs: set[str]) -> set[str]:
     """Organizations whose AI spend this month has reached their cap: no run is started for them."""
     capped = set()
     for org in orgs:

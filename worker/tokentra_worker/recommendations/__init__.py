@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import psycopg
 from psycopg.types.json import Jsonb
 
+from tokentra_core.db import Conn
 from tokentra_worker._per_org import for_each_active_org, log_org_failure
 from tokentra_worker.recommendations._common import Rec, priority
 from tokentra_worker.recommendations._data import OrgData, load, load_many
@@ -41,7 +41,7 @@ __all__ = ["DETECTORS", "detect", "run_org", "run_recommendations"]
 
 log = logging.getLogger("tokentra.worker.recommendations")
 
-DETECTORS: dict[str, Callable[[psycopg.Connection, OrgData], list[Rec]]] = {
+DETECTORS: dict[str, Callable[[Conn, OrgData], list[Rec]]] = {
     "task_aware_routing": task_aware_routing,
     "model_version_optimization": model_version_optimization,
     "request_deduplication": request_deduplication,

@@ -178,9 +178,9 @@ def load_many(conn, orgs: list[str], now: datetime) -> dict[str, OrgData]:
         s["series"][r["day"].isoformat()] = round(float(r["cost"] or 0), 6)
         first[org] = min(first[org], datetime.combine(r["day"], datetime.min.time(), tzinfo=now.tzinfo))
     for r in conn.execute(_HOURS, args).fetchall():
-        s = scopes[str(r["org_id"])].get((r["feature"], r["provider"], r["model"]))
-        if s is not None:
-            s.setdefault("by_hour", {})[r["hour"]] = int(r["requests"])
+        hours = scopes[str(r["org_id"])].get((r["feature"], r["provider"], r["model"]))
+        if hours is not None:
+            hours.setdefault("by_hour", {})[r["hour"]] = int(r["requests"])
     users: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in orgs}
     for r in conn.execute(_USERS, args).fetchall():
         u = users[str(r["org_id"])].setdefault(

@@ -30,7 +30,7 @@ def time_based_optimization(conn, data: OrgData) -> list[Rec]:
         total = sum(by_hour.values())
         if not total or len(s["series"]) < MIN_DAYS_ACTIVE:
             continue
-        top = sorted(by_hour, key=by_hour.get, reverse=True)[:HOURS]
+        top = sorted(by_hour, key=lambda h: by_hour[h], reverse=True)[:HOURS]
         share = sum(by_hour[h] for h in top) / total
         if share < CONCENTRATION:
             continue
