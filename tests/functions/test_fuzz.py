@@ -3,7 +3,7 @@ user (owner of an organization with usage) or with a real API key, as the operat
 standard checks: no 5xx, status codes, content types and bodies as documented. Each operation is also
 called without credentials and with a wrong one, and must refuse both (auth is not ignored).
 
-Bounded so the suite stays quick: TOKENTRA_FUZZ_EXAMPLES (default 25) generated cases per operation.
+Bounded so the suite stays quick: TOKENTRA_FUZZ_EXAMPLES (default 15) generated cases per operation.
 The gateway's provider calls stop at the key check (the test key has no gateway scope), so no request
 leaves for a provider; streaming realtime is called with a short read timeout."""
 
@@ -33,7 +33,7 @@ STREAMING = {"/functions/v1/realtime/sse"}
 # and status_code_conformance (not every refusal status is documented per operation yet).
 CHECKS = [checks.not_a_server_error, checks.response_schema_conformance, checks.content_type_conformance,
           checks.response_headers_conformance]
-EXAMPLES = int(os.environ.get("TOKENTRA_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("TOKENTRA_FUZZ_EXAMPLES", "15"))
 
 
 @pytest.fixture(scope="module")
