@@ -19,7 +19,7 @@ class PlatformStatus(BaseModel):
     periodic_jobs: str
     secrets: str
     migrations_applied: int
-    # LLM features (issue 7): on when a provider key is configured; {"enabled", "providers", "reason"}.
+    # LLM features: on when a provider key is configured; {"enabled", "providers", "reason"}.
     llm: dict = {}
 
 

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = 1024 * 1024
     retention_days: int = 400
 
-    # The worker (issue 5): job leases, and retries of a failed run with exponential backoff.
+    # The worker: job leases, and retries of a failed run with exponential backoff.
     worker_lease_seconds: float = Field(default=60, gt=0)
     worker_poll_seconds: float = Field(default=2, gt=0)
     worker_retry_base_seconds: float = Field(default=5, gt=0)
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_from: str = "TokenTRA alerts <alerts@tokentra.local>"
 
-    # The LLM layer (issue 7): provider keys and endpoints under their standard names, never logged.
+    # The LLM layer: provider keys and endpoints under their standard names, never logged.
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY"))
@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     # Where the layer posts its own usage (the customers' ingest function); default: the local functions.
     llm_ingest_url: str | None = None
 
-    # Multi-agent consensus (issue 7): which recommendations are reviewed (any trigger suffices, seed 000
-    # §7.4), how the debate ends, and when a review stops standing. See README "When consensus runs".
+    # Multi-agent consensus: which recommendations are reviewed (any one trigger suffices: a single strong
+    # reason is enough to want a second opinion), how the debate ends, and when a review stops standing.
+    # See README "When consensus runs".
     consensus_min_savings: float = Field(default=1000, ge=0)  # USD a month: "high savings"
     consensus_min_confidence: float = Field(default=0.7, ge=0, le=1)  # detector confidence below: reviewed
     consensus_signal_change: float = Field(default=0.1, gt=0)  # 7-day cost vs requests moves that conflict
@@ -105,7 +106,7 @@ class Settings(BaseSettings):
     consensus_concurrency: int = Field(default=4, ge=1, le=32)  # recommendations reviewed at once
     consensus_run_timeout_seconds: float = Field(default=900, gt=0)  # a run still `running` after: abandoned
 
-    # Grounded explanations (issue 7): an LLM text whose evidence changed is rewritten after this long
+    # Grounded explanations: an LLM text whose evidence changed is rewritten after this long
     # (templates at once); explanations written per job run, at most.
     explanations_refresh_minutes: float = Field(default=60, ge=0)
     explanations_max_per_run: int = Field(default=200, ge=1)

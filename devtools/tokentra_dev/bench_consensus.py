@@ -6,7 +6,7 @@ The script answers like a panel would, with realistic lengths: half the recommen
 one, a quarter converge in round two, a quarter stay split for every round (synthesis on the escalation
 model, with dissent). Tokens are counted by the servers (about 4 characters a token); cost is read back
 from the internal organization's usage rows, priced at insert from the pricing table (list prices of the
-default strategy's models). Targets (issue 7): under $0.05 per recommendation reviewed, 100 in under
+default strategy's models). Targets: under $0.05 per recommendation reviewed, 100 in under
 two minutes.
 """
 

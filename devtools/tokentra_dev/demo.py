@@ -100,15 +100,15 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
                       f"{stats['rejected']} rejected, {stats['dropped_queue_full'] + stats['dropped_failed']} dropped, "
                       f"{stats['retries']} retries in {stats['requests']} requests)")
         report(str(org.id))
-        from tokentra_dev.demo_budgets import show as show_budgets_and_alerts  # issue 5: budgets, alerts, delivery
+        from tokentra_dev.demo_budgets import show as show_budgets_and_alerts  # budgets, alerts, delivery
 
         show_budgets_and_alerts(org.id, url, key.key)
         from tokentra_dev.demo_intelligence import (
-            show as show_intelligence,  # issue 6: recommendations, anomalies, forecast
+            show as show_intelligence,  # recommendations, anomalies, forecast
         )
 
         show_intelligence(org.id, days, settings)
-        from tokentra_dev.demo_llm import show as show_llm  # issue 7: consensus review, explanation, AI spend
+        from tokentra_dev.demo_llm import show as show_llm  # consensus review, explanation, AI spend
 
         show_llm(org.id, settings)
         from tokentra_dev.demo_cache import show as show_cache  # the semantic cache on for one bot, from usage rows

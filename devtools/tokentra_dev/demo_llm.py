@@ -1,4 +1,4 @@
-"""The end of `tokentra demo` (issue 7): the multi-agent review of the demo's biggest recommendation, the
+"""The end of `tokentra demo`: the multi-agent review of the demo's biggest recommendation, the
 explanation of the planted cost spike, and the AI spend made on the demo organization's behalf.
 
 Nothing here is a demo-only path. The explanations job (`run_explanations`) and the consensus job's

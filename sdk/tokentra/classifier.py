@@ -1,4 +1,4 @@
-"""A local, keyword-based task classifier using the task types of seed 001 §3.
+"""A local, keyword-based task classifier using the task types routing and quality scores are kept by.
 
 It runs on the sender thread, never on the caller's, and only sees text that stays in the process.
 """

@@ -58,7 +58,7 @@ ACTIONS = _TERMINAL + ("enable_cache", "enable_prompt_cache", "compress_prompt",
 # Seed 001 spells the action `route`/`cache`/`compress` in places; they mean the same.
 _ACTION_ALIASES = {"route": "route_to_model", "model_route": "route_to_model", "cache": "enable_cache",
                    "compress": "compress_prompt", "budget_enforce": "rate_limit"}
-# Condition fields as the recommendations write them and as seed 001 names them.
+# Condition fields as the recommendations write them and as routing rules name them.
 _FIELD_ALIASES = {"team_id": "team", "project_id": "project", "feature_id": "feature", "end_user_id": "user_id",
                   "user": "user_id"}
 # A provider whose calls failed this often in the last hour is not a candidate (unless it was asked for).
@@ -200,7 +200,7 @@ class Rule:
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Rule:
         """Conditions as `{"feature": "faq", "model": ["a", "b"]}` (equality, a list meaning any of) or as
-        seed 001's `[{"field": ..., "operator": ..., "value": ...}]`. Raises ValueError when malformed."""
+        the rule list form `[{"field": ..., "operator": ..., "value": ...}]`. Raises ValueError when malformed."""
         raw = row.get("conditions") or {}
         conditions: list[Condition] = []
         if isinstance(raw, Mapping):

@@ -1,4 +1,4 @@
-"""/functions/v1/budgets over real HTTP: seed 000's fields, roles through RLS, bad input refused with
+"""/functions/v1/budgets over real HTTP: the budget fields, roles through RLS, bad input refused with
 the field and the reason, status and spend following ingestion."""
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_the_default_strategy_spreads_consensus_roles_over_providers_at_a_low_co
         assert plan is not strategy.default and plan.fallback.provider != plan.primary.provider
         for ref in (plan.primary, plan.fallback, plan.escalation):
             calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=ref.model, provider_id=ref.provider)
-    # Issue 7's target: 3 roles x 3 rounds + a synthesis, ~2,500 tokens in and 400 out each, under $0.05.
+    # The cost target: 3 roles x 3 rounds + a synthesis, ~2,500 tokens in and 400 out each, under $0.05.
     calls = [strategy.for_task(t).primary for t in TASKS[:3]] * 3 + [strategy.for_task(TASKS[3]).primary]
     cost = sum(calc_price(Usage(input_tokens=2500, output_tokens=400), model_ref=r.model,
                           provider_id=r.provider).total_price for r in calls)

@@ -1,4 +1,4 @@
-"""The local task classifier speaks seed 001 §3's task types."""
+"""The local task classifier speaks the task types routing uses."""
 
 from __future__ import annotations
 

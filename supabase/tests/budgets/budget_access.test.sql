@@ -1,4 +1,4 @@
--- Who reads budgets and what they hold: members read them (issue 5), viewers and outsiders do not;
+-- Who reads budgets and what they hold: members read them, viewers and outsiders do not;
 -- reservations are visible to their organization's readers only and written by the service only.
 begin;
 select plan(7);

@@ -1,4 +1,4 @@
--- Which recommendations the consensus job reviews (seed 000 §7.4): each trigger alone suffices, the
+-- Which recommendations the consensus job reviews: each trigger alone suffices, the
 -- floor and the standing review exclude, a running or recently failed run excludes, figures that moved
 -- make a recommendation a candidate again.
 begin;

@@ -1,5 +1,5 @@
 -- The role matrix: owner all; admin writes teams, projects, budgets, alerts, keys but not provider
--- connections; member reads recommendations and budgets (issue 5) but writes neither; viewer reads usage
+-- connections; member reads recommendations and budgets but writes neither; viewer reads usage
 -- only; billing writes billing.
 begin;
 select plan(14);
@@ -25,7 +25,7 @@ select throws_ok($$ select ciphertext from public.provider_connections $$, '4250
                  'encrypted secrets are unreadable to users');
 select tests.clear_authentication();
 
--- member reads recommendations, teams, budgets (issue 5) and anomalies
+-- member reads recommendations, teams, budgets and anomalies
 select tests.authenticate_as('mx_member');
 select isnt_empty($$ select 1 from public.recommendations $$, 'member reads recommendations');
 select isnt_empty($$ select 1 from public.budgets $$, 'member reads budgets');

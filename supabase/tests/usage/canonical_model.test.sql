@@ -43,7 +43,7 @@ select is(private.canonical_model('OpenAI', 'openai/gpt-4o'), 'gpt-4o', 'canonic
 select is(private.canonical_model('acme-gpu', 'Support-LLM-20251001'), 'support-llm',
           'canonical_model() of an unknown name');
 
--- the issue's error rate: 1 failure of 4 calls is 25%, not 100% for gpt-4o and 0% for the snapshot
+-- the error rate: 1 failure of 4 calls is 25%, not 100% for gpt-4o and 0% for the snapshot
 create temp view canon_rate as
   select canonical_model, sum(requests)::bigint as requests, sum(errors)::bigint as errors,
          round(100.0 * sum(errors) / sum(requests), 2) as error_rate_pct

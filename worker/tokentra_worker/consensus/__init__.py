@@ -1,4 +1,4 @@
-"""Multi-agent consensus on high-stakes recommendations (issue 7, seed 000 §7).
+"""Multi-agent consensus on high-stakes recommendations: several models argue a recommendation before money moves.
 
 - triggers: `private.consensus_candidates` in SQL: savings over TOKENTRA_CONSENSUS_MIN_SAVINGS, enterprise
   plan, conflicting signals, scope tagged production, detector confidence under

@@ -1,5 +1,5 @@
 """Which recommendations the consensus job reviews now. The rules live in SQL
-(`private.consensus_candidates`, 20261123000210): any one of the seed 000 §7.4 triggers suffices, over a
+(`private.consensus_candidates`, 20261123000210): any one trigger suffices, over a
 savings floor, for recommendations without a standing review; the thresholds come from the settings."""
 
 from __future__ import annotations

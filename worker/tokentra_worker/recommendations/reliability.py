@@ -1,4 +1,4 @@
-"""Spend that buys nothing: failed calls (error_reduction, seed 000), retries (retry_storm_detection)
+"""Spend that buys nothing: failed calls (error_reduction), retries (retry_storm_detection)
 and timed-out calls (timeout_cost_analysis). Savings are the money those calls cost."""
 
 from __future__ import annotations
