@@ -45,6 +45,18 @@ def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
     return AESGCM(key).decrypt(sealed[:12], sealed[12:], aad)
 
 
+def seal_envelope(plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    """(ciphertext, wrapped data key): a fresh data key for this secret, wrapped by the master key, both
+    bound to `aad` so a ciphertext copied to another row does not decrypt."""
+    data_key = AESGCM.generate_key(bit_length=256)
+    return _seal(data_key, plaintext, aad), _seal(master_key(), data_key, aad)
+
+
+def open_envelope(ciphertext: bytes, wrapped_key: bytes, aad: bytes) -> bytes:
+    """The plaintext `seal_envelope` sealed with the same `aad`."""
+    return _open(_open(master_key(), wrapped_key, aad), ciphertext, aad)
+
+
 def _has_vault(conn: Conn) -> bool:
     return one(conn.execute("select to_regproc('vault.create_secret') is not null as v"))["v"]
 
@@ -60,12 +72,11 @@ def store_provider_secret(conn: Conn, org_id: UUID, provider: str, secret: str,
             "insert into public.provider_connections (org_id, provider, name, key_hint, vault_secret_id) "
             "values (%s, %s, %s, %s, %s) returning id", (org_id, provider, name, hint, vault_id)))
         return row["id"]
-    aad = str(org_id).encode()
-    data_key = AESGCM.generate_key(bit_length=256)
+    ciphertext, wrapped_key = seal_envelope(secret.encode(), str(org_id).encode())
     row = one(conn.execute(
         "insert into public.provider_connections (org_id, provider, name, key_hint, ciphertext, wrapped_key) "
         "values (%s, %s, %s, %s, %s, %s) returning id",
-        (org_id, provider, name, hint, _seal(data_key, secret.encode(), aad), _seal(master_key(), data_key, aad)),
+        (org_id, provider, name, hint, ciphertext, wrapped_key),
     ))
     return row["id"]
 
@@ -90,7 +101,7 @@ class ConnectionExists(Exception):
 def unseal_provider_secret(org_id: UUID, ciphertext: bytes, wrapped_key: bytes) -> str:
     """Open an envelope-encrypted secret of an organization (the gateway reads it without a sync connection)."""
     aad = str(org_id).encode()
-    return _open(_open(master_key(), wrapped_key, aad), ciphertext, aad).decode()
+    return open_envelope(ciphertext, wrapped_key, aad).decode()
 
 
 def _sealed(conn: Conn, org_id: UUID, secret: str, label: str) -> dict[str, object]:
@@ -99,9 +110,8 @@ def _sealed(conn: Conn, org_id: UUID, secret: str, label: str) -> dict[str, obje
         vault_id = one(conn.execute("select vault.create_secret(%s, %s) as id", (secret, label)))["id"]
         return {"vault_secret_id": vault_id, "ciphertext": None, "wrapped_key": None}
     aad = str(org_id).encode()
-    data_key = AESGCM.generate_key(bit_length=256)
-    return {"vault_secret_id": None, "ciphertext": _seal(data_key, secret.encode(), aad),
-            "wrapped_key": _seal(master_key(), data_key, aad)}
+    ciphertext, wrapped_key = seal_envelope(secret.encode(), aad)
+    return {"vault_secret_id": None, "ciphertext": ciphertext, "wrapped_key": wrapped_key}
 
 
 def store_provider_connection(conn: Conn, org_id: UUID, provider: str, api_key: str, *,
