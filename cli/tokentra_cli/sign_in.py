@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-import psycopg
 from psycopg.rows import dict_row
 
+from tokentra_core.db import Conn
 from tokentra_core.dev_auth import local_sign_in_refusal, mint_user_jwt
 from tokentra_core.settings import Settings
 
@@ -22,7 +22,7 @@ class SignInRefused(Exception):
     """Local sign-in is off here, or the email names no user."""
 
 
-def _user(conn: psycopg.Connection, email: str, settings: Settings) -> UUID:
+def _user(conn: Conn, email: str, settings: Settings) -> UUID:
     if refusal := local_sign_in_refusal(settings):
         raise SignInRefused(f"local sign-in is off: {refusal}")
     row = conn.cursor(row_factory=dict_row).execute(
@@ -33,7 +33,7 @@ def _user(conn: psycopg.Connection, email: str, settings: Settings) -> UUID:
     return UUID(str(row["id"]))
 
 
-def login_link(conn: psycopg.Connection, email: str, settings: Settings, ttl: timedelta) -> str:
+def login_link(conn: Conn, email: str, settings: Settings, ttl: timedelta) -> str:
     """A one-time link that signs the user in to the local dashboard."""
     user_id = _user(conn, email, settings)
     issued = conn.cursor(row_factory=dict_row).execute(
@@ -44,7 +44,7 @@ def login_link(conn: psycopg.Connection, email: str, settings: Settings, ttl: ti
     return f"http://{settings.functions_host}:{settings.functions_port}/dashboard/#/signin?code={code}"
 
 
-def login_token(conn: psycopg.Connection, email: str, settings: Settings, ttl: timedelta) -> str:
+def login_token(conn: Conn, email: str, settings: Settings, ttl: timedelta) -> str:
     """A user JWT for scripts (Authorization: Bearer ...), as Supabase Auth would issue."""
     user_id = _user(conn, email, settings)
     return mint_user_jwt(settings, user_id, email, int(ttl.total_seconds()))

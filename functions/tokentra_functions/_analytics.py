@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokentra_core.db import one_async
 from tokentra_functions._inputs import Text
 from tokentra_functions.user_auth import UserClaims, as_user
 
@@ -78,7 +79,7 @@ async def run_json(pool, user: UserClaims, function: str, args: dict[str, Any]) 
     named = ", ".join(f"{name} => %({name})s" for name in args)
     async with as_user(pool, user) as conn:
         cur = await conn.execute(f"select public.{function}({named})::text as result", args)
-        row = await cur.fetchone()
+        row = await one_async(cur)
     return row["result"]
 
 
@@ -119,7 +120,7 @@ async def run_envelope(
              f"from (select {call} as j) r")
     async with as_user(pool, user) as conn:
         cur = await conn.execute(query, params)
-        row = await cur.fetchone()
+        row = await one_async(cur)
     return row["result"]
 
 

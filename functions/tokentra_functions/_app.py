@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
+from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions._guard import RequestGuard
 
@@ -45,11 +46,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-async def _pool(request: Request) -> AsyncConnectionPool:
+async def _pool(request: Request) -> AsyncConnectionPool[AsyncConn]:
     return request.app.state.pool
 
 
-Pool = Annotated[AsyncConnectionPool, Depends(_pool)]
+Pool = Annotated[AsyncConnectionPool[AsyncConn], Depends(_pool)]
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -111,7 +112,9 @@ def json_body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
     return {"requestBody": {"required": required, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
-async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
     return invalid_fields(list(exc.errors()))
 
 

@@ -53,6 +53,7 @@ async def anomalies(user: CurrentUser, pool: Pool, q: Annotated[AnomalyQuery, Qu
                 "max_rows": q.limit,
             },
         )
+        or '{"data": [], "meta": {}}'  # the function answered null: no anomalies
     )
 
 

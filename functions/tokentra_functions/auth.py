@@ -8,8 +8,9 @@ import re
 from uuid import UUID
 
 from fastapi import Request
-from psycopg import AsyncConnection
 from pydantic import BaseModel
+
+from tokentra_core.db import AsyncConn
 
 KEY_SHAPE = re.compile(r"^tt_(live|test)_[A-Za-z0-9_-]{43}$")
 
@@ -30,7 +31,7 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def authenticate(conn: AsyncConnection, key: str | None) -> ApiKeyOrg | None:
+async def authenticate(conn: AsyncConn, key: str | None) -> ApiKeyOrg | None:
     """The key's organization, or None for a missing, malformed, unknown, revoked or expired key.
 
     Callers answer every None the same way so a probe learns nothing about which case it hit."""

@@ -201,8 +201,9 @@ async def costs(
     text = await run_envelope(
         pool, user, "cost_breakdown_raw" if q.by_end_user else "cost_breakdown", args, fill=fill
     )
+    text = text or '{"data": [], "meta": {}}'  # the function answered null: no rows, in JSON and in CSV
     if not wants_csv(request):
-        return json_response(text or '{"data": [], "meta": {}}')
+        return json_response(text)
     bucket = [] if q.granularity == "total" else [q.granularity if q.granularity == "hour" else "date"]
     return csv_response(
         [*bucket, *q.dimensions, *TOTALS], parse_exact(text)["data"], f"costs_{span.start}_{span.end}.csv"

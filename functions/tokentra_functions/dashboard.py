@@ -105,9 +105,12 @@ async def overview(
         return refused
     text = await run_envelope(pool, user, "dashboard_overview", {"org": q.org_id}, whole=True,
                               meta={"currency": "USD"})
+    if text is None:  # the function answered null: nothing to show, no CSV rows
+        text = '{"data": null, "meta": {"currency": "USD"}}'
     if not wants_csv(request):
         return json_response(text)
-    return csv_response(CSV_COLUMNS, flatten(parse_exact(text)["data"]), "overview.csv")
+    overview = parse_exact(text)["data"]
+    return csv_response(CSV_COLUMNS, flatten(overview) if overview is not None else [], "overview.csv")
 
 
 app = function_app(router, title="TokenTRA dashboard")

@@ -34,6 +34,7 @@ async def forecast(user: CurrentUser, pool: Pool, q: Annotated[ForecastQuery, Qu
     # The report is one object (the organization's forecast and each budget's): all of it under data.
     return json_response(
         await run_envelope(pool, user, "forecast_report", {"org": q.org_id}, whole=True, meta={"currency": "USD"})
+        or '{"data": null, "meta": {"currency": "USD"}}'  # the function answered null: nothing to forecast
     )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions.auth import ApiKeyOrg, authenticate, presented_key
@@ -50,7 +51,7 @@ async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = froze
             return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         cur = await conn.execute("select * from private.take_rate_limit(%s, %s)",
                                  (key.key_id, key.rate_limit_per_minute))
-        limit = await cur.fetchone()
+        limit = await one_async(cur)  # the counter's upsert answers one row
     if not limit["allowed"]:
         return error(429, "rate_limited", "the API key's request rate limit is exceeded",
                      {"Retry-After": str(max(1, limit["retry_after"]))})

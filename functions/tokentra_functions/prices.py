@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokentra_core.db import one_async
 from tokentra_functions._app import Pool, envelope, function_app
 from tokentra_functions._db_errors import db_error
 from tokentra_functions._inputs import Text
@@ -104,7 +105,7 @@ async def resolve(user: CurrentUser, pool: Pool, q: Annotated[ResolveQuery, Quer
                 "at => coalesce(%s, now()))::text as result",
                 (q.model, q.provider, q.org_id, q.at),
             )
-            row = await cur.fetchone()
+            row = await one_async(cur)
     except psycopg.Error as exc:
         if (answer := db_error(exc)) is None:
             raise
@@ -121,7 +122,7 @@ async def list_prices(user: CurrentUser, pool: Pool, q: Annotated[OrgPricesQuery
             "where p.org_id is not null and (%s::uuid is null or p.org_id = %s::uuid)",
             (q.org_id, q.org_id),
         )
-        row = await cur.fetchone()
+        row = await one_async(cur)
     return envelope(json.loads(row["result"]), {"currency": "USD", "unit": "per million tokens"})
 
 
@@ -138,7 +139,7 @@ async def set_price(body: PriceIn, user: CurrentUser, pool: Pool) -> JSONRespons
                  body.cache_read_mtok, body.cache_write_mtok, body.output_reasoning_mtok, body.requests_kcount,
                  body.note),
             )
-            row = await cur.fetchone()
+            row = await one_async(cur)
     except psycopg.Error as exc:
         if (answer := db_error(exc)) is None:
             raise

@@ -23,6 +23,7 @@ from fastapi.responses import Response, StreamingResponse
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from tokentra_core.db import AsyncConn
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, UserClaims, as_user
@@ -42,14 +43,14 @@ MAX_STREAM_SECONDS = 300
 BATCH = 500
 
 
-async def _allowed(pool: AsyncConnectionPool, user: UserClaims, topics: list[str]) -> list[str]:
+async def _allowed(pool: AsyncConnectionPool[AsyncConn], user: UserClaims, topics: list[str]) -> list[str]:
     async with as_user(pool, user) as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute("select t from unnest(%s::text[]) t where not private.may_read_topic(t)", (topics,))
         return [str(r["t"]) for r in await cur.fetchall()]
 
 
-async def _poll(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
+async def _poll(pool: AsyncConnectionPool[AsyncConn], user: UserClaims, topics: list[str],
                 since: datetime) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     async with as_user(pool, user) as conn:
@@ -68,7 +69,7 @@ async def _poll(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
     return rows
 
 
-async def _start(pool: AsyncConnectionPool, last_event_id: str | None) -> datetime:
+async def _start(pool: AsyncConnectionPool[AsyncConn], last_event_id: str | None) -> datetime:
     """Where the stream starts: after the client's last event (a reconnect), else now."""
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -88,7 +89,7 @@ def _event(name: str, data: Any, event_id: str | None = None) -> str:
     return f"{head}event: {name}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
 
 
-async def _stream(pool: AsyncConnectionPool, user: UserClaims, topics: list[str],
+async def _stream(pool: AsyncConnectionPool[AsyncConn], user: UserClaims, topics: list[str],
                   cursor: datetime) -> AsyncIterator[str]:
     # What is visible at the start was sent before the client subscribed: remembered, not replayed.
     sent = {str(r["id"]): r["inserted_at"] for r in await _poll(pool, user, topics, cursor - OVERLAP)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import psycopg
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokentra_core.db import one_async
 from tokentra_functions._analytics import json_response, run_envelope
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions._db_errors import db_error
@@ -23,7 +24,7 @@ from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
 
 router = APIRouter(prefix="/optimization", tags=["intelligence"])
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
     404: {"model": ErrorBody},
@@ -80,6 +81,7 @@ async def recommendations(
                 "max_rows": q.limit,
             },
         )
+        or '{"data": [], "meta": {}}'  # the function answered null: no recommendations
     )
 
 
@@ -87,7 +89,7 @@ async def _call(pool, user, sql: str, args: tuple) -> Response:
     try:
         async with as_user(pool, user) as conn:
             cur = await conn.execute(sql, args)
-            row = await cur.fetchone()
+            row = await one_async(cur)  # a select of one function call answers one row
     except psycopg.Error as exc:
         if exc.sqlstate == "P0002":
             return error(404, "not_found", str(exc.diag.message_primary))

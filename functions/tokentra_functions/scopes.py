@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokentra_core.db import one_async
 from tokentra_functions._app import Envelope, Pool, envelope, function_app
 from tokentra_functions._db_errors import db_error
 from tokentra_functions._inputs import Text
@@ -80,7 +81,7 @@ async def _create(kind: Kind, model: type[Team], body: TeamIn, user: CurrentUser
     try:
         async with as_user(pool, user) as conn:
             cur = await conn.execute(INSERT_SQL[kind], {"team_id": None, **body.model_dump()})
-            row = await cur.fetchone()
+            row = await one_async(cur)  # insert ... returning: the row, or an exception
     except psycopg.Error as exc:
         if exc.sqlstate == "23505":
             return JSONResponse({"error": "conflict", "message": f"name: {body.name!r} already exists in this "

@@ -144,8 +144,9 @@ async def timeseries(
         fill=Fill(bucket_key="bucket", start=span[0], end=span[1], step=STEP[q.granularity],
                   dims=[q.group_by] if q.group_by else [], zero=ZERO),
     )
+    text = text or '{"data": [], "meta": {}}'  # the function answered null: no points, in JSON and in CSV
     if not wants_csv(request):
-        return json_response(text or '{"data": [], "meta": {}}')
+        return json_response(text)
     columns = ["bucket", *([q.group_by] if q.group_by else []), *METRICS]
     return csv_response(columns, parse_exact(text)["data"], f"usage_{q.granularity}.csv")
 

@@ -18,10 +18,10 @@ from uuid import UUID
 import jwt
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.settings import get_settings
 
 __all__ = [
@@ -114,7 +114,7 @@ def signed_in(request: Request) -> UserClaims | None:
 
 
 @asynccontextmanager
-async def as_user(pool: AsyncConnectionPool, user: UserClaims) -> AsyncIterator[AsyncConnection]:
+async def as_user(pool: AsyncConnectionPool[AsyncConn], user: UserClaims) -> AsyncIterator[AsyncConn]:
     """A pooled connection inside a transaction running as `authenticated` with the user's claims.
     Both settings are transaction-local, so the connection goes back to the pool as it came. Pipeline
     mode sends BEGIN, the settings and the caller's query in one round trip."""
@@ -127,7 +127,7 @@ async def as_user(pool: AsyncConnectionPool, user: UserClaims) -> AsyncIterator[
 
 
 async def forbidden_unless(
-    pool: AsyncConnectionPool, user: UserClaims, permission: str, org_id: UUID | None
+    pool: AsyncConnectionPool[AsyncConn], user: UserClaims, permission: str, org_id: UUID | None
 ) -> JSONResponse | None:
     """403 when the user may not read what they asked for, instead of the empty answer RLS would give:
     without org_id, when no organization of theirs grants `permission`; with it, when that one does not.
@@ -138,7 +138,7 @@ async def forbidden_unless(
             "else private.has_permission(%(org)s::uuid, %(perm)s) end as allowed",
             {"org": org_id, "perm": permission},
         )
-        allowed = (await cur.fetchone())["allowed"]
+        allowed = (await one_async(cur))["allowed"]
     if allowed:
         return None
     where = f"organization {org_id}" if org_id else "any of your organizations"
@@ -158,7 +158,7 @@ def unauthorized() -> JSONResponse:
     )
 
 
-async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
     return unauthorized()
 
 

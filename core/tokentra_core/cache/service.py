@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from tokentra_core.cache.embedders import Embedder
 from tokentra_core.cache.keys import CacheKey, cache_key
+from tokentra_core.db import AsyncConn
 
 __all__ = ["LookupResult", "StoreResult", "lookup", "report_wrong_hit", "store"]
 
@@ -54,7 +54,7 @@ async def _embedding(embedder: Embedder, key: CacheKey, org_id: str) -> list[flo
     return vector
 
 
-async def lookup(conn: AsyncConnection, embedder: Embedder, *, org_id: str, model: str, messages: Any,
+async def lookup(conn: AsyncConn, embedder: Embedder, *, org_id: str, model: str, messages: Any,
                  system: Any = None, params: Mapping[str, Any] | None = None) -> LookupResult:
     """Exact match, then a guarded similarity match, within the organization and the request's scope."""
     key = cache_key(messages, system, params)
@@ -82,7 +82,7 @@ async def lookup(conn: AsyncConnection, embedder: Embedder, *, org_id: str, mode
         guard_rejections=row["guard_rejections"])
 
 
-async def store(conn: AsyncConnection, embedder: Embedder, *, org_id: str, provider: str, model: str,
+async def store(conn: AsyncConn, embedder: Embedder, *, org_id: str, provider: str, model: str,
                 messages: Any, response: Mapping[str, Any], input_tokens: int, output_tokens: int,
                 cached_tokens: int = 0, system: Any = None, params: Mapping[str, Any] | None = None,
                 task_type: str | None = None) -> StoreResult:
@@ -112,7 +112,7 @@ async def store(conn: AsyncConnection, embedder: Embedder, *, org_id: str, provi
     return StoreResult(result["outcome"], str(result["entry_id"]) if result["entry_id"] else None)
 
 
-async def report_wrong_hit(conn: AsyncConnection, *, org_id: str, entry_id: str, similarity: float) -> float | None:
+async def report_wrong_hit(conn: AsyncConn, *, org_id: str, entry_id: str, similarity: float) -> float | None:
     """Raise the entry's own threshold above `similarity`; None when the entry is not the organization's."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute("select private.cache_report_wrong_hit(%s, %s, %s) as threshold", (org_id, entry_id, similarity))

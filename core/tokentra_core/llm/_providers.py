@@ -11,10 +11,13 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import openai
+from anthropic.types import MessageParam, TextBlockParam, ToolChoiceToolParam, ToolParam
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel
 
 __all__ = ["AnthropicProvider", "OpenAIProvider", "ProviderFailed", "Reply", "schema_name"]
@@ -76,12 +79,14 @@ class OpenAIProvider:
     async def ask(self, model: str, system: str, messages: list[dict[str, Any]], schema: type[BaseModel],
                   max_tokens: int, cache_key: str) -> Reply:
         strict = openai.pydantic_function_tool(schema)["function"]["parameters"]
+        response_format: ResponseFormatJSONSchema = {
+            "type": "json_schema", "json_schema": {"name": schema_name(schema), "schema": strict, "strict": True}}
+        # The conversation is built by first_messages/repair_messages in OpenAI's message shape.
+        chat = cast(list[ChatCompletionMessageParam], [{"role": "system", "content": system}, *messages])
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.chat.completions.create(
-                    model=model, messages=[{"role": "system", "content": system}, *messages],
-                    response_format={"type": "json_schema",
-                                     "json_schema": {"name": schema_name(schema), "schema": strict, "strict": True}},
+                    model=model, messages=chat, response_format=response_format,
                     max_completion_tokens=max_tokens, prompt_cache_key=cache_key)
         except _ERRORS as exc:
             raise _failure(exc) from None
@@ -128,14 +133,18 @@ class AnthropicProvider:
     async def ask(self, model: str, system: str, messages: list[dict[str, Any]], schema: type[BaseModel],
                   max_tokens: int, cache_key: str) -> Reply:
         name = schema_name(schema)
-        tool = {"name": name, "description": f"Record the answer as a {name} object.",
-                "input_schema": anthropic.transform_schema(schema)}
+        tool: ToolParam = {"name": name, "description": f"Record the answer as a {name} object.",
+                           "input_schema": anthropic.transform_schema(schema)}
+        system_blocks: list[TextBlockParam] = [
+            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        tool_choice: ToolChoiceToolParam = {"type": "tool", "name": name}
+        # The conversation is built by first_messages/repair_messages in Anthropic's message shape.
+        conversation = cast(list[MessageParam], messages)
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.messages.create(
-                    model=model, max_tokens=max_tokens,
-                    system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
-                    messages=messages, tools=[tool], tool_choice={"type": "tool", "name": name})
+                    model=model, max_tokens=max_tokens, system=system_blocks,
+                    messages=conversation, tools=[tool], tool_choice=tool_choice)
         except _ERRORS as exc:
             raise _failure(exc) from None
         call = next((b for b in response.content if b.type == "tool_use" and b.name == name), None)

@@ -53,16 +53,16 @@ class _Ask:
     routed_from: ModelRef  # the first choice, named on fallback calls' usage rows
 
 
-def _validate(schema: type[T], reply: Reply) -> tuple[T | None, str | None]:
-    """The answer, or what to tell the model about it (fields and reasons, as we tell our users)."""
+def _validate(schema: type[T], reply: Reply) -> T | str:
+    """The answer, or (a str) what to tell the model about it (fields and reasons, as we tell our users)."""
     if reply.obj is None:
-        return None, "the answer is not valid JSON"
+        return "the answer is not valid JSON"
     if not isinstance(reply.obj, dict):
-        return None, "the answer is not a JSON object"
+        return "the answer is not a JSON object"
     try:
-        return schema.model_validate(reply.obj), None
+        return schema.model_validate(reply.obj)
     except ValidationError as exc:
-        return None, "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}"
                                for e in exc.errors()[:8])
 
 
@@ -113,9 +113,10 @@ class LLM:
                     reply = await self._call(ask, ref, fallback, provider, messages, made)
                 except ProviderFailed:
                     break  # next candidate
-                answer, problem = _validate(schema, reply)
-                if answer is not None:
+                answer = _validate(schema, reply)
+                if not isinstance(answer, str):
                     return answer, made[-1]
+                problem = answer
                 made[-1] = self._amend(made[-1], f"malformed: {problem}")
                 malformed += 1
                 if malformed >= 2:
@@ -175,6 +176,8 @@ class LLM:
         await self._ledger.record(ask.org_id, cost, event)
         if failure:
             raise failure
+        if reply is None:  # unreachable: provider.ask returns a Reply or raises ProviderFailed
+            raise ProviderFailed("error", "no_reply", "the provider gave no reply")
         return reply
 
     async def embed(self, task: str, texts: list[str], *, org_id: str, provider: str, model: str,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tokentra_core.db import one_async
 from tokentra_functions._app import Pool
 from tokentra_functions._db_errors import db_error, invalid
 from tokentra_functions._inputs import Moment, Text
@@ -110,7 +111,7 @@ async def create(request: Request, pool: Pool, user: CurrentUser) -> JSONRespons
                 "select * from public.create_virtual_key(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (body.org_id, body.name, body.team, body.project, body.end_user, body.budget, body.period,
                  body.hard_limit, body.rpm, body.tpm, body.models, body.providers, body.expires_at))
-            row = await cur.fetchone()
+            row = await one_async(cur)  # the new key, or an exception
     except psycopg.Error as exc:
         if (answer := db_error(exc)) is None:
             raise
@@ -138,7 +139,7 @@ async def rotate(key_id: UUID, request: Request, pool: Pool, user: CurrentUser) 
     try:
         async with as_user(pool, user) as conn:
             cur = await conn.execute("select * from public.rotate_virtual_key(%s, %s)", (body.org_id, key_id))
-            row = await cur.fetchone()
+            row = await one_async(cur)  # the new secret, or an exception (P0002 for an unknown key)
     except psycopg.Error as exc:
         if exc.sqlstate == "P0002":
             return JSONResponse(NOT_FOUND, status_code=404)
@@ -158,7 +159,7 @@ async def revoke(key_id: UUID, request: Request, pool: Pool, user: CurrentUser) 
         return body
     async with as_user(pool, user) as conn:
         cur = await conn.execute("select public.revoke_virtual_key(%s, %s) as revoked", (body.org_id, key_id))
-        revoked = (await cur.fetchone())["revoked"]
+        revoked = (await one_async(cur))["revoked"]
     if not revoked:
         return JSONResponse(NOT_FOUND, status_code=404)
     return Response(status_code=204)

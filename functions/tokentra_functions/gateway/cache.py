@@ -14,6 +14,7 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from tokentra_core.db import AsyncConn
 from tokentra_functions.gateway.wire import CHAT, MESSAGES
 
 log = logging.getLogger("tokentra.gateway.cache")
@@ -33,7 +34,7 @@ def _parts(body: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     return body.get("messages"), body.get("system"), {k: v for k, v in body.items() if k not in _NOT_PARAMS}
 
 
-async def enabled(pool: AsyncConnectionPool, org_id: UUID) -> bool:
+async def enabled(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> bool:
     now = time.monotonic()
     hit = _enabled.get(org_id)
     if hit is not None and hit[0] > now:
@@ -48,7 +49,7 @@ async def enabled(pool: AsyncConnectionPool, org_id: UUID) -> bool:
     return on
 
 
-async def lookup(pool: AsyncConnectionPool, org_id: UUID, model: str, body: dict[str, Any]) -> Any:
+async def lookup(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, model: str, body: dict[str, Any]) -> Any:
     """The cache's LookupResult, or None when the cache cannot answer (off, not cacheable, failing)."""
     try:
         if not await enabled(pool, org_id):
@@ -65,7 +66,7 @@ async def lookup(pool: AsyncConnectionPool, org_id: UUID, model: str, body: dict
         return None
 
 
-def store_later(pool: AsyncConnectionPool, org_id: UUID, provider: str, model: str, body: dict[str, Any],
+def store_later(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str, model: str, body: dict[str, Any],
                 response: dict[str, Any], tokens: dict[str, int], task_type: str | None) -> None:
     """Keep a miss's answer, after the response has gone (embedding and writing cost time)."""
     async def store() -> None:

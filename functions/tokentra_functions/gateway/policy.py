@@ -20,6 +20,7 @@ from fastapi import Request
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.secrets import unseal_provider_secret
 from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
@@ -65,7 +66,7 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def admit(pool: AsyncConnectionPool, presented: str | None, prompt_hash: str | None) -> VirtualKey:
+async def admit(pool: AsyncConnectionPool[AsyncConn], presented: str | None, prompt_hash: str | None) -> VirtualKey:
     """The key's policy, or the Refusal for an invalid key, a tripped block rule or a rate limit."""
     if not presented or not KEY_SHAPE.match(presented):
         raise INVALID_KEY
@@ -111,7 +112,7 @@ class Upstream:
 _credentials: dict[tuple[UUID, str], Upstream] = {}
 
 
-async def upstream_for(pool: AsyncConnectionPool, org_id: UUID, provider: str) -> Upstream:
+async def upstream_for(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> Upstream:
     """The organization's connection to a provider, decrypted, kept in memory for a short while so a call
     does not decrypt again (a changed or removed connection applies within gateway_credentials_seconds)."""
     now = time.monotonic()
@@ -129,7 +130,13 @@ async def upstream_for(pool: AsyncConnectionPool, org_id: UUID, provider: str) -
         if row["vault_secret_id"] is not None:
             cur = await conn.execute("select decrypted_secret from vault.decrypted_secrets where id = %s",
                                      (row["vault_secret_id"],))
-            secret = (await cur.fetchone())["decrypted_secret"]
+            vaulted = await cur.fetchone()
+            if vaulted is None:  # the connection names a vault secret that has since been deleted
+                _credentials.pop((org_id, provider), None)
+                raise Refusal("no_provider_connection",
+                              f"The organization's {provider} connection has lost its secret: add it again with "
+                              f"tokentra providers add --org ORG --provider {provider} --api-key -")
+            secret = vaulted["decrypted_secret"]
         else:
             secret = unseal_provider_secret(org_id, bytes(row["ciphertext"]), bytes(row["wrapped_key"]))
     upstream = Upstream(base_url=(row["base_url"] or PUBLIC_ENDPOINTS[provider]).rstrip("/"), api_key=secret,
@@ -153,8 +160,8 @@ class Decision:
     directives: dict[str, Any] = field(default_factory=dict)
 
 
-async def decide(pool: AsyncConnectionPool, key: VirtualKey, provider: str, request: Request, body: dict[str, Any],
-                 facts: RequestFacts, attribution: dict[str, Any]) -> Decision:
+async def decide(pool: AsyncConnectionPool[AsyncConn], key: VirtualKey, provider: str, request: Request,
+                 body: dict[str, Any], facts: RequestFacts, attribution: dict[str, Any]) -> Decision:
     """The organization's routing rules, then the strategy the request asks for (x-tokentra-strategy,
     x-tokentra-quality-floor), over the registry snapshot every function shares. A rule that blocks is a
     refusal; a routed model the key may not call is not taken; routing that fails leaves the asked model."""
@@ -207,7 +214,7 @@ def _allowed(key: VirtualKey, provider: str, models: list[str], chosen: str) -> 
 # ---------------------------------------------------------------- budget
 _reserving: dict[UUID, asyncio.Lock] = {}
 
-async def reserve(pool: AsyncConnectionPool, key: VirtualKey, provider: str, model: str, input_tokens: int,
+async def reserve(pool: AsyncConnectionPool[AsyncConn], key: VirtualKey, provider: str, model: str, input_tokens: int,
                   max_tokens: int | None, attribution: dict[str, Any]) -> UUID | None:
     """Hold the call's maximum cost against every hard budget covering it (the key's own, its team's,
     the organization's...), or raise the budget Refusal. None when no hard budget covers the call."""
@@ -220,7 +227,7 @@ async def reserve(pool: AsyncConnectionPool, key: VirtualKey, provider: str, mod
             "select * from private.reserve_budget(%s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s), %s)",
             (key.org_id, key.key_id, provider, model, input_tokens, max_tokens, Jsonb(attribution),
              settings.budget_reservation_ttl_seconds, settings.budget_default_max_output_tokens))
-        row = await cur.fetchone()
+        row = await one_async(cur)  # reserve_budget answers one row, allowed or not
     if not row["allowed"]:
         raise Refusal("budget_exceeded",
                       f"Budget exceeded: this call may cost up to ${row['amount_usd']} and budget "
@@ -230,7 +237,7 @@ async def reserve(pool: AsyncConnectionPool, key: VirtualKey, provider: str, mod
     return row["reservation_id"]
 
 
-async def release(pool: AsyncConnectionPool, org_id: UUID, reservation_id: UUID | None) -> None:
+async def release(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, reservation_id: UUID | None) -> None:
     """Give a reservation back when its call never reached a provider (no usage will report it)."""
     if reservation_id is None:
         return

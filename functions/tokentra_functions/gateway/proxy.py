@@ -24,6 +24,7 @@ import httpx
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 
+from tokentra_core.db import AsyncConn
 from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.errors import Refusal
@@ -47,7 +48,7 @@ _tasks: set[asyncio.Task[None]] = set()  # stream pumps outliving their client
 
 @dataclass(slots=True)
 class Call:
-    pool: AsyncConnectionPool
+    pool: AsyncConnectionPool[AsyncConn]
     client: httpx.AsyncClient
     recorder: UsageRecorder
     key: VirtualKey
@@ -104,9 +105,9 @@ class Call:
         # Every candidate failed before an answer: the last provider error as the provider sent it, or ours.
         if failure is None:  # the loop always ran at least once
             raise RuntimeError("no upstream attempt was made")
-        cause, response, content = failure
-        if response is not None:
-            return self._answer(candidates[-1], response, content)
+        cause, failed, content = failure
+        if failed is not None:
+            return self._answer(candidates[-1], failed, content)
         await release(self.pool, self.key.org_id, self.reservation)
         self.reservation = None
         self._record_attempts()

@@ -21,6 +21,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.gateway import metrics
@@ -30,7 +31,7 @@ log = logging.getLogger("tokentra.gateway.usage")
 
 
 class UsageRecorder:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool[AsyncConn]) -> None:
         self.pool = pool
         self.queue: asyncio.Queue[tuple[ApiKeyOrg, dict[str, Any]]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool
 from tokentra_functions.gateway import cache as gateway_cache
@@ -136,7 +137,7 @@ def _attribution(key: Any, request: Request) -> dict[str, Any]:
     return {k: v for k, v in attribution.items() if v}
 
 
-async def _forward(request: Request, pool: AsyncConnectionPool, provider: Flavor, endpoint: str, path: str
+async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provider: Flavor, endpoint: str, path: str
                    ) -> Response:
     started, started_at = time.perf_counter(), now_utc()
     settings = get_settings()
@@ -254,7 +255,7 @@ async def model(request: Request, pool: Pool, model: str) -> Response:
     return await _listing(request, pool, "openai", f"/models/{model}", model)
 
 
-async def _listing(request: Request, pool: AsyncConnectionPool, provider: Flavor, path: str, one: str | None
+async def _listing(request: Request, pool: AsyncConnectionPool[AsyncConn], provider: Flavor, path: str, one: str | None
                    ) -> Response:
     try:
         key = await admit(pool, presented_key(request), None)

@@ -136,7 +136,9 @@ class StreamTap:
         """Whatever is left when the upstream ends (a last event without its blank line)."""
         rest, self._buffer = self._buffer, b""
         if rest.strip():
-            return self._chat(rest) if self.endpoint == CHAT else (self._observe(rest) or rest)
+            if self.endpoint == CHAT:
+                return self._chat(rest)
+            self._observe(rest)
         return rest
 
     # ------------------------------------------------------------ per format
