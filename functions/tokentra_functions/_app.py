@@ -7,7 +7,7 @@ mounts them all for `tokentra serve`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -72,7 +72,7 @@ def envelope(data: Any, meta: dict[str, Any] | None = None, status: int = 200) -
     return JSONResponse({"data": data, "meta": meta or {}}, status_code=status)
 
 
-def invalid_fields(errors: list[dict[str, Any]], prefix: str = "") -> JSONResponse:
+def invalid_fields(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> JSONResponse:
     """422 naming every bad field, not only the first: `errors` lists them all; `field`, `reason` and
     `message` describe the first and the whole, for clients that read one."""
     listed = []

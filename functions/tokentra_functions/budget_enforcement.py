@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, error, function_app, invalid_fields, json_body
 from tokentra_functions._inputs import Text
@@ -125,7 +126,7 @@ async def reserve(request: Request, pool: Pool) -> JSONResponse:
                 settings.budget_default_max_output_tokens,
             ),
         )
-        row = await cur.fetchone()
+        row = await one_async(cur)  # reserve_budget answers one row, allowed or not
     result = ReserveResponse(
         allowed=row["allowed"],
         reservation_id=row["reservation_id"],
@@ -155,7 +156,7 @@ async def check(request: Request, pool: Pool) -> JSONResponse:
             "select * from private.check_budgets(%s, %s, %s, %s)",
             (key.org_id, key.key_id, Jsonb(body.tags()), body.model),
         )
-        row = await cur.fetchone()
+        row = await one_async(cur)  # check_budgets is an aggregate: one row, budgets or none
     return JSONResponse(CheckResponse(**row).model_dump(mode="json"))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import psycopg
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tokentra_core.db import AsyncConn, one_async
 from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields, json_body
 from tokentra_functions._db_errors import db_error
 from tokentra_functions._inputs import Text
@@ -89,7 +90,7 @@ class Budget(BaseModel):
     updated_at: datetime
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
     404: {"model": ErrorBody},
@@ -107,12 +108,12 @@ def _body(model: type[BaseModel], raw: bytes) -> BaseModel | JSONResponse:
         return invalid_fields(list(exc.errors()))
 
 
-async def _read(conn: psycopg.AsyncConnection, budget_id: UUID) -> dict | None:
+async def _read(conn: AsyncConn, budget_id: UUID) -> dict[str, Any] | None:
     cur = await conn.execute("select * from public.budget_status where id = %s", (budget_id,))
     return await cur.fetchone()
 
 
-def _one(row: dict, status: int = 200) -> JSONResponse:
+def _one(row: dict[str, Any], status: int = 200) -> JSONResponse:
     return envelope(Budget(**row).model_dump(mode="json"), {"currency": "USD"}, status)
 
 
@@ -149,11 +150,13 @@ async def create_budget(request: Request, pool: Pool, user: CurrentUser) -> JSON
                 ),
                 list(values.values()),
             )
-            row = await _read(conn, (await cur.fetchone())["id"])
+            row = await _read(conn, (await one_async(cur))["id"])  # insert ... returning: a row or an exception
     except psycopg.Error as exc:
         if (answer := db_error(exc)) is None:
             raise
         return answer
+    if row is None:  # created, yet not readable by its creator
+        return JSONResponse(NOT_FOUND, status_code=404)
     return _one(row, 201)
 
 
@@ -208,7 +211,7 @@ async def delete_budget(budget_id: UUID, request: Request, pool: Pool, user: Cur
     return Response(status_code=204)
 
 
-async def _missing_or_forbidden(conn: psycopg.AsyncConnection, budget_id: UUID) -> JSONResponse:
+async def _missing_or_forbidden(conn: AsyncConn, budget_id: UUID) -> JSONResponse:
     """RLS hides rows one may not write: 403 if the user can at least read it, else 404."""
     cur = await conn.execute("select 1 from public.budgets where id = %s", (budget_id,))
     if await cur.fetchone():
