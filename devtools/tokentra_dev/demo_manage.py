@@ -24,6 +24,10 @@ def show(org_id: UUID) -> None:
         members = admin.list_users(conn, org_id)
         keys = admin.list_keys(conn, org_id)
         teams = admin.list_scopes(conn, "teams", org_id)
+        # One identity per model: snapshots the provider named and the bare name group together.
+        models = conn.execute(
+            "select model, canonical_model, count(*) as calls from public.usage_records where org_id = %s "
+            "group by 1, 2 order by 3 desc limit 8", (org_id,)).fetchall()
     console.print("\n[bold]Management[/bold] (the same as `tokentra orgs list`, `users list --org ORG_ID`, "
                   "`keys list --org ORG_ID`, `teams list --org ORG_ID`; add --json for scripts)", soft_wrap=True)
     console.print(f"  organization {org.name}: {org.members} member(s), {org.active_keys} active key(s), "
@@ -35,3 +39,7 @@ def show(org_id: UUID) -> None:
         console.print(f"  key {k.prefix}… ({k.name}), {used}")
     console.print(f"  teams, all created from the SDK's tags: {', '.join(t.name for t in teams) or 'none yet'}",
                   soft_wrap=True)
+    console.print("  models as sent -> the model they are grouped and priced as (`tokentra prices show MODEL` says "
+                  "how a name resolves; `tokentra prices set` gives an unpriced model its own price):", soft_wrap=True)
+    for m in models:
+        console.print(f"    {m['model']} -> {m['canonical_model']} ({m['calls']:,} calls)")
