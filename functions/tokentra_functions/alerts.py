@@ -8,17 +8,19 @@ their deliveries (failed ones included), and are acknowledged and resolved here.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ValidationError
 
 from tokentra_core.alerting.channels import SAVE_SQL, ChannelError, prepare_channels, sealed_rows
+from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Envelope, Pool, envelope, function_app, invalid_fields, json_body
 from tokentra_functions._db_errors import db_error, invalid
@@ -27,7 +29,7 @@ from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, UserClaims, as_user, forbidden_unless
 
 router = APIRouter(tags=["alerts"])
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     403: {"model": ErrorBody},
     404: {"model": ErrorBody},
@@ -35,7 +37,10 @@ ERRORS = {
 }
 
 
-def _validate(model: type[BaseModel], raw: bytes, prefix: str = "") -> BaseModel | JSONResponse:
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], raw: bytes | dict[str, Any], prefix: str = "") -> M | JSONResponse:
     try:
         return model.model_validate_json(raw) if isinstance(raw, bytes) else model.model_validate(raw)
     except ValidationError as exc:
@@ -52,7 +57,8 @@ def _condition(rule_type: str, condition: dict[str, Any]) -> dict[str, Any] | JS
     )
 
 
-async def _channels(channels: list, existing: list[dict]) -> tuple[list[dict], dict] | JSONResponse:
+async def _channels(channels: list[Any], existing: list[dict[str, Any]]
+                    ) -> tuple[list[dict[str, Any]], dict[UUID, dict[str, str]]] | JSONResponse:
     try:  # resolving hosts for the SSRF check blocks: off the event loop
         return await run_in_threadpool(prepare_channels, channels, existing, get_settings())
     except ChannelError as exc:
@@ -65,8 +71,9 @@ def _answer(exc: psycopg.Error) -> JSONResponse:
     return answer
 
 
-async def _missing_or_forbidden(conn: psycopg.AsyncConnection, table: str, row_id: UUID) -> JSONResponse:
-    cur = await conn.execute(f"select 1 from public.{table} where id = %s", (row_id,))  # noqa: S608 - fixed names
+async def _missing_or_forbidden(conn: AsyncConn, table: str, row_id: UUID) -> JSONResponse:
+    cur = await conn.execute(sql.SQL("select 1 from {} where id = %s").format(sql.Identifier("public", table)),
+                             (row_id,))
     if await cur.fetchone():
         return JSONResponse({"error": "forbidden", "message": "your role may read this, not change it"}, 403)
     return JSONResponse({"error": "not_found", "message": "not found"}, 404)
@@ -100,7 +107,7 @@ async def list_events(
     )
 
 
-async def _deliveries(conn: psycopg.AsyncConnection, event_ids: list[UUID]) -> dict[UUID, list[Delivery]]:
+async def _deliveries(conn: AsyncConn, event_ids: list[UUID]) -> dict[UUID, list[Delivery]]:
     cur = await conn.execute(
         "select id, event_id, channel_id, channel_type, kind, status, attempts, max_attempts, "
         "next_attempt_at, last_status_code, last_error, created_at, delivered_at "
@@ -167,7 +174,7 @@ async def retry_delivery(delivery_id: UUID, request: Request, pool: Pool, user: 
     try:
         async with as_user(pool, user) as conn:
             cur = await conn.execute("select public.retry_alert_delivery(%s) as queued", (delivery_id,))
-            queued = (await cur.fetchone())["queued"]
+            queued = (await one_async(cur))["queued"]
     except psycopg.Error as exc:
         return _answer(exc)
     return envelope({"queued": queued})
@@ -209,7 +216,7 @@ async def create_rule(request: Request, pool: Pool, user: CurrentUser) -> JSONRe
                 "values (%s, %s, %s, %s, %s, %s) returning *",
                 (body.org_id, body.name, body.type, Jsonb(condition), Jsonb(channels), body.enabled),
             )
-            row = await cur.fetchone()
+            row = await one_async(cur)  # insert ... returning: the row, or an exception
             for params in sealed_rows(body.org_id, row["id"], credentials):
                 await conn.execute(SAVE_SQL, params)
     except psycopg.Error as exc:
@@ -244,7 +251,8 @@ async def update_rule(rule_id: UUID, request: Request, pool: Pool, user: Current
             )
             if isinstance(condition, JSONResponse):
                 return condition
-            channels, credentials = rule["channels"], {}
+            channels = rule["channels"]
+            credentials: dict[UUID, dict[str, str]] = {}
             if body.channels is not None:
                 prepared = await _channels(body.channels, rule["channels"])
                 if isinstance(prepared, JSONResponse):
