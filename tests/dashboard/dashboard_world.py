@@ -210,7 +210,9 @@ def world(dashboard_url: str, functions_url: str) -> World:
     return w
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running on this thread while it is open, and the
+# tests after this module call asyncio.run() (the explanation and consensus jobs), which a running loop refuses.
+@pytest.fixture(scope="module")
 def browser(dashboard_url: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -86,7 +86,7 @@ def test_signals_are_validated_and_stored_under_metadata(functions_url, tenant, 
     fields = {x["index"]: (x["field"], x["message"]) for x in body["rejected"]}
     assert fields[2][0] == "output_overhead" and fields[3][0] == "response_format"
     assert "prefix_hash and prefix_share" in fields[4][1]
-    assert fields[5][0] == "metadata" and "reserved" in fields[5][1]
+    assert fields[5][0] == "metadata.tokentra" and "reserved" in fields[5][1]  # the reserved key, by its path
     with connect(dsn) as conn:
         rows = {r["request_id"]: r["metadata"] for r in conn.execute(
             "select request_id, metadata from public.usage_records where org_id = %s", (tenant.org_id,))}
