@@ -146,8 +146,9 @@ def test_demo_without_keys_says_llm_is_off_and_shows_the_template_explanation(ds
     pending = re.search(r"(\d+) recommendations qualify; the first would be \"(.+?)\" \(\$([\d,.]+) a month; "
                         r"triggers: ([a-z_, ]+)\)\. None is reviewed while LLM review is off\.", text)
     with connect(dsn) as conn:
+        # Open or applied: the routing section, after the LLM one, applies a routing recommendation.
         recs = conn.execute("select title, estimated_monthly_savings::float8 as s from public.recommendations"
-                            " where org_id = %s and status = 'open' and estimated_monthly_savings >= 10"
+                            " where org_id = %s and status in ('open', 'applied') and estimated_monthly_savings >= 10"
                             " order by estimated_monthly_savings desc", (org,)).fetchall()
         runs = conn.execute("select count(*) as n from public.consensus_runs where org_id = %s", (org,)).fetchone()
     # Enterprise plan: every recommendation over the $10 floor qualifies, the biggest first.
