@@ -119,7 +119,33 @@ async def test_malformed_answer_is_repaired(servers, settings, org, dsn):
     assert [c["ok"] for c in stored if c["task"] == "consensus.skeptic"] == [False, True]
 
 
-async def test_malformed_twice_fails_the_run_and_leaves_the_recommendation(servers, settings, org, dsn):
+async def test_a_role_malformed_twice_moves_to_its_fallback_and_the_review_goes_on(servers, settings, org, dsn):
+    rec = add_recommendation(dsn, org.id)
+    # the skeptic's primary model (Anthropic) answers out of schema every time, in two different ways
+    bad = iter([Answer.malformed('{"verdict": "accept", "confidence": 7}'), Answer.malformed("I agree, mostly.")])
+
+    def script(seen):
+        if role_of(seen) == "skeptic" and seen.provider == "anthropic":
+            return next(bad)
+        return agreeing(seen)
+
+    servers.script = script
+    await review_pending(dsn, settings, org=org.id)
+    [run] = runs(dsn, rec)
+    assert (run["status"], run["applied"], run["rounds"]) == ("completed", True, 1)
+    stored = calls(dsn, run["id"])
+    skeptic = [(c["provider"], c["ok"], c["fallback_used"]) for c in stored if c["task"] == "consensus.skeptic"]
+    assert skeptic == [("anthropic", False, False), ("anthropic", False, False), ("openai", True, True)]
+    assert all(c["error"].startswith("malformed") for c in stored if not c["ok"])
+    with connect(dsn) as conn:
+        position_row = conn.execute("select provider, fallback_used from public.consensus_positions"
+                                    " where run_id = %s and role = 'skeptic'", (run["id"],)).fetchone()
+    assert (position_row["provider"], position_row["fallback_used"]) == ("openai", True)
+    assert run["calls"] == len(servers.seen) == 6  # 3 skeptic calls, analyst, advocate, synthesizer
+
+
+async def test_a_role_malformed_on_every_model_fails_the_run_and_leaves_the_recommendation(servers, settings, org,
+                                                                                          dsn):
     rec = add_recommendation(dsn, org.id)
     before = rec_row(dsn, rec)
     servers.script = lambda seen: (Answer.malformed('{"verdict": "accept", "confidence": 7}')
@@ -129,8 +155,8 @@ async def test_malformed_twice_fails_the_run_and_leaves_the_recommendation(serve
     assert (run["status"], run["applied"], run["rounds"]) == ("failed", False, 0)
     assert "StructuredOutputFailed" in run["stop_reason"]
     assert rec_row(dsn, rec) == before
-    # every call is kept: both malformed skeptic answers and the two agents that answered
-    assert run["calls"] == len(servers.seen) == 4 and summary.reviews[0].calls == 4
+    # every call is kept: both malformed skeptic answers on each model and the two agents that answered
+    assert run["calls"] == len(servers.seen) == 6 and summary.reviews[0].calls == 6
     # failed recently: not retried on the next pass
     assert (await review_pending(dsn, settings, org=org.id)).candidates == 0
 

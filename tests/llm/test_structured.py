@@ -79,12 +79,31 @@ async def test_a_malformed_answer_is_repaired_once_with_the_validation_error(llm
     assert [c.ok for c in llm.calls] == [False, True] and llm.calls[0].error.startswith("malformed")
 
 
-async def test_malformed_twice_fails_and_both_calls_count(llm, servers, tenant, dsn):
+async def test_a_model_malformed_twice_hands_over_to_the_fallback(llm, servers, tenant, dsn):
+    # the primary (OpenAI for the analyst) cannot keep to the schema; the fallback answers
+    servers.script = lambda seen: (Answer.malformed(json.dumps({"verdict": "maybe"})) if seen.provider == "openai"
+                                   else Answer.json(AGREE))
+    answer, call = await llm.structured("consensus.analyst", Position, org_id=tenant.org_id, system=SYSTEM,
+                                        prompt=PROMPT)
+    assert answer == Position(**AGREE)
+    assert (call.provider, call.model, call.fallback_used, call.ok) == ("anthropic", "claude-haiku-4-5", True, True)
+    assert [s.provider for s in servers.seen] == ["openai", "openai", "anthropic"]
+    # the fallback starts a fresh conversation: no repair request of the other model's answer
+    assert "did not match" not in servers.seen[2].prompt
+    assert [c.ok for c in llm.calls] == [False, False, True]
+    rows = usage_rows(dsn, tenant.org_id)
+    assert [(r["provider"], r["routed_from_model"]) for r in rows] == [
+        ("openai", None), ("openai", None), ("anthropic", "gpt-4.1-mini")]
+
+
+async def test_malformed_twice_on_every_model_fails_and_every_call_counts(llm, servers, tenant, dsn):
     servers.script = lambda seen: Answer.malformed(json.dumps({"verdict": "maybe"}))
     with pytest.raises(StructuredOutputFailed) as failure:
         await llm.structured("consensus.analyst", Position, org_id=tenant.org_id, system=SYSTEM, prompt=PROMPT)
-    assert len(failure.value.calls) == 2 and not any(c.ok for c in failure.value.calls)
-    assert len(servers.seen) == 2
+    assert not isinstance(failure.value, LLMUnavailable)
+    assert "openai:gpt-4.1-mini" in str(failure.value) and "anthropic:claude-haiku-4-5" in str(failure.value)
+    assert len(failure.value.calls) == 4 and not any(c.ok for c in failure.value.calls)
+    assert [s.provider for s in servers.seen] == ["openai", "openai", "anthropic", "anthropic"]
     rows = usage_rows(dsn, tenant.org_id)
     assert [r["request_id"] for r in rows] == [c.request_id for c in failure.value.calls]
     assert all(r["status"] == "success" and r["output_tokens"] > 0 for r in rows)  # billed, though unusable

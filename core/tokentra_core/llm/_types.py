@@ -34,7 +34,7 @@ class LLMCall:
 
 
 class StructuredOutputFailed(RuntimeError):
-    """The answer stayed malformed after one repair/retry; `calls` holds every attempt."""
+    """Every model that answered stayed malformed after one repair request; `calls` holds every attempt."""
 
     def __init__(self, message: str, calls: list[LLMCall]) -> None:
         super().__init__(message)

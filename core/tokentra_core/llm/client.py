@@ -92,7 +92,9 @@ class LLM:
         """The task's answer as a `schema` instance, and the call that produced it.
 
         Raises LLMOff (no key for the task's models), AICapReached (the org's monthly AI cap),
-        StructuredOutputFailed (malformed twice) or LLMUnavailable, a StructuredOutputFailed (every model failed)."""
+        StructuredOutputFailed (every model that answered was malformed twice, each after a repair request; a
+        model malformed twice hands over to the next, as a failing one does) or LLMUnavailable, a
+        StructuredOutputFailed (every model failed at the provider)."""
         org_id = _org(org_id)
         if not task or not task.strip():
             raise ValueError("task: must not be empty")
@@ -103,10 +105,11 @@ class LLM:
             raise LLMOff(f"LLM features are off for {task}: no {needed} key; {HOW_TO_TURN_ON}")
         ask = _Ask(task, org_id, schema, system, prompt, plan, routed_from=candidates[0][0])
         made: list[LLMCall] = []
-        malformed = 0
+        problems: list[str] = []  # per model that answered malformed twice: what was wrong the second time
         for ref, fallback in candidates:
             provider = self._providers[ref.provider]
             messages = provider.first_messages(prompt)
+            malformed = 0
             while True:
                 await self._check_cap(ask, ref)
                 try:
@@ -120,9 +123,14 @@ class LLM:
                 made[-1] = self._amend(made[-1], f"malformed: {problem}")
                 malformed += 1
                 if malformed >= 2:
-                    raise StructuredOutputFailed(
-                        f"{task}: the answer stayed malformed after a repair request ({problem})", made)
+                    # A model that cannot keep to the schema after a repair request is treated like one that
+                    # errs: the next candidate answers from a fresh conversation.
+                    problems.append(f"{ref}: {problem}")
+                    break
                 messages = provider.repair_messages(messages, reply, _repair_request(problem, schema))
+        if problems:
+            raise StructuredOutputFailed(
+                f"{task}: the answer stayed malformed after a repair request ({'; '.join(problems)})", made)
         raise LLMUnavailable(f"{task}: every model failed ({', '.join(c.error or '' for c in made)})", made)
 
     async def _check_cap(self, ask: _Ask, ref: ModelRef) -> None:
