@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from tokentra_core.grounding import Evidence, unsupported_numbers
 from tokentra_core.llm import LLM, AICapReached, LLMCall, LLMOff, StructuredOutputFailed
 from tokentra_worker.explanations.templates import Prose, anomaly_text, recommendation_text
 
-__all__ = ["SYSTEM", "Written", "write"]
+__all__ = ["SYSTEM", "Template", "Written", "write"]
 
 log = logging.getLogger("tokentra.worker.explanations")
 
@@ -46,7 +47,8 @@ SYSTEM = {
         "holds." + _RULES
     ),
 }
-TEMPLATES = {"anomaly": anomaly_text, "recommendation": recommendation_text}
+Template = Callable[[dict[str, Any]], Prose]
+TEMPLATES: dict[str, Template] = {"anomaly": anomaly_text, "recommendation": recommendation_text}
 
 
 @dataclass
@@ -66,18 +68,22 @@ class Written:
         return next((c for c in reversed(self.calls) if c.ok), self.calls[-1] if self.calls else None)
 
 
-def _template(subject: str, evidence: dict, reason: str, note: str, written: Written) -> Written:
-    written.prose = TEMPLATES[subject](evidence)
+def _template(template: Template, evidence: dict, reason: str, note: str, written: Written) -> Written:
+    written.prose = template(evidence)
     written.source, written.fallback_reason, written.note = "template", reason, note[:500]
     return written
 
 
-async def write(llm: LLM, subject: str, evidence: dict[str, Any], org_id: str) -> Written:
-    """The explanation of one anomaly or recommendation ("anomaly" | "recommendation") from its evidence.
+async def write(llm: LLM, subject: str, evidence: dict[str, Any], org_id: str, *, task: str | None = None,
+                system: str | None = None, template: Template | None = None) -> Written:
+    """The explanation of one anomaly or recommendation ("anomaly" | "recommendation") from its evidence;
+    other prose grounded the same way (a weekly report) names its task, system prompt and template.
 
     Not safe to run concurrently on one LLM instance: the calls of this explanation are the instance's
     calls made while it runs."""
-    task = f"explain.{subject}"
+    task = task or f"explain.{subject}"
+    system = system or SYSTEM[subject]
+    template = template or TEMPLATES[subject]
     grounds = Evidence.of(evidence)
     base = "Evidence:\n" + json.dumps(evidence, sort_keys=True, separators=(",", ":"))
     prompt = base
@@ -85,19 +91,19 @@ async def write(llm: LLM, subject: str, evidence: dict[str, Any], org_id: str) -
     for attempt in (1, 2):
         before = len(llm.calls)
         try:
-            prose, call = await llm.structured(task, Prose, org_id=org_id, system=SYSTEM[subject], prompt=prompt)
+            prose, call = await llm.structured(task, Prose, org_id=org_id, system=system, prompt=prompt)
         except LLMOff as exc:
-            return _template(subject, evidence, "llm_off", str(exc), done)
+            return _template(template, evidence, "llm_off", str(exc), done)
         except AICapReached as exc:
             done.calls += llm.calls[before:]
-            return _template(subject, evidence, "ai_cap_reached", str(exc), done)
+            return _template(template, evidence, "ai_cap_reached", str(exc), done)
         except StructuredOutputFailed as exc:
             done.calls += llm.calls[before:]
-            return _template(subject, evidence, "llm_failed", str(exc), done)
+            return _template(template, evidence, "llm_failed", str(exc), done)
         except Exception as exc:  # noqa: BLE001 - whatever breaks, a deterministic explanation still exists
             log.warning("%s failed: %s", task, type(exc).__name__)
             done.calls += llm.calls[before:]
-            return _template(subject, evidence, "llm_failed", f"{type(exc).__name__}", done)
+            return _template(template, evidence, "llm_failed", f"{type(exc).__name__}", done)
         done.calls += llm.calls[before:]
         unsupported = unsupported_numbers(f"{prose.headline}\n{prose.body}", grounds)
         if not unsupported:
@@ -108,5 +114,5 @@ async def write(llm: LLM, subject: str, evidence: dict[str, Any], org_id: str) -
         prompt = (f"{base}\n\nYour previous answer cited numbers that are not in the evidence: "
                   f"{', '.join(unsupported)}. Write the explanation again, citing only figures that appear in "
                   f"the evidence (rounding is fine); do not compute new ones.")
-    return _template(subject, evidence, "ungrounded",
+    return _template(template, evidence, "ungrounded",
                      "the model cited numbers absent from the evidence twice; the template was stored", done)
