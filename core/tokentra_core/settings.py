@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     explanations_refresh_minutes: float = Field(default=60, ge=0)
     explanations_max_per_run: int = Field(default=200, ge=1)
 
+    # The cost assistant: model turns per answer (each a recorded, capped call), and the bounds of every
+    # query a tool runs as the asking user (statement timeout, rows handed to the model per query).
+    assistant_max_steps: int = Field(default=6, ge=2, le=20)
+    assistant_statement_timeout_ms: int = Field(default=5000, ge=100, le=60_000)
+    assistant_max_rows: int = Field(default=50, ge=1, le=500)
+
     # The semantic cache: the embedder (`local`: all-MiniLM-L6-v2 from the `cache` extra; or
     # `openai:<embedding model>` through the LLM layer), its dimension when the model is not a known one,
     # and the similarity threshold (default: the embedder's calibrated one; an organization's
