@@ -112,6 +112,10 @@ begin
   values (org, date_trunc('hour', now(), 'UTC'), 'gpt-4o', 1, 1);
   insert into public.explanations (org_id, recommendation_id, headline, body, source, fallback_reason, evidence)
   values (org, rec, 'explanation-' || tag, 'body', 'template', 'llm_off', '{}');
+  insert into public.reports (org_id, period_start, period_end, headline, narrative, method, grounded,
+                              fallback_reason, evidence)
+  values (org, '2026-11-23T00:00Z', '2026-11-30T00:00Z', 'report-' || tag, 'narrative', 'template', true,
+          'llm_off', '{}');
 end
 $$;
 comment on function tests.seed_org(uuid, text) is 'Insert one row into every tenant table for org.';
