@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from tokentra_core.alerting.channels import Channel
 from tokentra_functions._inputs import JsonObject, Text
 
-RuleType = Literal["budget_threshold", "spend_spike", "error_rate", "latency", "anomaly", "forecast_overrun"]
+RuleType = Literal["budget_threshold", "spend_spike", "error_rate", "latency", "anomaly", "forecast_overrun",
+                   "reconciliation_drift"]
 Tag = Annotated[Text, Field(min_length=1, max_length=200)]
 # Conditions are stored and answered with their numbers as JSON numbers, as every amount in the API.
 AsNumber = PlainSerializer(float, return_type=float, when_used="json")
@@ -62,6 +63,24 @@ class LatencyCondition(_Metric):
     min_requests: Annotated[int, Field(ge=1)] = 20
 
 
+ReconciliationCause = Literal["untracked_traffic", "unpriced_model", "price_change", "cache_accounting",
+                              "batch_flex_discount", "long_context", "tool_fees", "rounding", "timing", "unexplained"]
+
+
+class ReconciliationDriftCondition(_Condition):
+    """Billed against tracked over the last window_days reconciled UTC days."""
+
+    threshold_pct: Annotated[Decimal, Field(gt=0, le=1000), AsNumber] = Decimal(5)
+    min_gap_usd: Annotated[Decimal, Field(ge=0), AsNumber] = Decimal(1)
+    window_days: Annotated[int, Field(ge=1, le=400)] = 7
+    provider: Literal["openai", "anthropic"] | None = None
+    canonical_model: Tag | None = None
+    causes: Annotated[list[ReconciliationCause], Field(min_length=1, max_length=10)] | None = Field(
+        default=None, description="Only these causes' share of the gap (default: the whole gap)."
+    )
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
 CONDITIONS: dict[str, type[_Condition] | None] = {
     "budget_threshold": BudgetThresholdCondition,
     "spend_spike": SpendSpikeCondition,
@@ -70,6 +89,7 @@ CONDITIONS: dict[str, type[_Condition] | None] = {
     # Evaluated by the anomaly and forecast jobs of the next issues; their conditions are theirs to define.
     "anomaly": None,
     "forecast_overrun": None,
+    "reconciliation_drift": ReconciliationDriftCondition,
 }
 
 

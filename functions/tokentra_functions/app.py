@@ -24,6 +24,7 @@ from tokentra_functions.me import router as me_router
 from tokentra_functions.otel import router as otel_router
 from tokentra_functions.prices import router as prices_router
 from tokentra_functions.realtime_sse import router as realtime_router
+from tokentra_functions.reconciliation import router as reconciliation_router
 from tokentra_functions.recommendations import router as recommendations_router
 from tokentra_functions.routing import router as routing_router
 from tokentra_functions.scopes import router as scopes_router
@@ -35,7 +36,7 @@ app = function_app(me_router, admin_router, dev_login_router, realtime_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router,
                    gateway_router, virtual_keys_router, routing_router, prices_router, traces_router,
-                   scopes_router)
+                   scopes_router, reconciliation_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
 # The built dashboard at /dashboard/ (not part of any single function's deployment).
 mount_dashboard(app)
