@@ -142,6 +142,20 @@ class Settings(BaseSettings):
     # How long a call may wait for a database connection to check its policy (a burst on one budget queues).
     gateway_policy_wait_seconds: float = Field(default=120, gt=0)
 
+    # The providers' own usage and cost reports (the reconciliation job): the usage bucket width, days
+    # backfilled on a first sync and re-synced on every run (providers revise the last day or two), buckets
+    # per page (None: the provider's maximum), retries of rate limits and server errors, the HTTP timeout,
+    # and how long the raw pages are kept for audit.
+    reconciliation_bucket_width: str = Field(default="1d", pattern="^(1h|1d)$")
+    reconciliation_backfill_days: int = Field(default=31, ge=1, le=400)
+    reconciliation_resync_days: int = Field(default=2, ge=0, le=31)
+    reconciliation_page_buckets: int | None = Field(default=None, ge=1)
+    reconciliation_max_attempts: int = Field(default=6, ge=1)
+    reconciliation_retry_base_seconds: float = Field(default=1, gt=0)
+    reconciliation_retry_max_seconds: float = Field(default=60, gt=0)
+    reconciliation_timeout_seconds: float = Field(default=30, gt=0)
+    reconciliation_raw_page_days: int = Field(default=90, ge=1)
+
     @property
     def uses_local_db(self) -> bool:
         """True when no DATABASE_URL is given and the embedded Postgres is ours to manage."""

@@ -75,6 +75,12 @@ def _consensus(ctx: JobContext) -> str:
     return run_consensus(ctx)
 
 
+def _reconciliation(ctx: JobContext) -> str:
+    from tokentra_worker.provider_sync import run_provider_sync
+
+    return run_provider_sync(ctx)
+
+
 def _explanations(ctx: JobContext) -> str:
     from tokentra_worker.explanations import run_explanations
 
@@ -102,6 +108,9 @@ JOBS: dict[str, Job] = {
             schedule="45 * * * *", run=_consensus),
         Job("explanations", "Explanations: grounded prose for open anomalies and recommendations (templates "
             "without LLM keys).", schedule="5-59/10 * * * *", run=_explanations),
+        Job("reconciliation", "Reconciliation: sync the providers' own usage and cost reports through each "
+            "connection's admin key (backfill, then recent days again).", schedule="*/15 * * * *",
+            run=_reconciliation),
     )
 }
 

@@ -272,8 +272,9 @@ class ProviderAdminServer(LocalHTTPServer):
             return
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] != self.openai_key:
-            raise _Refusal(401, "invalid_request_error",
-                           "Incorrect API key provided. You must be an organization owner with an admin key.")
+            # OpenAI echoes (part of) the key it refused: a client must not record its message as is.
+            raise _Refusal(401, "invalid_request_error", f"Incorrect API key provided: {auth[7:]}. You must be "
+                           "an organization owner with an admin key.")
 
     # ---- OpenAI
     def _openai(self, path: str, params: dict[str, list[str]]) -> dict[str, Any]:
