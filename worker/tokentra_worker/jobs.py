@@ -76,9 +76,11 @@ def _consensus(ctx: JobContext) -> str:
 
 
 def _reconciliation(ctx: JobContext) -> str:
+    from tokentra_worker.gap_causes import run_gap_causes
     from tokentra_worker.provider_sync import run_provider_sync
 
-    return run_provider_sync(ctx)
+    synced = run_provider_sync(ctx)
+    return f"{synced}; {run_gap_causes(ctx)}"
 
 
 def _explanations(ctx: JobContext) -> str:
@@ -109,7 +111,8 @@ JOBS: dict[str, Job] = {
         Job("explanations", "Explanations: grounded prose for open anomalies and recommendations (templates "
             "without LLM keys).", schedule="5-59/10 * * * *", run=_explanations),
         Job("reconciliation", "Reconciliation: sync the providers' own usage and cost reports through each "
-            "connection's admin key (backfill, then recent days again).", schedule="*/15 * * * *",
+            "connection's admin key (backfill, then recent days again), then reconcile them with tracked usage and "
+            "evaluate drift alerts.", schedule="*/15 * * * *",
             run=_reconciliation),
     )
 }
