@@ -1,22 +1,30 @@
-"""The `recommendations` job: every detector over each organization's aggregates, then the lifecycle.
+"""The `recommendations` job: every detector over each chunk of organizations, then the lifecycle.
+
+Detectors are SQL functions registered in private.detectors (one per category, each run once for a chunk
+of organizations and returning private.recommendation_candidate rows); a category not registered there
+yet runs its Python detector over the aggregates of _data.py. This module only orchestrates and writes.
 
 A detector that fires again updates its open recommendation (same fingerprint) instead of adding one;
 an open recommendation whose pattern is gone expires; a dismissed one is never reopened; an applied one
-gets its realised savings measured against the baseline frozen when it was applied.
+gets its realised savings measured (private.measure_realised_savings: from the calls its routing rule
+routed, else against the baseline frozen when it was applied).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from tokentra_core.db import Conn
 from tokentra_worker._per_org import for_each_active_org, log_org_failure
 from tokentra_worker.recommendations._common import Rec, priority
-from tokentra_worker.recommendations._data import OrgData, load, load_many
+from tokentra_worker.recommendations._data import OrgData, load_many
 from tokentra_worker.recommendations.attribution import business_outcome_attribution
 from tokentra_worker.recommendations.caching import request_deduplication, semantic_caching
 from tokentra_worker.recommendations.hosting import provider_arbitrage, rate_limit_optimization
@@ -37,7 +45,7 @@ from tokentra_worker.recommendations.routing import (
 from tokentra_worker.recommendations.scheduling import time_based_optimization
 from tokentra_worker.recommendations.tokens import context_window_efficiency, io_ratio_optimization, prompt_compression
 
-__all__ = ["DETECTORS", "detect", "run_org", "run_recommendations"]
+__all__ = ["DETECTORS", "Found", "detect", "detect_chunk", "run_org", "run_recommendations", "sql_detectors"]
 
 log = logging.getLogger("tokentra.worker.recommendations")
 
@@ -86,34 +94,71 @@ on conflict (org_id, fingerprint) do update
 returning id
 """
 
-# Realised savings of applied recommendations: the feature's cost per request since the apply, against
-# the baseline's, times the requests since, scaled to a month. Read from the rollups.
-_REALISED = """
-update public.recommendations r
-   set realised_monthly_savings = round(((r.baseline ->> 'cost_per_request')::numeric * m.requests - m.cost)
-                                        * 30 * 86400 / greatest(extract(epoch from now() - r.applied_at),
-                                          3600), 4)
-  from (select x.id, coalesce(sum(u.requests), 0) as requests, coalesce(sum(u.cost_usd), 0) as cost
-          from public.recommendations x
-          left join analytics.usage_hourly u
-            on u.org_id = x.org_id and u.bucket >= date_trunc('hour', x.applied_at)
-           and coalesce(u.feature, '(none)') = x.scope_value
-         where x.org_id = %(org)s and x.status = 'applied' and x.baseline ? 'cost_per_request'
-         group by x.id) m
- where r.id = m.id
-"""
+_SQL_DETECTORS = "select category, function_name, enabled from private.detectors order by category"
+_WINDOW = "select org_id, days::float8 as days from private.detector_window(%s::uuid[], %s)"
 
 
-def detect(conn, data: OrgData) -> list[Rec]:
+@dataclass
+class Found:
+    """What the detectors found for one organization, and the days of history their window covered."""
+
+    recs: list[Rec] = field(default_factory=list)
+    days: float = 1.0
+
+
+def sql_detectors(conn) -> dict[str, str | None]:
+    """Registered categories: the function of each enabled one, None for a disabled one."""
+    return {r["category"]: r["function_name"] if r["enabled"] else None
+            for r in conn.execute(_SQL_DETECTORS).fetchall()}
+
+
+def _candidate(row: dict[str, Any]) -> tuple[str, Rec]:
+    return str(row["org_id"]), Rec(
+        category=row["category"], scope_type=row["scope_type"], scope_value=row["scope_value"], key=row["key"],
+        title=row["title"], description=row["description"], current=float(row["current_monthly_cost"]),
+        projected=float(row["projected_monthly_cost"]), method=row["savings_method"],
+        confidence=float(row["confidence"]), risk=row["risk"], effort=row["effort"],
+        steps=list(row["implementation_steps"] or []), evidence=dict(row["evidence"] or {}),
+        suggested_rule=row["suggested_rule"],
+    )
+
+
+def _run_sql_detector(conn, category: str, function: str, orgs: list[str],
+                      now: datetime) -> list[tuple[str, Rec]]:
+    """One detector over a chunk in one statement, under a savepoint; if it fails, once per organization
+    (each under its own savepoint), so one bad organization costs the others of the chunk nothing."""
+    schema, _, name = function.partition(".")
+    query = sql.SQL("select * from {}(%s::uuid[], %s)").format(sql.Identifier(schema, name))
+    try:
+        with conn.transaction():
+            return [_candidate(r) for r in conn.execute(query, (orgs, now)).fetchall()]
+    except Exception as exc:
+        if len(orgs) == 1:
+            log_org_failure("recommendations", orgs[0], exc, detector=category)
+            return []
+    found: list[tuple[str, Rec]] = []
+    for org in orgs:
+        try:
+            with conn.transaction():
+                found += [_candidate(r) for r in conn.execute(query, ([org], now)).fetchall()]
+        except Exception as exc:
+            log_org_failure("recommendations", org, exc, detector=category)
+    return found
+
+
+def detect(conn, data: OrgData,
+           detectors: dict[str, Callable[[Conn, OrgData], list[Rec]]] | None = None) -> list[Rec]:
+    """The Python detectors (all of DETECTORS unless given) over one organization's aggregates."""
+    detectors = DETECTORS if detectors is None else detectors
     # Detectors only read: run them all under one savepoint (two round trips, not two per detector), and
     # only if one fails rerun each under its own, so the failing one costs no other its findings.
     try:
         with conn.transaction():
-            return [rec for detector in DETECTORS.values() for rec in detector(conn, data)]
+            return [rec for detector in detectors.values() for rec in detector(conn, data)]
     except Exception:  # noqa: S110 - each detector is rerun below under its own savepoint and logged there
         pass
     found: list[Rec] = []
-    for name, detector in DETECTORS.items():
+    for name, detector in detectors.items():
         try:
             with conn.transaction():
                 found += detector(conn, data)
@@ -122,9 +167,32 @@ def detect(conn, data: OrgData) -> list[Rec]:
     return found
 
 
-def run_org(conn, org: str, now: datetime, data: OrgData | None = None) -> dict[str, int]:
-    data = data or load(conn, org, now)
-    recs = detect(conn, data)
+def detect_chunk(conn, orgs: list[str], now: datetime) -> dict[str, Found]:
+    """Every enabled detector over a chunk of organizations: each SQL detector in one statement for the
+    whole chunk, the Python detectors of unregistered categories over the chunk's aggregates."""
+    orgs = [str(o) for o in orgs]
+    # JIT compiles longer than these aggregations run, and their sorts and hash tables over a chunk of
+    # organizations want more than the default memory (as in the rollup refresh).
+    conn.execute("select set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
+    out = {o: Found() for o in orgs}
+    for r in conn.execute(_WINDOW, (orgs, now)).fetchall():
+        out[str(r["org_id"])].days = float(r["days"])
+    registered = sql_detectors(conn)
+    for category, function in registered.items():
+        if function is None:
+            continue
+        for org, rec in _run_sql_detector(conn, category, function, orgs, now):
+            out[org].recs.append(rec)
+    python = {k: v for k, v in DETECTORS.items() if k not in registered}
+    if python:
+        for org, data in load_many(conn, orgs, now).items():
+            out[org].recs += detect(conn, data, python)
+    return out
+
+
+def run_org(conn, org: str, now: datetime, found: Found | None = None) -> dict[str, int]:
+    found = found or detect_chunk(conn, [str(org)], now)[str(org)]
+    recs = found.recs
     seen = []
     for rec in recs:
         row = conn.execute(
@@ -150,7 +218,7 @@ def run_org(conn, org: str, now: datetime, data: OrgData | None = None) -> dict[
                     {
                         **rec.evidence,
                         "scope": {rec.scope_type: rec.scope_value},
-                        "window_days": round(data.days, 2),
+                        "window_days": round(found.days, 2),
                     }
                 ),
                 "rule": Jsonb(rec.suggested_rule) if rec.suggested_rule else None,
@@ -164,28 +232,28 @@ def run_org(conn, org: str, now: datetime, data: OrgData | None = None) -> dict[
         "and not (id = any(%s::uuid[]))",
         (org, seen),
     ).rowcount
-    # Planning _REALISED costs more than the lookup that shows most organizations have nothing applied.
+    # Measuring costs more than the lookup that shows most organizations have nothing applied.
     if conn.execute("select from public.recommendations where org_id = %s and status = 'applied' limit 1",
                     (org,)).fetchone() is not None:
-        conn.execute(_REALISED, {"org": org})
+        conn.execute("select private.measure_realised_savings(%s)", (org,))
     return {"found": len(recs), "written": len(seen), "expired": expired}
 
 
 def run_recommendations(ctx, now: datetime | None = None, orgs: list[str] | None = None) -> str:
     """The job: every organization with usage in the last 30 days."""
-    # The aggregates are read for a chunk of organizations at once (one query plan per chunk, not per
-    # organization); each organization's detections are still written and committed on their own.
-    loaded: dict[str, OrgData] = {}
+    # The detectors run for a chunk of organizations at once (one statement and plan per detector and
+    # chunk, not per organization); each organization's findings are still written and committed on their own.
+    chunk: dict[str, Found] = {}
 
-    def prefetch(conn, chunk: list[str], at: datetime) -> None:
-        loaded.clear()
-        loaded.update(load_many(conn, chunk, at))
+    def prefetch(conn, orgs_: list[str], at: datetime) -> None:
+        chunk.clear()
+        chunk.update(detect_chunk(conn, orgs_, at))
 
-    def run_loaded(conn, org: str, at: datetime) -> dict[str, int]:
-        return run_org(conn, org, at, loaded.pop(org, None))
+    def run_found(conn, org: str, at: datetime) -> dict[str, int]:
+        return run_org(conn, org, at, chunk.pop(org, None))
 
     n, totals = for_each_active_org(
-        ctx, now or datetime.now(UTC), 30, run_loaded, "recommendations", orgs, prefetch=prefetch
+        ctx, now or datetime.now(UTC), 30, run_found, "recommendations", orgs, prefetch=prefetch
     )
     return (
         f"{n} organizations: {totals['found']} patterns, {totals['written']} "
