@@ -35,7 +35,7 @@ from tokentra_core.settings import Settings, get_settings
 
 log = logging.getLogger("tokentra.worker.provider_sync")
 
-__all__ = ["ENDPOINTS", "ReportError", "run_provider_sync"]
+__all__ = ["ENDPOINTS", "ReportError", "normalize_page", "openai_line_item", "plan_window", "run_provider_sync"]
 
 PUBLIC_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 ANTHROPIC_VERSION = "2023-06-01"
@@ -214,7 +214,7 @@ def _sync_endpoint(dsn: str, connection_id: UUID, endpoint: Endpoint, fetcher: _
                             endpoint.provider, endpoint.path)
                 cursor = None
                 continue
-            usage, cost = _normalize(endpoint, body)
+            usage, cost = normalize_page(endpoint, body)
             next_page = body.get("next_page") or None
             completed = one(conn.execute(
                 "select private.store_provider_report_page(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) as done",
@@ -272,7 +272,7 @@ class _Fetcher:
                     return _parse_page(response.text)
                 last = ReportError(self._describe(response), response.status_code)
                 if response.status_code == 429:
-                    wait = _retry_after(response.headers.get("retry-after"), wait, settings)
+                    wait = retry_after_seconds(response.headers.get("retry-after"), wait, settings)
                 elif response.status_code < 500:
                     raise last
             if attempt + 1 < settings.reconciliation_max_attempts and self.stop.wait(wait):
@@ -300,7 +300,7 @@ def redact(text: str, key: str) -> str:
     return re.sub(r"sk-[A-Za-z0-9_\-*.]{4,}", "sk-[redacted]", text)
 
 
-def _retry_after(value: str | None, fallback: float, settings: Settings) -> float:
+def retry_after_seconds(value: str | None, fallback: float, settings: Settings) -> float:
     """Seconds to wait for a 429: retry-after as seconds or an HTTP date, capped."""
     if value:
         try:
@@ -319,15 +319,17 @@ def _parse_page(text: str) -> tuple[dict[str, Any], str]:
         body = json.loads(text, parse_float=Decimal)
     except ValueError as exc:
         raise ReportError(f"the page is not JSON ({exc})") from None
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise ReportError("the page has no data array")
+    if not isinstance(body, dict):
+        raise ReportError("the page is not a JSON object")
     return body, text
 
 
 # ---------------------------------------------------------------- normalization
-def _normalize(endpoint: Endpoint, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def normalize_page(endpoint: Endpoint, body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     usage: list[dict[str, Any]] = []
     cost: list[dict[str, Any]] = []
+    if not isinstance(body.get("data"), list):
+        raise ReportError("the page has no data array")
     for bucket in body["data"]:
         if not isinstance(bucket, dict):
             raise ReportError("a bucket is not an object")
