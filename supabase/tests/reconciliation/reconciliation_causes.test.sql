@@ -29,16 +29,18 @@ create function pg_temp.bill(day date, model text, key text, inp bigint, cached 
                              pcached numeric, pout numeric, batch boolean default false, cents boolean default false)
 returns void language sql as $$
   insert into private.provider_billed_usage (org_id, connection_id, provider, endpoint, bucket_start, bucket_end,
-         bucket_width, model, api_key_id, project_id, batch, service_tier, input_tokens, cached_input_tokens,
-         output_tokens, requests, sync_id)
+         bucket_width, model, canonical_model, api_key_id, project_id, batch, service_tier, input_tokens,
+         cached_input_tokens, output_tokens, requests, sync_id)
   values ('00000000-0000-0000-0000-0000000cc001', '00000000-0000-0000-0000-0000000cc0a1', 'openai',
           'organization/usage/completions', day::timestamp at time zone 'UTC', (day + 1)::timestamp at time zone 'UTC',
-          '1d', model, key, 'proj_main', batch, 'default', inp, cached, outp, 1, gen_random_uuid());
+          '1d', model, private.canonical_model('openai', model), key, 'proj_main', batch, 'default', inp, cached,
+          outp, 1, gen_random_uuid());
   insert into private.provider_billed_cost (org_id, connection_id, provider, endpoint, bucket_start, bucket_end,
-         bucket_width, line_item, project_id, model, cost_type, token_type, amount, sync_id)
+         bucket_width, line_item, project_id, model, canonical_model, cost_type, token_type, amount, sync_id)
   select '00000000-0000-0000-0000-0000000cc001', '00000000-0000-0000-0000-0000000cc0a1', 'openai', 'organization/costs',
          day::timestamp at time zone 'UTC', (day + 1)::timestamp at time zone 'UTC', '1d',
-         model || ', ' || t || case when batch then ' (batch)' else '' end || ' ' || key, 'proj_main', model, 'tokens',
+         model || ', ' || t || case when batch then ' (batch)' else '' end || ' ' || key, 'proj_main', model,
+         private.canonical_model('openai', model), 'tokens',
          t || case when batch then ' (batch)' else '' end, case when cents then round(amt, 2) else amt end,
          gen_random_uuid()
     from (values ('input', inp * pin / 1e6), ('cached input', cached * pcached / 1e6), ('output', outp * pout / 1e6)) v (t, amt)
@@ -78,22 +80,24 @@ select pg_temp.bill('2026-11-20', 'gpt-4o', 'key_app', 800000, 200000, 100000, 3
 -- long context (day 12): calls above 200k to a model whose premium our table lacks (2x input, 1.5x output)
 select pg_temp.track('anthropic', '2026-11-12', 'claude-sonnet-4-20250514', 2, 300000, 0, 1000);
 insert into private.provider_billed_usage (org_id, connection_id, provider, endpoint, bucket_start, bucket_end,
-       bucket_width, model, api_key_id, project_id, service_tier, context_window, input_tokens, output_tokens, sync_id)
+       bucket_width, model, canonical_model, api_key_id, project_id, service_tier, context_window, input_tokens,
+       output_tokens, sync_id)
 values ('00000000-0000-0000-0000-0000000cc001', '00000000-0000-0000-0000-0000000cc0a2', 'anthropic',
         'organizations/usage_report/messages', '2026-11-12 00:00+00', '2026-11-13 00:00+00', '1d',
-        'claude-sonnet-4-20250514', 'apikey_01', 'wrkspc_01', 'standard', '200k-1M', 600000, 2000, gen_random_uuid());
+        'claude-sonnet-4-20250514', 'claude-sonnet-4-0', 'apikey_01', 'wrkspc_01', 'standard', '200k-1M', 600000, 2000, gen_random_uuid());
 insert into private.provider_billed_cost (org_id, connection_id, provider, endpoint, bucket_start, bucket_end,
-       bucket_width, line_item, project_id, model, cost_type, token_type, service_tier, context_window, amount, sync_id)
+       bucket_width, line_item, project_id, model, canonical_model, cost_type, token_type, service_tier, context_window,
+       amount, sync_id)
 values ('00000000-0000-0000-0000-0000000cc001', '00000000-0000-0000-0000-0000000cc0a2', 'anthropic',
         'organizations/cost_report', '2026-11-12 00:00+00', '2026-11-13 00:00+00', '1d', 'Sonnet 4 input', 'wrkspc_01',
-        'claude-sonnet-4-20250514', 'tokens', 'uncached_input_tokens', 'standard', '200k-1M', 3.6, gen_random_uuid()),
+        'claude-sonnet-4-20250514', 'claude-sonnet-4-0', 'tokens', 'uncached_input_tokens', 'standard', '200k-1M', 3.6, gen_random_uuid()),
        ('00000000-0000-0000-0000-0000000cc001', '00000000-0000-0000-0000-0000000cc0a2', 'anthropic',
         'organizations/cost_report', '2026-11-12 00:00+00', '2026-11-13 00:00+00', '1d', 'Sonnet 4 output', 'wrkspc_01',
-        'claude-sonnet-4-20250514', 'tokens', 'output_tokens', 'standard', '200k-1M', 0.045, gen_random_uuid()),
+        'claude-sonnet-4-20250514', 'claude-sonnet-4-0', 'tokens', 'output_tokens', 'standard', '200k-1M', 0.045, gen_random_uuid()),
 -- tool fees (day 14): web searches, billed apart from any model
        ('00000000-0000-0000-0000-0000000cc001', '00000000-0000-0000-0000-0000000cc0a2', 'anthropic',
         'organizations/cost_report', '2026-11-14 00:00+00', '2026-11-15 00:00+00', '1d', 'Web Search', 'wrkspc_01',
-        null, 'web_search', null, null, null, 0.05, gen_random_uuid());
+        null, null, 'web_search', null, null, null, 0.05, gen_random_uuid());
 
 select private.reconcile('00000000-0000-0000-0000-0000000cc001', '2026-11-01', '2026-11-30');
 
