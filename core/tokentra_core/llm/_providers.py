@@ -3,6 +3,9 @@
 OpenAI: `response_format={"type": "json_schema", "json_schema": {..., "strict": true}}`; it caches long
 prompt prefixes by itself, so the static system prompt goes first. Anthropic: one tool whose
 `input_schema` is the schema, forced with `tool_choice`, and `cache_control` on the system block.
+
+Tool conversations (`ask_tools`): OpenAI function tools in strict mode with `tool_choice="required"`,
+Anthropic tools with `tool_choice={"type": "any"}`; either way the model must call one of the tools.
 """
 
 from __future__ import annotations
@@ -16,11 +19,29 @@ from typing import Any, cast
 import anthropic
 import openai
 from anthropic.types import MessageParam, TextBlockParam, ToolChoiceToolParam, ToolParam
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel
 
-__all__ = ["AnthropicProvider", "OpenAIProvider", "ProviderFailed", "Reply", "schema_name"]
+__all__ = ["AnthropicProvider", "OpenAIProvider", "ProviderFailed", "Reply", "ToolSpec", "ToolUse", "schema_name"]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and its arguments as a pydantic model."""
+
+    name: str
+    description: str
+    args: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """One tool call in a reply: its id (answered by id), the tool's name, and its parsed arguments."""
+
+    id: str
+    name: str
+    arguments: Any  # the parsed JSON arguments; None when they are not JSON
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,7 @@ class Reply:
     cache_write_tokens: int
     served_model: str
     repair_context: Any  # what the provider needs to continue the conversation in a repair request
+    tool_calls: tuple[ToolUse, ...] = ()
 
 
 class ProviderFailed(Exception):
@@ -104,6 +126,50 @@ class OpenAIProvider:
     def repair_messages(self, messages: list[dict[str, Any]], reply: Reply, problem: str) -> list[dict[str, Any]]:
         return [*messages, {"role": "assistant", "content": reply.text}, {"role": "user", "content": problem}]
 
+    async def ask_tools(self, model: str, system: str, messages: list[dict[str, Any]], tools: list[ToolSpec],
+                        max_tokens: int, cache_key: str) -> Reply:
+        specs: list[ChatCompletionToolParam] = [
+            {"type": "function", "function": {
+                "name": t.name, "description": t.description, "strict": True,
+                "parameters": openai.pydantic_function_tool(t.args)["function"]["parameters"]}}
+            for t in tools]
+        chat = cast(list[ChatCompletionMessageParam], [{"role": "system", "content": system}, *messages])
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.client.chat.completions.create(
+                    model=model, messages=chat, tools=specs, tool_choice="required",
+                    max_completion_tokens=max_tokens, prompt_cache_key=cache_key)
+        except _ERRORS as exc:
+            raise _failure(exc) from None
+        message = response.choices[0].message if response.choices else None
+        text = (message.content or message.refusal or "") if message else ""
+        raw_calls = [c for c in (message.tool_calls or []) if c.type == "function"] if message else []
+        uses = tuple(ToolUse(c.id, c.function.name, _loads(c.function.arguments)) for c in raw_calls)
+        # The assistant turn as the API wants it back: every tool call, to be answered by its id.
+        turn: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if raw_calls:
+            turn["tool_calls"] = [{"id": c.id, "type": "function",
+                                   "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                                  for c in raw_calls]
+        usage = response.usage
+        details = usage.prompt_tokens_details if usage else None
+        return Reply(
+            obj=None, text=text, input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=(details.cached_tokens or 0) if details else 0,
+            cache_write_tokens=(getattr(details, "cache_write_tokens", None) or 0) if details else 0,
+            served_model=response.model, repair_context=turn, tool_calls=uses)
+
+    def tool_messages(self, messages: list[dict[str, Any]], reply: Reply, results: list[tuple[str, str, bool]],
+                      note: str | None) -> list[dict[str, Any]]:
+        """The conversation continued: the reply, one tool message per call (id, content, is_error), a note."""
+        out = [*messages, reply.repair_context]
+        out += [{"role": "tool", "tool_call_id": call_id, "content": ("ERROR: " if failed else "") + content}
+                for call_id, content, failed in results]
+        if note:
+            out.append({"role": "user", "content": note})
+        return out
+
     async def embed(self, model: str, texts: list[str], dims: int | None) -> tuple[list[list[float]], int, str]:
         """Vectors for `texts` (in order), the input tokens billed and the model that served them."""
         extra: dict[str, Any] = {"dimensions": dims} if dims is not None else {}
@@ -168,6 +234,47 @@ class AnthropicProvider:
         else:
             answer = [{"type": "text", "text": problem}]
         return [*messages, {"role": "assistant", "content": [block]}, {"role": "user", "content": answer}]
+
+    async def ask_tools(self, model: str, system: str, messages: list[dict[str, Any]], tools: list[ToolSpec],
+                        max_tokens: int, cache_key: str) -> Reply:
+        specs: list[ToolParam] = [{"name": t.name, "description": t.description,
+                                   "input_schema": anthropic.transform_schema(t.args)} for t in tools]
+        system_blocks: list[TextBlockParam] = [
+            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
+        conversation = cast(list[MessageParam], messages)
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.client.messages.create(
+                    model=model, max_tokens=max_tokens, system=system_blocks, messages=conversation,
+                    tools=specs, tool_choice={"type": "any"})
+        except _ERRORS as exc:
+            raise _failure(exc) from None
+        blocks: list[dict[str, Any]] = []
+        uses: list[ToolUse] = []
+        for b in response.content:
+            if b.type == "tool_use":
+                blocks.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
+                uses.append(ToolUse(b.id, b.name, b.input))
+            elif b.type == "text" and b.text:
+                blocks.append({"type": "text", "text": b.text})
+        text = "".join(b["text"] for b in blocks if b["type"] == "text")
+        usage = response.usage
+        read, write = usage.cache_read_input_tokens or 0, usage.cache_creation_input_tokens or 0
+        return Reply(obj=None, text=text, input_tokens=usage.input_tokens + read + write,
+                     output_tokens=usage.output_tokens, cached_tokens=read, cache_write_tokens=write,
+                     served_model=response.model,
+                     repair_context={"role": "assistant", "content": blocks or [{"type": "text", "text": "(none)"}]},
+                     tool_calls=tuple(uses))
+
+    def tool_messages(self, messages: list[dict[str, Any]], reply: Reply, results: list[tuple[str, str, bool]],
+                      note: str | None) -> list[dict[str, Any]]:
+        """The conversation continued: the reply, then one user turn holding a tool_result per call and a note."""
+        content: list[dict[str, Any]] = [
+            {"type": "tool_result", "tool_use_id": call_id, "content": text, "is_error": failed}
+            for call_id, text, failed in results]
+        if note:
+            content.append({"type": "text", "text": note})
+        return [*messages, reply.repair_context, {"role": "user", "content": content}]
 
     async def aclose(self) -> None:
         await self.client.close()

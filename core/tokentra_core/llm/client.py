@@ -7,7 +7,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -15,10 +15,14 @@ from typing import Any, TypeVar
 from genai_prices import Usage, calc_price
 from pydantic import BaseModel, ValidationError
 
+from tokentra_core.llm import _conversation
+from tokentra_core.llm._ask import Ask as _Ask
+from tokentra_core.llm._ask import org_uuid as _org
+from tokentra_core.llm._conversation import Conversation, Review, RunTool
 from tokentra_core.llm._ledger import Ledger, hash_text
-from tokentra_core.llm._providers import AnthropicProvider, OpenAIProvider, ProviderFailed, Reply
+from tokentra_core.llm._providers import AnthropicProvider, OpenAIProvider, ProviderFailed, Reply, ToolSpec
 from tokentra_core.llm._types import AICapReached, LLMCall, LLMOff, LLMUnavailable, StructuredOutputFailed
-from tokentra_core.llm.strategy import ModelRef, TaskStrategy, load_strategy
+from tokentra_core.llm.strategy import ModelRef, load_strategy
 from tokentra_core.llm_status import HOW_TO_TURN_ON, configured_providers
 from tokentra_core.settings import Settings
 
@@ -38,19 +42,6 @@ def price(ref: ModelRef, input_tokens: int, output_tokens: int, cached: int = 0,
     except LookupError:
         log.warning("no price for %s; its calls count as free against AI caps", ref)
         return Decimal(0)
-
-
-@dataclass(frozen=True)
-class _Ask:
-    """One structured() request, whichever models end up answering it."""
-
-    task: str
-    org_id: str
-    schema: type[BaseModel]
-    system: str
-    prompt: str
-    plan: TaskStrategy
-    routed_from: ModelRef  # the first choice, named on fallback calls' usage rows
 
 
 def _validate(schema: type[T], reply: Reply) -> T | str:
@@ -133,10 +124,11 @@ class LLM:
                 f"{task}: the answer stayed malformed after a repair request ({'; '.join(problems)})", made)
         raise LLMUnavailable(f"{task}: every model failed ({', '.join(c.error or '' for c in made)})", made)
 
-    async def _check_cap(self, ask: _Ask, ref: ModelRef) -> None:
-        """Refuse a call that could take the org's spend this month past its cap (its worst case counted)."""
+    async def _check_cap(self, ask: _Ask, ref: ModelRef, extra_chars: int = 0) -> None:
+        """Refuse a call that could take the org's spend this month past its cap (its worst case counted);
+        `extra_chars`: what the request carries besides the first prompt (a conversation so far, tools)."""
         spend = await self._ledger.spend(ask.org_id)
-        request_chars = len(ask.system) + len(ask.prompt) + len(str(ask.schema.model_json_schema()))
+        request_chars = len(ask.system) + len(ask.prompt) + len(str(ask.schema.model_json_schema())) + extra_chars
         # The prompt twice (a repair resends it) and the whole output allowance, at list price.
         worst = price(ref, math.ceil(request_chars / 4) * 2, ask.plan.max_output_tokens)
         if spend.spend_usd + worst > spend.cap_usd:
@@ -145,15 +137,21 @@ class LLM:
                 f"for this call would pass the cap of ${spend.cap_usd:.2f} (billing_profiles.ai_monthly_cap_usd)")
 
     async def _call(self, ask: _Ask, ref: ModelRef, fallback: bool, provider: Provider,
-                    messages: list[dict[str, Any]], made: list[LLMCall]) -> Reply:
-        """One provider request, recorded whatever its outcome; ProviderFailed when there is no answer."""
+                    messages: list[dict[str, Any]], made: list[LLMCall],
+                    tools: list[ToolSpec] | None = None) -> Reply:
+        """One provider request (a structured answer, or with `tools` a turn of a tool conversation),
+        recorded whatever its outcome; ProviderFailed when there is no answer."""
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         reply: Reply | None = None
         failure: ProviderFailed | None = None
         try:
-            reply = await provider.ask(ref.model, ask.system, messages, ask.schema, ask.plan.max_output_tokens,
-                                       ask.task)
+            if tools is None:
+                reply = await provider.ask(ref.model, ask.system, messages, ask.schema, ask.plan.max_output_tokens,
+                                           ask.task)
+            else:
+                reply = await provider.ask_tools(ref.model, ask.system, messages, tools, ask.plan.max_output_tokens,
+                                                 ask.task)
         except ProviderFailed as exc:
             failure = exc
         latency = int((time.perf_counter() - started) * 1000)
@@ -187,6 +185,14 @@ class LLM:
         if reply is None:  # unreachable: provider.ask returns a Reply or raises ProviderFailed
             raise ProviderFailed("error", "no_reply", "the provider gave no reply")
         return reply
+
+    async def converse(self, task: str, answer: type[T], *, org_id: str, system: str, prompt: str,
+                       tools: Sequence[ToolSpec], run: RunTool, review: Review[T] | None = None,
+                       max_steps: int = 6, reviews: int = 1) -> Conversation[T]:
+        """A tool conversation ending in an `answer` instance: see _conversation.converse."""
+        return await _conversation.converse(self, task, answer, org_id=org_id, system=system, prompt=prompt,
+                                            tools=tools, run=run, review=review, max_steps=max_steps,
+                                            reviews=reviews)
 
     async def embed(self, task: str, texts: list[str], *, org_id: str, provider: str, model: str,
                     dims: int | None = None) -> list[list[float]]:
@@ -249,7 +255,7 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
     """The conversation's text, for its hash only."""
     parts = []
     for message in messages:
-        content = message["content"]
+        content = message.get("content") or ""  # an OpenAI turn of tool calls alone has no content
         parts.append(content if isinstance(content, str) else " ".join(
             str(block.get("text") or block.get("content") or block.get("input") or "") for block in content))
     return "\n".join(parts)
@@ -258,10 +264,3 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
 def _repair_request(problem: str, schema: type[BaseModel]) -> str:
     return (f"Your answer did not match the required {schema.__name__} schema: {problem}. "
             "Answer again with a corrected object that matches the schema exactly.")
-
-
-def _org(org_id: str) -> str:
-    try:
-        return str(uuid.UUID(str(org_id)))
-    except ValueError:
-        raise ValueError(f"org_id: {org_id!r} is not a UUID") from None

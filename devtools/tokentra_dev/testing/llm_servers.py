@@ -51,12 +51,17 @@ class SeenRequest:
     schema_name: str | None  # json_schema name (OpenAI) or tool name (Anthropic)
     body: dict  # the raw request body
 
+    @property
+    def tools(self) -> list[str]:
+        """The names of the tools the request offers (both protocols)."""
+        return [t.get("function", t).get("name", "") for t in self.body.get("tools") or []]
+
 
 @dataclass(frozen=True)
 class Answer:
     """What a script returns for one request; build it with the static constructors."""
 
-    kind: str  # "json" | "malformed" | "error" | "delay"
+    kind: str  # "json" | "malformed" | "error" | "delay" | "tools"
     payload: Any = None
     status: int = 200
     seconds: float = 0.0
@@ -71,6 +76,12 @@ class Answer:
     def malformed(text: str) -> Answer:
         """Content that is not valid for the schema: bad JSON, or JSON with wrong fields."""
         return Answer("malformed", payload=text)
+
+    @staticmethod
+    def tool_calls(*calls: tuple[str, dict | str]) -> Answer:
+        """Tool calls (name, arguments) in the provider's native shape; arguments given as a str are sent
+        as they are (to send arguments that are not JSON)."""
+        return Answer("tools", payload=list(calls))
 
     @staticmethod
     def error(status: int) -> Answer:
@@ -232,7 +243,13 @@ def _openai_embeddings(body: dict) -> dict:
 
 
 def _content_text(answer: Answer) -> str:
+    if answer.kind == "tools":
+        return json.dumps([[name, args] for name, args in answer.payload])
     return json.dumps(answer.payload) if answer.kind == "json" else str(answer.payload)
+
+
+def _arguments(args: dict | str) -> str:
+    return args if isinstance(args, str) else json.dumps(args)
 
 
 def _cached_prefix(cache: _Cache, key: str, prefix_tokens: int) -> bool:
@@ -247,11 +264,17 @@ def _openai_answer(cache: _Cache, seen: SeenRequest, raw: bytes, answer: Answer)
     key = "openai:" + seen.model + ":" + hashlib.sha256(seen.system.encode()).hexdigest()
     cached = (system_tokens // 128) * 128 if _cached_prefix(cache, key, system_tokens) else 0
     output_tokens = max(1, estimate_tokens(text))
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+    if answer.kind == "tools":
+        message["content"] = None
+        message["tool_calls"] = [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                                  "function": {"name": name, "arguments": _arguments(args)}}
+                                 for name, args in answer.payload]
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
         "model": seen.model, "service_tier": "default", "system_fingerprint": "fp_llmservers",
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []}}],
+        "choices": [{"index": 0, "finish_reason": "tool_calls" if answer.kind == "tools" else "stop",
+                     "logprobs": None, "message": message}],
         "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
                   "total_tokens": input_tokens + output_tokens,
                   "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
@@ -273,7 +296,13 @@ def _anthropic_answer(cache: _Cache, seen: SeenRequest, raw: bytes, answer: Answ
             obj = json.loads(text)  # JSON with wrong fields still arrives as a tool call
         except ValueError:
             obj = None
-    if isinstance(obj, dict) and seen.schema_name:
+    if answer.kind == "tools":
+        content = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": name,
+                    # Anthropic's input is always an object; arguments that are not JSON arrive as a string
+                    "input": args if isinstance(args, dict) else {"_raw": args}}
+                   for name, args in answer.payload]
+        stop_reason = "tool_use"
+    elif isinstance(obj, dict) and seen.schema_name:
         content = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": seen.schema_name,
                     "input": obj}]
         stop_reason = "tool_use"
