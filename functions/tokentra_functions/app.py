@@ -6,6 +6,7 @@ from tokentra_functions._app import function_app
 from tokentra_functions.admin import router as admin_router
 from tokentra_functions.alerts import router as alerts_router
 from tokentra_functions.anomalies import router as anomalies_router
+from tokentra_functions.assistant import router as assistant_router
 from tokentra_functions.budget_enforcement import router as budget_enforcement_router
 from tokentra_functions.budgets import router as budgets_router
 from tokentra_functions.cache import router as cache_router
@@ -36,7 +37,7 @@ app = function_app(me_router, admin_router, dev_login_router, realtime_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router, consensus_router, feedback_router, llm_status_router,
                    gateway_router, virtual_keys_router, routing_router, prices_router, traces_router,
-                   scopes_router, reconciliation_router)
+                   scopes_router, reconciliation_router, assistant_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
 # The built dashboard at /dashboard/ (not part of any single function's deployment).
 mount_dashboard(app)
