@@ -25,24 +25,13 @@ from tokentra_core.db import Conn
 from tokentra_worker._per_org import for_each_active_org, log_org_failure
 from tokentra_worker.recommendations._common import Rec, priority
 from tokentra_worker.recommendations._data import OrgData, load_many
-from tokentra_worker.recommendations.attribution import business_outcome_attribution
 from tokentra_worker.recommendations.caching import request_deduplication, semantic_caching
 from tokentra_worker.recommendations.hosting import provider_arbitrage, rate_limit_optimization
-from tokentra_worker.recommendations.output_format import output_format_optimization
-from tokentra_worker.recommendations.prefix_cache import partial_response_caching
-from tokentra_worker.recommendations.quality import quality_cost_pareto
-from tokentra_worker.recommendations.reliability import (
-    abandoned_request_detection,
-    error_reduction,
-    retry_storm_detection,
-    timeout_cost_analysis,
-)
 from tokentra_worker.recommendations.routing import (
     embedding_optimization,
     model_version_optimization,
     task_aware_routing,
 )
-from tokentra_worker.recommendations.scheduling import time_based_optimization
 from tokentra_worker.recommendations.tokens import context_window_efficiency, io_ratio_optimization, prompt_compression
 
 __all__ = ["DETECTORS", "Found", "detect", "detect_chunk", "run_org", "run_recommendations", "sql_detectors"]
@@ -54,21 +43,12 @@ DETECTORS: dict[str, Callable[[Conn, OrgData], list[Rec]]] = {
     "model_version_optimization": model_version_optimization,
     "request_deduplication": request_deduplication,
     "semantic_caching": semantic_caching,
-    "retry_storm_detection": retry_storm_detection,
-    "timeout_cost_analysis": timeout_cost_analysis,
-    "error_reduction": error_reduction,
-    "time_based_optimization": time_based_optimization,
-    "abandoned_request_detection": abandoned_request_detection,
     "embedding_optimization": embedding_optimization,
-    "business_outcome_attribution": business_outcome_attribution,
     "context_window_efficiency": context_window_efficiency,
     "io_ratio_optimization": io_ratio_optimization,
     "prompt_compression": prompt_compression,
     "provider_arbitrage": provider_arbitrage,
     "rate_limit_optimization": rate_limit_optimization,
-    "quality_cost_pareto": quality_cost_pareto,
-    "output_format_optimization": output_format_optimization,
-    "partial_response_caching": partial_response_caching,
 }
 
 _UPSERT = """
