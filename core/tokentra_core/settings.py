@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     # The providers' own usage and cost reports (the reconciliation job): the usage bucket width, days
     # backfilled on a first sync and re-synced on every run (providers revise the last day or two), buckets
     # per page (None: the provider's maximum), retries of rate limits and server errors, the HTTP timeout,
-    # and how long the raw pages are kept for audit.
+    # how long the raw pages are kept for audit, and how many connections are synced at once.
     reconciliation_bucket_width: str = Field(default="1d", pattern="^(1h|1d)$")
     reconciliation_backfill_days: int = Field(default=31, ge=1, le=400)
     reconciliation_resync_days: int = Field(default=2, ge=0, le=31)
@@ -155,6 +155,7 @@ class Settings(BaseSettings):
     reconciliation_retry_max_seconds: float = Field(default=60, gt=0)
     reconciliation_timeout_seconds: float = Field(default=30, gt=0)
     reconciliation_raw_page_days: int = Field(default=90, ge=1)
+    reconciliation_concurrency: int = Field(default=4, ge=1, le=32)
 
     @property
     def uses_local_db(self) -> bool:

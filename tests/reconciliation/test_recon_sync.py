@@ -26,6 +26,7 @@ from tokentra_dev.testing.provider_admin_servers import (
     Fault,
     OpenAICostRecord,
     OpenAIUsageRecord,
+    ProviderAdminServer,
 )
 
 CATEGORIES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "cache_write_5m_tokens",
@@ -124,11 +125,11 @@ def test_sync_equals_the_ledger_exactly(dsn, admin_server, connect_org, sync, se
 def test_resync_replaces_and_follows_revisions(dsn, admin_server, connect_org, sync):
     now = datetime.now(UTC)
     rng = random.Random(7)
-    admin_server.ledger = month(7, now)
+    admin_server.ledger = month(7, now, days=8)
     org = connect_org(admin_server)
-    sync(org.org_id, now=now, reconciliation_page_buckets=5)
+    sync(org.org_id, now=now, reconciliation_page_buckets=5, reconciliation_backfill_days=8)
     counts = row_counts(dsn, org.org_id)
-    sync(org.org_id, now=now, reconciliation_page_buckets=4)
+    sync(org.org_id, now=now, reconciliation_page_buckets=4, reconciliation_backfill_days=8)
     assert row_counts(dsn, org.org_id) == counts, "a re-sync must replace rows, never add to them"
     assert_matches(dsn, org.org_id, admin_server.ledger)
     states = sync_state(dsn, org.openai)
@@ -154,11 +155,12 @@ def test_resync_replaces_and_follows_revisions(dsn, admin_server, connect_org, s
 
 def test_a_failure_mid_pagination_resumes_exactly_once(dsn, admin_server, connect_org, sync):
     now = datetime.now(UTC)
-    admin_server.ledger = month(99, now)
+    admin_server.ledger = month(99, now, days=12)
     org = connect_org(admin_server)
     admin_server.inject(Fault(500, times=10_000, path="usage/completions", page=2),
                         Fault(503, times=10_000, path="cost_report", page=1))
-    summary = sync(org.org_id, now=now, reconciliation_page_buckets=4, reconciliation_max_attempts=2)
+    summary = sync(org.org_id, now=now, reconciliation_page_buckets=3, reconciliation_max_attempts=2,
+                   reconciliation_backfill_days=12)
     assert "2 failed" in summary
     state = sync_state(dsn, org.openai)["organization/usage/completions"]
     assert state["sync_id"] is not None and state["next_page"] is not None and state["pages_in_window"] == 2
@@ -167,7 +169,8 @@ def test_a_failure_mid_pagination_resumes_exactly_once(dsn, admin_server, connec
     assert sync_state(dsn, org.openai)["organization/costs"]["last_error"] is None  # the others went on
 
     admin_server.clear_faults()
-    sync(org.org_id, now=now, reconciliation_page_buckets=4, reconciliation_max_attempts=2)
+    sync(org.org_id, now=now, reconciliation_page_buckets=3, reconciliation_max_attempts=2,
+         reconciliation_backfill_days=12)
     assert_matches(dsn, org.org_id, admin_server.ledger)
     served = [r.page for r in admin_server.pages_served("usage/completions")]
     assert served == list(range(len(served))) and len(served) > 3, "each page read once, in order"
@@ -177,13 +180,13 @@ def test_a_failure_mid_pagination_resumes_exactly_once(dsn, admin_server, connec
 
 def test_rate_limits_and_server_errors_are_retried(dsn, admin_server, connect_org, sync):
     now = datetime.now(UTC)
-    admin_server.ledger = month(5, now)
+    admin_server.ledger = month(5, now, days=6)
     org = connect_org(admin_server)
     admin_server.inject(Fault(429, times=2, retry_after="0.05", path="usage/completions"),
                         Fault(529, times=1, path="usage_report/messages", page=1),
                         Fault(502, times=2, path="organization/costs"),
                         Fault(429, times=1, retry_after="0", path="cost_report"))
-    summary = sync(org.org_id, now=now, reconciliation_page_buckets=6)
+    summary = sync(org.org_id, now=now, reconciliation_page_buckets=2, reconciliation_backfill_days=6)
     assert "0 failed" in summary
     assert_matches(dsn, org.org_id, admin_server.ledger)
     statuses = defaultdict(list)
@@ -201,8 +204,10 @@ def test_a_refused_key_is_recorded_and_the_others_still_sync(dsn, admin_server, 
     wrong_openai, wrong_anthropic = "sk-admin-WRONG-0123456789abcdef", "sk-ant-admin01-WRONG-0123456789"
     bad = connect_org(admin_server, openai_key=wrong_openai, anthropic_key=wrong_anthropic)
     good = connect_org(admin_server)
-    summary = sync(bad.org_id, good.org_id, now=now)
-    assert "5 failed" in summary
+    with ProviderAdminServer() as gone:
+        unreachable = connect_org(gone)
+    summary = sync(bad.org_id, good.org_id, unreachable.org_id, now=now, reconciliation_backfill_days=3)
+    assert "10 failed" in summary
     assert_matches(dsn, good.org_id, admin_server.ledger)
     for connection, provider in ((bad.openai, "openai"), (bad.anthropic, "anthropic")):
         states = sync_state(dsn, connection)
@@ -211,6 +216,10 @@ def test_a_refused_key_is_recorded_and_the_others_still_sync(dsn, admin_server, 
             assert s["last_error"].startswith(provider) and "HTTP 401" in s["last_error"]
             assert s["synced_through"] is None
     assert "invalid x-api-key" in sync_state(dsn, bad.anthropic)["organizations/cost_report"]["last_error"]
+    # a host that does not answer is tried on one endpoint only, the others noted as not tried
+    states = sync_state(dsn, unreachable.openai)
+    assert "no answer" in states["organization/usage/completions"]["last_error"]
+    assert "not tried" in states["organization/costs"]["last_error"]
     # 401 is not retried, and the first refusal stops the connection's other endpoints from trying
     assert sum(1 for r in admin_server.requests if r.status == 401) == 2
     assert row_counts(dsn, bad.org_id) == (0, 0)
@@ -223,12 +232,15 @@ def test_a_refused_key_is_recorded_and_the_others_still_sync(dsn, admin_server, 
 def test_a_killed_worker_resumes_mid_window_exactly_once(dsn, admin_server, connect_org, sync):
     """`tokentra worker --once reconciliation` is killed while a page is in flight; the next run resumes."""
     now = datetime.now(UTC)
-    admin_server.ledger = month(31, now)
+    admin_server.ledger = month(31, now, days=8)
     org = connect_org(admin_server)
     admin_server.inject(Fault(None, times=1, path="usage/completions", page=3, delay=60))
     # Connections of other tests point at servers gone by now: they fail fast rather than back off.
-    env = {**os.environ, "DATABASE_URL": dsn, "TOKENTRA_RECONCILIATION_PAGE_BUCKETS": "3",
-           "TOKENTRA_RECONCILIATION_RETRY_BASE_SECONDS": "0.01", "TOKENTRA_RECONCILIATION_MAX_ATTEMPTS": "2"}
+    env = {**os.environ, "DATABASE_URL": dsn, "TOKENTRA_RECONCILIATION_PAGE_BUCKETS": "2",
+           "TOKENTRA_RECONCILIATION_BACKFILL_DAYS": "8",
+           "TOKENTRA_RECONCILIATION_RETRY_BASE_SECONDS": "0.01", "TOKENTRA_RECONCILIATION_MAX_ATTEMPTS": "2",
+           # the killed run's claim must not keep a later `--once reconciliation` waiting for a minute
+           "TOKENTRA_WORKER_LEASE_SECONDS": "3"}
     proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "tokentra"), "worker", "--once",
                              "reconciliation"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -251,7 +263,7 @@ def test_a_killed_worker_resumes_mid_window_exactly_once(dsn, admin_server, conn
     state = sync_state(dsn, org.openai)["organization/usage/completions"]
     assert state["pages_in_window"] == 3 and state["next_page"] is not None
     sync_id = state["sync_id"]
-    sync(org.org_id, now=now, reconciliation_page_buckets=3)
+    sync(org.org_id, now=now, reconciliation_page_buckets=2, reconciliation_backfill_days=8)
     assert_matches(dsn, org.org_id, admin_server.ledger)
     with connect(dsn) as conn:
         cursors = [r["page_cursor"] for r in conn.execute(
