@@ -20,7 +20,8 @@ from assistant_fixtures import (
     turns,
 )
 
-from org_fixtures import api, make_org
+from org_fixtures import api, make_org, user_token
+from tokentra_cli import admin
 from tokentra_core.db import connect
 from tokentra_dev.testing.llm_servers import Answer
 from tokentra_functions.assistant.tools import TOOLS
@@ -216,3 +217,25 @@ def test_requests_are_checked_field_by_field(functions_url, dsn):
     r = ask(functions_url, org, {"query": "why?", "org_id": other.id})
     assert r.status_code == 403
     assert ask(functions_url, org, role="outsider").status_code == 403
+
+
+def test_a_user_of_several_organizations_names_one(functions_url, dsn):
+    first, second = make_org(dsn), make_org(dsn)
+    with connect(dsn, autocommit=True) as conn:
+        user = admin.create_user(conn, f"both-{first.id[:8]}@example.com", first.id, "member")
+        admin.create_user(conn, f"both-{first.id[:8]}@example.com", second.id, "viewer")
+    auth = {"Authorization": f"Bearer {user_token(user.id)}"}
+    r = api(functions_url, "POST", "/assistant/query", auth, json=QUESTION)
+    assert r.status_code == 422 and r.json()["field"] == "org_id"
+    r = api(functions_url, "POST", "/assistant/query", auth, json={**QUESTION, "org_id": second.id})
+    assert r.status_code == 200 and r.json()["source"] == "template"
+
+
+def test_a_model_that_never_answers_stops_after_its_turns(assistant_url, scripted, dsn):
+    org = make_org(dsn)
+    add_weeks(dsn, org.id, random.Random(19))
+    scripted.script = lambda seen: Answer.tool_calls(("forecast", {}), ("budgets", {"status": None}))
+    body = ask(assistant_url, org).json()
+    assert (body["source"], body["fallback_reason"]) == ("template", "llm_failed")
+    assert len(scripted.seen) == body["usage"]["calls"] == 6  # TOKENTRA_ASSISTANT_MAX_STEPS
+    assert {s.provider for s in scripted.seen} == {"openai"}  # well-formed turns: no hand-over
