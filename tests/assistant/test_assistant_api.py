@@ -239,3 +239,18 @@ def test_a_model_that_never_answers_stops_after_its_turns(assistant_url, scripte
     assert (body["source"], body["fallback_reason"]) == ("template", "llm_failed")
     assert len(scripted.seen) == body["usage"]["calls"] == 6  # TOKENTRA_ASSISTANT_MAX_STEPS
     assert {s.provider for s in scripted.seen} == {"openai"}  # well-formed turns: no hand-over
+
+
+def test_one_turn_runs_at_most_eight_tool_calls(assistant_url, scripted, dsn):
+    org = make_org(dsn)
+
+    def greedy(seen):
+        if turns(seen) == 0:
+            return Answer.tool_calls(*[("budgets", {"status": None})] * 11)
+        return Answer.tool_calls(("answer", {"answer": "There are no budgets.", "suggested_actions": []}))
+
+    scripted.script = greedy
+    body = ask(assistant_url, org).json()
+    assert body["source"] == "llm" and [s["query"] for s in body["sources"]] == ["public.budget_status"] * 8
+    refused = [d for d in data_messages(scripted.seen[1]) if "not run: at most 8 tool calls a turn" in d]
+    assert len(refused) == 3

@@ -32,6 +32,7 @@ __all__ = ["ANSWER_TOOL", "Conversation", "Review", "RunTool", "ToolOutput", "To
 
 T = TypeVar("T", bound=BaseModel)
 ANSWER_TOOL = "answer"
+MAX_CALLS_PER_TURN = 8  # tool runs one turn may ask for; more are refused unrun (each is a query)
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,11 @@ async def _turn(uses: Sequence[ToolUse], specs: dict[str, ToolSpec], run: RunToo
     results: list[tuple[str, str, bool]] = []
     bad: list[str] = []
     answered: tuple[ToolUse, Any] | None = None
-    for use in uses:
+    for n, use in enumerate(uses):
         parsed = _parse(use, specs)
-        if isinstance(parsed, str):
+        if n >= MAX_CALLS_PER_TURN and not isinstance(parsed, str) and use.name != ANSWER_TOOL:
+            results.append((use.id, f"not run: at most {MAX_CALLS_PER_TURN} tool calls a turn", True))
+        elif isinstance(parsed, str):
             bad.append(parsed)
             results.append((use.id, parsed, True))
         elif use.name == ANSWER_TOOL:
