@@ -89,6 +89,12 @@ def _explanations(ctx: JobContext) -> str:
     return run_explanations(ctx)
 
 
+def _weekly_reports(ctx: JobContext) -> str:
+    from tokentra_worker.reports import run_weekly_reports
+
+    return run_weekly_reports(ctx)
+
+
 # The named jobs of the issues: rollups, budgets, alerts here; anomalies, forecasts, recommendations
 # and consensus join them in the next issues.
 JOBS: dict[str, Job] = {
@@ -110,6 +116,10 @@ JOBS: dict[str, Job] = {
             schedule="45 * * * *", run=_consensus),
         Job("explanations", "Explanations: grounded prose for open anomalies and recommendations (templates "
             "without LLM keys).", schedule="5-59/10 * * * *", run=_explanations),
+        Job("weekly_reports", "Weekly reports: each organization's grounded summary of last week, emailed to its "
+            "owners and admins and sent to channels marked for reports (templates without LLM keys).",
+            # "mon", not 1: apscheduler numbers weekdays from Monday = 0, so a crontab 1 would fire on Tuesday.
+            schedule="0 7 * * mon", run=_weekly_reports),
         Job("reconciliation", "Reconciliation: sync the providers' own usage and cost reports through each "
             "connection's admin key (backfill, then recent days again), then reconcile them with tracked usage and "
             "evaluate drift alerts.", schedule="*/15 * * * *",

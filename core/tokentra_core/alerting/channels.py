@@ -28,6 +28,9 @@ class _Base(BaseModel):
     id: UUID | None = Field(
         default=None, description="Keep to update a channel (its credential stays if omitted)."
     )
+    reports: bool = Field(
+        default=False, description="Also send this channel the organization's weekly reports."
+    )
 
 
 class SlackChannel(_Base):
@@ -62,6 +65,13 @@ class PagerDutyChannel(_Base):
     routing_key: SecretStr | None = Field(
         default=None, description="Events API v2 integration (routing) key."
     )
+
+    @field_validator("reports")
+    @classmethod
+    def _no_reports(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("a PagerDuty channel pages someone; send weekly reports to email, Slack or a webhook")
+        return v
 
     @field_validator("routing_key")
     @classmethod

@@ -1,5 +1,6 @@
-"""One attempt to deliver one alert to one channel: Slack incoming webhook, Standard Webhooks, email
-over SMTP, PagerDuty Events API v2. Each sender returns what happened; none raises."""
+"""One attempt to deliver one alert (or weekly report) to one channel: Slack incoming webhook, Standard
+Webhooks, email over SMTP, PagerDuty Events API v2 (alerts only). Each sender returns what happened; none
+raises."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ SEVERITY_MARK = {
 
 
 class Alert(BaseModel):
-    """An alert event as channels render it."""
+    """An alert event as channels render it; for kind "report", `event` holds the weekly report under
+    "report"."""
 
     delivery_id: str
-    kind: Literal["trigger", "resolve"]
+    kind: Literal["trigger", "resolve", "report"]
     event: dict[str, Any]
     organization: str
 
@@ -44,10 +46,29 @@ class Alert(BaseModel):
 
     @property
     def event_type(self) -> str:
-        return "alert.triggered" if self.kind == "trigger" else "alert.resolved"
+        return {"trigger": "alert.triggered", "resolve": "alert.resolved"}.get(self.kind, "report.weekly")
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.event["report"]
 
     def payload(self) -> dict[str, Any]:
         e = self.event
+        if self.kind == "report":
+            r = self.report
+            return {
+                "id": r["id"],
+                "organization_id": r["org_id"],
+                "organization": self.organization,
+                "period_start": r["period_start"],
+                "period_end": r["period_end"],
+                "headline": r["headline"],
+                "narrative": r["narrative"],
+                "method": r["method"],
+                "grounded": r["grounded"],
+                "evidence": r["evidence"],
+                "created_at": r["created_at"],
+            }
         return {
             "id": e["id"],
             "organization_id": e["org_id"],
@@ -103,7 +124,28 @@ def send_webhook(alert: Alert, channel: dict, credential: dict, settings: Settin
     return _post(channel["url"], body, settings, signed=(credential["secret"], alert.message_id))
 
 
+def _report_slack(alert: Alert) -> dict[str, Any]:
+    r = alert.report
+    return {
+        "text": f"Weekly report for {alert.organization}: {r['headline']}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{r['headline']}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": r["narrative"][:2900]}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _report_footer(alert)}]},
+        ],
+    }
+
+
+def _report_footer(alert: Alert) -> str:
+    r = alert.report
+    how = (f"written by {r['model']}, every figure checked against the week's data" if r["method"] == "llm"
+           else "built from the week's figures")
+    return f"{alert.organization} · week of {str(r['period_start'])[:10]} (UTC) · {how}"
+
+
 def send_slack(alert: Alert, channel: dict, credential: dict, settings: Settings) -> SendResult:
+    if alert.kind == "report":
+        return _post(credential["url"], _report_slack(alert), settings)
     e = alert.event
     mark = ":white_check_mark:" if alert.kind == "resolve" else SEVERITY_MARK.get(e["severity"], "")
     head = f"{mark} *{'Resolved: ' if alert.kind == 'resolve' else ''}{e['title']}*"
@@ -119,6 +161,8 @@ def send_slack(alert: Alert, channel: dict, credential: dict, settings: Settings
 
 
 def send_pagerduty(alert: Alert, channel: dict, credential: dict, settings: Settings) -> SendResult:
+    if alert.kind == "report":
+        return SendResult(outcome="failed", error="PagerDuty channels take alerts, not reports")
     e = alert.event
     body: dict[str, Any] = {
         "routing_key": credential["routing_key"],
@@ -138,22 +182,35 @@ def send_pagerduty(alert: Alert, channel: dict, credential: dict, settings: Sett
     return _post(settings.pagerduty_events_url, body, settings)
 
 
-def send_email(alert: Alert, channel: dict, credential: dict, settings: Settings) -> SendResult:
-    if not settings.smtp_host:
-        return SendResult(outcome="failed", error="no SMTP server configured (TOKENTRA_SMTP_HOST)")
-    e = alert.event
+def _email(alert: Alert, channel: dict, settings: Settings) -> EmailMessage:
     # Headers up to 998 characters are legal; the default 78 folds a long subject at odd places.
     msg = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
-    msg["Subject"] = f"[TokenTRA] {'resolved' if alert.kind == 'resolve' else e['severity']}: {e['title']}"
     msg["From"] = settings.smtp_from
     msg["To"] = ", ".join(channel["to"])
     msg["Message-ID"] = f"<{alert.message_id}@tokentra>"
+    if alert.kind == "report":
+        r = alert.report
+        msg["Subject"] = f"[TokenTRA] Weekly report, {alert.organization}: week of {str(r['period_start'])[:10]}"
+        msg.set_content(f"{r['headline']}\n\n{r['narrative']}\n\n-- \n{_report_footer(alert)}\n")
+        return msg
+    e = alert.event
+    msg["Subject"] = f"[TokenTRA] {'resolved' if alert.kind == 'resolve' else e['severity']}: {e['title']}"
     details = "\n".join(f"  {k}: {v}" for k, v in (e.get("details") or {}).items())
     msg.set_content(
         f"{e['title']}\n\nOrganization: {alert.organization}\nRule: {e.get('rule_name')}\n"
         f"Severity: {e['severity']}\nStatus: {'resolved' if alert.kind == 'resolve' else e['status']}\n"
         f"Raised: {e['created_at']}\n\n{details}\n"
     )
+    return msg
+
+
+def send_email(alert: Alert, channel: dict, credential: dict, settings: Settings) -> SendResult:
+    if not settings.smtp_host:
+        return SendResult(outcome="failed", error="no SMTP server configured (TOKENTRA_SMTP_HOST)")
+    if not channel.get("to"):
+        return SendResult(outcome="failed", error="no recipient: the organization has no owner or admin with an "
+                                                  "email address")
+    msg = _email(alert, channel, settings)
     try:
         with smtplib.SMTP(
             settings.smtp_host, settings.smtp_port, timeout=settings.alert_http_timeout_seconds
