@@ -31,9 +31,10 @@ import json
 import re
 import threading
 import time
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
@@ -196,6 +197,7 @@ class ProviderAdminServer(LocalHTTPServer):
         self.faults: list[Fault] = []
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        self._index: dict[int, tuple[list[Any], list[int], list[Any]]] = {}
 
     @property
     def openai_base_url(self) -> str:
@@ -230,6 +232,22 @@ class ProviderAdminServer(LocalHTTPServer):
     def _log(self, path: str, params: dict[str, list[str]], page: int, status: int) -> None:
         with self._lock:
             self.requests.append(Request(path, params, page, status))
+
+    def _in_page(self, records: list[Any], query: _Query) -> list[Any]:
+        """The records in the page's buckets, from an index by time that is rebuilt whenever the ledger
+        list changed (compared element by element: a caller may revise the ledger between requests)."""
+        buckets, _ = _window(query)
+        if not buckets:
+            return []
+        with self._lock:
+            entry = self._index.get(id(records))
+            if entry is None or entry[0] != records:
+                ordered = sorted(records, key=lambda r: _epoch(r.ts))
+                entry = (list(records), [_epoch(r.ts) for r in ordered], ordered)
+                self._index[id(records)] = entry
+        _, epochs, ordered = entry
+        low, high = max(buckets[0][0], query.start), min(buckets[-1][1], query.end)
+        return ordered[bisect_left(epochs, low):bisect_left(epochs, high)]
 
     def _now(self) -> int:
         return int((self.now or datetime.now(UTC)).timestamp())
@@ -281,15 +299,15 @@ class ProviderAdminServer(LocalHTTPServer):
         if path == "/v1/organization/usage/completions":
             query = self._openai_query(params, ("project_id", "user_id", "api_key_id", "model", "batch",
                                                 "service_tier"), USAGE_LIMITS)
-            records = [r for r in self.ledger.openai_usage if r.kind == "completions"]
+            records = [r for r in self._in_page(self.ledger.openai_usage, query) if r.kind == "completions"]
             return self._openai_page(query, records, _openai_completions)
         if path == "/v1/organization/usage/embeddings":
             query = self._openai_query(params, ("project_id", "user_id", "api_key_id", "model"), USAGE_LIMITS)
-            records = [r for r in self.ledger.openai_usage if r.kind == "embeddings"]
+            records = [r for r in self._in_page(self.ledger.openai_usage, query) if r.kind == "embeddings"]
             return self._openai_page(query, records, _openai_embeddings)
         if path == "/v1/organization/costs":
             query = self._openai_query(params, ("project_id", "line_item"), {"1d": (7, 180)})
-            return self._openai_page(query, self.ledger.openai_costs, _openai_costs)
+            return self._openai_page(query, self._in_page(self.ledger.openai_costs, query), _openai_costs)
         raise _Refusal(404, "invalid_request_error", f"Unknown path {path}")
 
     def _openai_query(self, params: dict[str, list[str]], allowed: Sequence[str],
@@ -311,10 +329,10 @@ class ProviderAdminServer(LocalHTTPServer):
         if path == "/v1/organizations/usage_report/messages":
             query = self._anthropic_query(params, ("api_key_id", "workspace_id", "model", "service_tier",
                                                    "context_window"), USAGE_LIMITS)
-            return self._anthropic_page(query, self.ledger.anthropic_usage, _anthropic_usage)
+            return self._anthropic_page(query, self._in_page(self.ledger.anthropic_usage, query), _anthropic_usage)
         if path == "/v1/organizations/cost_report":
             query = self._anthropic_query(params, ("workspace_id", "description"), {"1d": (7, 31)})
-            return self._anthropic_page(query, self.ledger.anthropic_costs, _anthropic_cost)
+            return self._anthropic_page(query, self._in_page(self.ledger.anthropic_costs, query), _anthropic_cost)
         raise _Refusal(404, "not_found_error", f"Unknown path {path}")
 
     def _anthropic_query(self, params: dict[str, list[str]], allowed: Sequence[str],
@@ -447,20 +465,37 @@ def _group(records: Iterable[Any], query: _Query, buckets: list[tuple[int, int]]
     """Bucket start -> values of `fields` -> summed numeric fields of the records in it."""
     if not buckets:
         return {}
-    low, high = buckets[0][0], buckets[-1][1]
-    step = WIDTHS[query.width]
+    low, step = buckets[0][0], WIDTHS[query.width]
+    lo, hi = max(low, query.start), min(buckets[-1][1], query.end)
     out: dict[int, dict[tuple[Any, ...], dict[str, Any]]] = defaultdict(dict)
     for record in records:
-        ts = int(record.ts.timestamp())
-        if not (low <= ts < high and query.start <= ts < query.end):
+        ts = _epoch(record.ts)
+        if not lo <= ts < hi:
             continue
-        bucket = ts - (ts - low) % step
+        numeric = _numeric(type(record))
         key = tuple(getattr(record, f) for f in fields)
-        totals = out[bucket].setdefault(key, defaultdict(int))
-        for name, value in vars(record).items():
-            if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-                totals[name] += value
+        group = out[ts - (ts - low) % step]
+        totals = group.get(key)
+        if totals is None:
+            totals = group[key] = dict.fromkeys(numeric, 0)
+        for name in numeric:
+            totals[name] += getattr(record, name)
     return out
+
+
+def _epoch(ts: datetime) -> int:
+    """Unix seconds of a ledger timestamp (a naive one is taken as UTC, as the providers report)."""
+    return int((ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp())
+
+
+_NUMERIC: dict[type, tuple[str, ...]] = {}
+
+
+def _numeric(cls: type) -> tuple[str, ...]:
+    """The fields a report sums: counts and amounts."""
+    if cls not in _NUMERIC:
+        _NUMERIC[cls] = tuple(f.name for f in fields(cls) if f.type in ("int", "Decimal"))
+    return _NUMERIC[cls]
 
 
 def _results(records: Iterable[Any], query: _Query, buckets: list[tuple[int, int]],
