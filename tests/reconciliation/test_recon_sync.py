@@ -83,13 +83,12 @@ def assert_matches(dsn: str, org_id: str, ledger: Any) -> None:
     assert synced_cost(dsn, org_id) == cost_truth(ledger)
 
 
-@pytest.mark.parametrize("seed", [11, 4242])
-def test_sync_equals_the_ledger_exactly(dsn, admin_server, connect_org, sync, seed):
+@pytest.mark.parametrize(("seed", "width"), [(11, "1h"), (4242, "1d")])
+def test_sync_equals_the_ledger_exactly(dsn, admin_server, connect_org, sync, seed, width):
     rng = random.Random(seed)
     now = datetime.now(UTC)
     admin_server.ledger = month(seed, now)
     org = connect_org(admin_server)
-    width = rng.choice(["1h", "1d"])
     summary = sync(org.org_id, now=now, reconciliation_page_buckets=rng.randint(3, 9),
                    reconciliation_bucket_width=width)
     assert "0 failed" in summary
@@ -176,6 +175,38 @@ def test_a_failure_mid_pagination_resumes_exactly_once(dsn, admin_server, connec
     assert served == list(range(len(served))) and len(served) > 3, "each page read once, in order"
     state = sync_state(dsn, org.openai)["organization/usage/completions"]
     assert state["last_error"] is None and state["consecutive_failures"] == 0 and state["sync_id"] is None
+
+
+def test_a_cursor_the_provider_no_longer_takes_restarts_its_window(dsn, admin_server, connect_org, sync):
+    now = datetime.now(UTC)
+    admin_server.ledger = month(17, now, days=9)
+    org = connect_org(admin_server)
+    admin_server.inject(Fault(500, times=10_000, path="usage_report/messages", page=2))
+    sync(org.org_id, now=now, reconciliation_page_buckets=2, reconciliation_max_attempts=1,
+         reconciliation_backfill_days=9)
+    assert sync_state(dsn, org.anthropic)["organizations/usage_report/messages"]["pages_in_window"] == 2
+    admin_server.clear_faults()
+    # pages of another size: the saved cursor belongs to another query and the provider refuses it
+    summary = sync(org.org_id, now=now, reconciliation_page_buckets=4, reconciliation_backfill_days=9)
+    assert "0 failed" in summary
+    refused = [r for r in admin_server.requests if r.path.endswith("messages") and r.status == 400]
+    assert len(refused) == 1
+    assert_matches(dsn, org.org_id, admin_server.ledger)
+
+
+def test_a_page_with_more_to_come_but_no_cursor_keeps_the_window_open(dsn, admin_server, connect_org, sync):
+    """A report that says has_more without next_page cannot be followed: nothing of the window is dropped."""
+    now = datetime.now(UTC)
+    admin_server.ledger = month(23, now, days=4)
+    org = connect_org(admin_server)
+    sync(org.org_id, now=now, reconciliation_backfill_days=4)
+    before = synced_usage(dsn, org.org_id, "openai")
+    admin_server.truncate_cursors = True
+    summary = sync(org.org_id, now=now + timedelta(minutes=15), reconciliation_page_buckets=1)
+    assert "failed" in summary and "0 failed" not in summary
+    state = sync_state(dsn, org.openai)["organization/usage/completions"]
+    assert "has_more without a next_page" in state["last_error"] and state["sync_id"] is not None
+    assert synced_usage(dsn, org.org_id, "openai") == before
 
 
 def test_rate_limits_and_server_errors_are_retried(dsn, admin_server, connect_org, sync):

@@ -242,6 +242,9 @@ def _sync_endpoint(conn: Conn, connection_id: UUID, endpoint: Endpoint, fetcher:
             continue
         usage, cost = normalize_page(endpoint, body)
         next_page = body.get("next_page") or None
+        if body.get("has_more") and not next_page:
+            # Completing the window here would drop the rows of the buckets not yet read.
+            raise ReportError("has_more without a next_page: the report cannot be followed")
         completed = one(conn.execute(
             "select private.store_provider_report_page(%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) as done",
             (connection_id, endpoint.path, window["sync_id"], Jsonb(params), cursor, raw, next_page,

@@ -198,6 +198,8 @@ class ProviderAdminServer(LocalHTTPServer):
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._index: dict[int, tuple[list[Any], list[int], list[Any]]] = {}
+        # A broken provider: has_more without the next_page to follow it.
+        self.truncate_cursors = False
 
     @property
     def openai_base_url(self) -> str:
@@ -279,6 +281,8 @@ class ProviderAdminServer(LocalHTTPServer):
             self._log(path, params, page, refusal.status)
             return refusal.status, _error_body(refusal, anthropic), refusal.headers
         self._log(path, params, page, 200)
+        if self.truncate_cursors:
+            payload["next_page"] = None
         return 200, _dumps(payload), {}
 
     def _authenticate(self, anthropic: bool, headers: dict[str, str]) -> None:
