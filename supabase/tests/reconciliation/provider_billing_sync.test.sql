@@ -3,7 +3,7 @@
 -- window drops what the provider stopped reporting, a stale sync id is refused, the daily views add hourly
 -- buckets into UTC days with the cache-write TTLs and cents converted, and no user role reads any of it.
 begin;
-select plan(24);
+select plan(27);
 
 insert into public.organizations (id, name) values ('00000000-0000-0000-0000-0000000b5001', 'billing-sync');
 insert into public.provider_connections (id, org_id, provider, name, key_hint, ciphertext, wrapped_key) values
@@ -133,6 +133,19 @@ select throws_ok($$ insert into private.provider_billed_usage (org_id, connectio
                            api_key_id, gen_random_uuid()
                       from private.provider_billed_usage where bucket_start = '2026-11-02T05:00:00Z' $$,
                  '23505', null, 'null breakdowns are one natural key (nulls not distinct)');
+
+-- ---------------------------------------------------------------- sync status
+insert into private.provider_admin_keys (connection_id, org_id, key_hint, ciphertext, wrapped_key) values
+  ('00000000-0000-0000-0000-0000000b5c01', '00000000-0000-0000-0000-0000000b5001', 'adm1', 'x', 'y'),
+  ('00000000-0000-0000-0000-0000000b5c02', '00000000-0000-0000-0000-0000000b5001', 'adm2', 'x', 'y');
+select is((select count(*)::int from private.provider_sync_status('00000000-0000-0000-0000-0000000b5001')), 5,
+          'the status lists every report endpoint of each connection with an admin key, synced or not');
+select is((select (synced_through, in_progress, last_error) from private.provider_sync_status('00000000-0000-0000-0000-0000000b5001')
+            where endpoint = 'organizations/usage_report/messages'),
+          ('2026-11-03T00:00:00Z'::timestamptz, false, null::text), 'a synced endpoint shows how far');
+select is((select (synced_through, consecutive_failures) from private.provider_sync_status('00000000-0000-0000-0000-0000000b5001')
+            where endpoint = 'organization/usage/embeddings'),
+          (null::timestamptz, 0), 'an endpoint never tried shows nothing synced');
 
 -- ---------------------------------------------------------------- no user role reads it
 select tests.create_user('billing-sync-owner');
