@@ -564,6 +564,18 @@ def bench_recommendations(
     run(as_json=as_json)
 
 
+@bench_app.command("generalise")
+def bench_generalise(
+    seeds: Annotated[int, typer.Option(min=1, max=100, help="Held-out seeds (31 organizations each).")] = 4,
+    first_seed: Annotated[int, typer.Option(help="First seed; development used seeds below 10000.")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Reliability, scheduling and signal detectors on randomised held-out traffic: precision and recall."""
+    run = dev_tool("bench_generalise").run
+
+    run(seeds=seeds, first_seed=first_seed, as_json=as_json)
+
+
 @bench_app.command("engine")
 def bench_engine(
     orgs: Annotated[int, typer.Option(min=1, max=100_000, help="Organizations to generate.")] = 1000,

@@ -1,0 +1,144 @@
+-- Time-based optimization, generalised: scheduled work is recognised by the shape of its day, not by
+-- two fixed hours. A scope is batchable when
+--   * its calls fall in a few hours of the day (the fewest hours, contiguous or not, that hold
+--     min_share_in_busiest_hours of them number at most max_window_hours: a four-hour nightly run or
+--     two runs a day, where a human workday spreads over eight or more), recur on min_days_active days
+--     with no single day holding most of them (a one-off backfill is not a schedule), and are not
+--     streamed (a scheduled job has nobody to stream to); or
+--   * whatever its hours, nobody waits on it: calls not streamed, a median latency of at least
+--     min_tolerated_latency_ms, and almost none cancelled (someone who waits eventually gives up).
+-- Either way the same tokens are repriced at the batch tier (pricing table).
+
+insert into private.detector_parameters (category, name, value, description) values
+  ('time_based_optimization', 'max_window_hours', 6,
+   'The most hours of the day that may hold min_share_in_busiest_hours of a scheduled scope''s calls.'),
+  ('time_based_optimization', 'max_day_share', 0.5,
+   'The largest share of the calls in the busiest hours one day may hold: a schedule recurs.'),
+  ('time_based_optimization', 'max_streamed_share', 0.05,
+   'Share of streamed calls above which someone reads the answer as it comes: not batch work.'),
+  ('time_based_optimization', 'min_tolerated_latency_ms', 15000,
+   'Median latency (ms) of non-streamed calls that marks work nobody waits on.'),
+  ('time_based_optimization', 'max_cancelled_share', 0.005,
+   'Share of cancelled calls above which someone is waiting on the answer.');
+update private.detector_parameters set description =
+  'Share of the scope''s calls that must fall in its busiest hours (at most max_window_hours of them).'
+ where category = 'time_based_optimization' and name = 'min_share_in_busiest_hours';
+-- The busiest hours are now as many as it takes, up to max_window_hours.
+delete from private.detector_parameters where category = 'time_based_optimization' and name = 'busiest_hours';
+
+create or replace function private.detect_time_based_optimization(p_orgs uuid[], p_now timestamptz)
+returns setof private.recommendation_candidate
+language sql stable set search_path = '' as $$
+  with w as (
+    select * from private.detector_window(p_orgs, p_now)
+  ), scopes as (
+    -- The window's sums per feature and model with the month factor; counts as numeric, rates are fractions.
+    select s.org_id, s.feature, s.provider, s.model, s.requests::numeric as requests, s.errors::numeric as errors,
+           s.timeouts::numeric as timeouts, s.retries::numeric as retries, s.cancelled::numeric as cancelled,
+           s.input_tokens, s.output_tokens, s.cached_tokens, s.cost, s.error_cost, s.timeout_cost, s.cancelled_cost,
+           s.series, (select count(*) from pg_catalog.jsonb_object_keys(s.series)) as days_active, w.days, w.monthly
+      from private.detector_scopes(p_orgs, (select min(w.since) from w)) s
+      join w on w.org_id = s.org_id
+  ), params as (
+    select private.detector_param('time_based_optimization', 'min_share_in_busiest_hours') as min_share,
+           private.detector_param('time_based_optimization', 'max_window_hours') as max_hours,
+           private.detector_param('time_based_optimization', 'min_days_active') as min_days,
+           private.detector_param('time_based_optimization', 'max_day_share') as max_day_share,
+           private.detector_param('time_based_optimization', 'max_streamed_share') as max_streamed,
+           private.detector_param('time_based_optimization', 'min_tolerated_latency_ms') as min_latency,
+           private.detector_param('time_based_optimization', 'max_cancelled_share') as max_cancelled,
+           private.detector_param('time_based_optimization', 'min_monthly_savings') as min_savings
+  ), buckets as (
+    select u.org_id, coalesce(u.feature, '(none)') as feature, u.provider, u.canonical_model as model, u.bucket,
+           sum(u.requests) as requests
+    from analytics.usage_hourly u
+    where u.org_id = any (p_orgs) and u.bucket >= (select min(w.since) from w)
+    group by 1, 2, 3, 4, 5
+  ), hours as (
+    select b.org_id, b.feature, b.provider, b.model, extract(hour from b.bucket at time zone 'UTC')::integer as hour,
+           sum(b.requests) as requests
+    from buckets b
+    group by 1, 2, 3, 4, 5
+  ), ranked as (
+    -- Hours busiest first with the running share of calls before each: an hour belongs to the busiest
+    -- set while the hours before it hold less than min_share.
+    select h.*, coalesce(sum(h.requests) over (partition by h.org_id, h.feature, h.provider, h.model
+                                               order by h.requests desc, h.hour
+                                               rows between unbounded preceding and 1 preceding), 0)
+                / sum(h.requests) over (partition by h.org_id, h.feature, h.provider, h.model) as before
+    from hours h
+  ), busiest as (
+    select r.org_id, r.feature, r.provider, r.model, array_agg(r.hour order by r.hour) as top,
+           sum(r.requests) as requests
+    from ranked r, params p
+    where r.before < p.min_share
+    group by 1, 2, 3, 4
+  ), recurring as (
+    -- How the calls in the busiest hours spread over days.
+    select d.org_id, d.feature, d.provider, d.model, count(*) as days, max(d.requests) / max(d.total) as max_day_share
+    from (
+      select x.org_id, x.feature, x.provider, x.model, (x.bucket at time zone 'UTC')::date as day,
+             sum(x.requests) as requests, max(b.requests) as total
+      from buckets x
+      join busiest b using (org_id, feature, provider, model)
+      where extract(hour from x.bucket at time zone 'UTC')::integer = any (b.top)
+      group by 1, 2, 3, 4, 5
+    ) d
+    group by 1, 2, 3, 4
+  ), waiting as (
+    -- Whether anyone waits on the calls: streamed, cancelled, and the share of the others slower than
+    -- min_tolerated_latency_ms (at least half: the median is that slow). Counts, not a sort of latencies.
+    select r.org_id, coalesce(r.feature, '(none)') as feature, r.provider, r.canonical_model as model,
+           count(*) filter (where r.is_streaming)::numeric / count(*) as streamed,
+           count(*) filter (where r.status = 'cancelled')::numeric / count(*) as cancelled,
+           count(*) filter (where not r.is_streaming and r.latency_ms >= p.min_latency)::numeric
+             / nullif(count(*) filter (where not r.is_streaming and r.latency_ms is not null), 0) as slow_share
+    from public.usage_records r, params p
+    where r.org_id = any (p_orgs) and r.occurred_at >= (select min(w.since) from w)
+    group by 1, 2, 3, 4
+  ), batchable as (
+    select s.*, b.top, b.requests / greatest(s.requests, 1) as share, wt.slow_share,
+           cardinality(b.top) <= p.max_hours and r.days >= p.min_days and r.max_day_share <= p.max_day_share
+             as scheduled
+    from scopes s
+    cross join params p
+    join busiest b using (org_id, feature, provider, model)
+    join recurring r using (org_id, feature, provider, model)
+    join waiting wt using (org_id, feature, provider, model)
+    where s.days_active >= p.min_days and wt.streamed <= p.max_streamed
+      and ((cardinality(b.top) <= p.max_hours and r.days >= p.min_days and r.max_day_share <= p.max_day_share)
+           or (wt.slow_share >= 0.5 and wt.cancelled <= p.max_cancelled))
+  )
+  select s.org_id, 'time_based_optimization', 'feature', s.feature, s.model,
+         format('Send the %s calls of feature %s on %s through the batch API',
+                case when s.scheduled then 'scheduled' else 'unhurried' end, s.feature, s.model),
+         case when s.scheduled
+           then format('%s%% of the feature''s calls run at %s UTC, on %s days: work that can wait for the batch '
+                       'API, billed at the batch price.', round(s.share * 100),
+                       (select string_agg(lpad(h::text, 2, '0') || ':00', ', ' order by h) from unnest(s.top) h),
+                       s.days_active)
+           else format('%s%% of the feature''s calls take %s s or more, none is streamed and almost none is '
+                       'cancelled: nobody waits on them, so they can wait for the batch API, billed at the batch '
+                       'price.', round(s.slow_share * 100), round(p.min_latency / 1000)) end,
+         s.cost * s.monthly, c.cost_usd * s.monthly,
+         'the same tokens repriced at the batch tier''s listed price (pricing table)',
+         case when s.scheduled then 0.7 else 0.5 end, 'low', 'medium',
+         jsonb_build_array('Collect the scheduled job''s requests into a batch file and submit it to the batch API.',
+                           'Poll for results; batch jobs complete within 24 hours.'),
+         jsonb_build_object('requests', s.requests::bigint, 'cost_per_request', s.cost / greatest(s.requests, 1),
+                            'model', s.model, 'provider', s.provider, 'busiest_hours_utc', to_jsonb(s.top),
+                            'share_in_busiest_hours', round(s.share, 4), 'scheduled', s.scheduled,
+                            'slow_share', round(s.slow_share, 4), 'series', s.series, 'sample_request_ids', '[]'::jsonb),
+         jsonb_build_object('conditions', jsonb_build_object('feature', s.feature, 'model', s.model),
+                            'action', jsonb_build_object('type', 'route_to_model', 'provider', s.provider,
+                                                         'model', s.model, 'service_tier', 'batch'))
+  from batchable s
+  cross join params p
+  cross join lateral private.usage_cost(s.provider, s.model, now(), s.input_tokens::bigint, s.output_tokens::bigint,
+                                        s.cached_tokens::bigint, 0, 0, 'batch') c
+  where (s.cost - c.cost_usd) * s.monthly >= p.min_savings
+$$;
+comment on function private.detect_time_based_optimization(uuid[], timestamptz) is
+  'Features whose calls on a model are scheduled (min_share_in_busiest_hours in at most max_window_hours hours '
+  'of the day, recurring on min_days_active days) or unhurried (not streamed, median latency of at least '
+  'min_tolerated_latency_ms, almost never cancelled): the same tokens at the batch tier''s price, per month.';
