@@ -15,12 +15,14 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from threading import Event, Thread
 from typing import Any
 
 import pytest
 from recon_helpers import anthropic_usage_truth, cost_truth, month, openai_usage_truth
 
 from tokentra_core.db import connect
+from tokentra_core.settings import Settings
 from tokentra_dev.testing.provider_admin_servers import (
     AnthropicUsageRecord,
     Fault,
@@ -28,6 +30,8 @@ from tokentra_dev.testing.provider_admin_servers import (
     OpenAIUsageRecord,
     ProviderAdminServer,
 )
+from tokentra_worker.jobs import JobContext
+from tokentra_worker.provider_sync import run_provider_sync
 
 CATEGORIES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "cache_write_5m_tokens",
               "cache_write_1h_tokens", "output_tokens", "input_audio_tokens", "output_audio_tokens", "requests",
@@ -258,6 +262,34 @@ def test_a_refused_key_is_recorded_and_the_others_still_sync(dsn, admin_server, 
                                    for s in sync_state(dsn, c).values())
     for secret in (wrong_openai, wrong_anthropic, "WRONG-0123"):
         assert secret not in logged
+
+
+def test_a_stopping_worker_leaves_its_cursor_and_the_next_run_resumes(dsn, admin_server, connect_org, sync):
+    """SIGTERM (the worker's stop event) mid-window: the page in hand is stored, nothing is recorded as an
+    error, and the next run goes on from the cursor."""
+    now = datetime.now(UTC)
+    admin_server.ledger = month(41, now, days=6)
+    org = connect_org(admin_server)
+    admin_server.inject(Fault(None, times=1, path="usage/completions", page=1, delay=1.0))
+    stop = Event()
+    settings = Settings(reconciliation_page_buckets=2, reconciliation_backfill_days=6)
+    done: list[str] = []
+    worker = Thread(target=lambda: done.append(run_provider_sync(
+        JobContext(dsn=dsn, settings=settings, worker="test", stop=stop), now=now, orgs=[org.org_id])))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not admin_server.faults[0].times == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the second page is in flight
+    stop.set()
+    worker.join(30)
+    assert done and "0 failed" in done[0]
+    state = sync_state(dsn, org.openai)["organization/usage/completions"]
+    assert state["pages_in_window"] == 2 and state["next_page"] is not None and state["last_error"] is None
+    assert "organization/costs" not in sync_state(dsn, org.openai), "nothing else was started after the stop"
+    sync(org.org_id, now=now, reconciliation_page_buckets=2, reconciliation_backfill_days=6)
+    assert_matches(dsn, org.org_id, admin_server.ledger)
+    served = [r.page for r in admin_server.pages_served("usage/completions")]
+    assert served == list(range(len(served))), "each page read once"
 
 
 def test_a_killed_worker_resumes_mid_window_exactly_once(dsn, admin_server, connect_org, sync):
