@@ -42,7 +42,6 @@ __all__ = ["ENDPOINTS", "ReportError", "normalize_page", "openai_line_item", "pl
 
 PUBLIC_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 ANTHROPIC_VERSION = "2023-06-01"
-WIDTH_SECONDS = {"1m": 60, "1h": 3600, "1d": 86400}
 
 
 @dataclass(frozen=True)
