@@ -98,14 +98,13 @@ def _recommendations(ev: dict[str, Any]) -> str:
         out.append(f"{_plural(r['applied_this_week'], 'recommendation was', 'recommendations were')} applied this "
                    f"week: {', '.join(titles)}.")
     if r["applied_total"]:
-        applied = _plural(r["applied_total"], "applied recommendation", "applied recommendations")
+        estimated = money(r["estimated_monthly_savings_of_applied_usd"])
         if r["measured"]:
-            out.append(f"Measured so far, {applied} save {money(r['realised_monthly_savings_usd'])} a month "
-                       f"({r['measured']:,} measured; {money(r['estimated_monthly_savings_of_applied_usd'])} "
-                       f"estimated).")
+            out.append(f"Measured so far, applied recommendations save {money(r['realised_monthly_savings_usd'])} "
+                       f"a month ({r['measured']:,} of {r['applied_total']:,} measured; {estimated} estimated).")
         else:
-            out.append(f"The savings of {applied} are not measured yet; they were estimated at "
-                       f"{money(r['estimated_monthly_savings_of_applied_usd'])} a month.")
+            applied = _plural(r["applied_total"], "applied recommendation", "applied recommendations")
+            out.append(f"The savings of {applied} are not measured yet; they were estimated at {estimated} a month.")
     else:
         out.append("No recommendation has been applied yet.")
     if r["open"]:
