@@ -528,12 +528,14 @@ def bench_cache(
 @bench_app.command("anomalies")
 def bench_anomalies(
     nab: Annotated[str | None, typer.Option("--nab", help="A folder in NAB's layout (data/, windows).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, with every detection.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    chart: Annotated[str, typer.Option(help="SVG chart of the per-folder NAB figures.")] = "out/bench_anomalies.svg",
 ) -> None:
-    """Anomaly detector: precision, recall and F1 over anomaly windows, per category and overall."""
+    """Anomaly detector: window precision, recall and F1, and with --nab NAB's standard score beside its
+    windowed-Gaussian baseline, per folder, tuned leave-one-folder-out."""
     run = dev_tool("bench_anomalies").run
 
-    run(nab=nab, as_json=as_json)
+    run(nab=nab, as_json=as_json, chart=chart)
 
 
 @bench_app.command("forecast")
