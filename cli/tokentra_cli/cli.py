@@ -566,6 +566,23 @@ def bench_recommendations(
     run(as_json=as_json)
 
 
+@bench_app.command("reconciliation")
+def bench_reconciliation(
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds; default: three fixed, two fresh.")] = None,
+    days: Annotated[int | None, typer.Option(min=2, max=30, help="Days per month (default: 14-28 per seed).")] = None,
+    scale: Annotated[float, typer.Option(min=0.1, max=20, help="Calls per model and day, relative.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Generated months with planted gaps: what is left unexplained, and how much is booked to its true cause."""
+    run = dev_tool("bench_reconciliation").run
+
+    try:
+        parsed = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
+    except ValueError:
+        raise typer.BadParameter("seeds must be comma-separated integers", param_hint="--seeds") from None
+    run(seeds=parsed, days=days, scale=scale, as_json=as_json)
+
+
 @bench_app.command("generalise")
 def bench_generalise(
     seeds: Annotated[int, typer.Option(min=1, max=100, help="Held-out seeds (31 organizations each).")] = 4,
