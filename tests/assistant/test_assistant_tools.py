@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from org_fixtures import make_org
-from tokentra_functions.assistant.answer import ungrounded
+from tokentra_functions.assistant.result import ungrounded
 from tokentra_functions.assistant.template import template_answer
 from tokentra_functions.assistant.tools import TOOLS, ToolContext, read_only_as_user, run_tool
 from tokentra_functions.user_auth import verify

@@ -12,15 +12,11 @@ Imported on the first question only: it loads the LLM client libraries, which a 
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tokentra_core.grounding import unsupported_numbers
 from tokentra_core.llm import (
     LLM,
     AICapReached,
@@ -33,10 +29,11 @@ from tokentra_core.llm import (
     llm_status,
 )
 from tokentra_core.settings import Settings
-from tokentra_functions.assistant.template import Run, template_answer
+from tokentra_functions.assistant.result import Answered, template_answered, ungrounded
+from tokentra_functions.assistant.template import Run
 from tokentra_functions.assistant.tools import TOOLS, ToolContext, ToolResult, run_tool
 
-__all__ = ["SYSTEM", "TASK", "Answered", "ModelAnswer", "answer_question"]
+__all__ = ["SYSTEM", "TASK", "ModelAnswer", "answer_question"]
 
 log = logging.getLogger("tokentra.assistant")
 TASK = "assistant.query"
@@ -74,29 +71,6 @@ class ModelAnswer(BaseModel):
     answer: Annotated[str, _trimmed(4000)] = Field(description="The answer, 2 to 6 plain sentences.")
     suggested_actions: list[Annotated[str, _trimmed(300)]] = Field(
         description="Up to 3 short, concrete next steps; [] when none is warranted.")
-
-
-@dataclass
-class Answered:
-    """An answer ready to send: text, actions, the runs it rests on, where it came from and what it cost."""
-
-    answer: str
-    suggested_actions: list[str]
-    runs: list[Run]
-    source: str  # "llm" | "template"
-    fallback_reason: str | None = None  # llm_off | ai_cap_reached | llm_failed | ungrounded
-    calls: list[LLMCall] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-
-
-def evidence_of(runs: list[Run], today: date) -> dict[str, Any]:
-    """What an answer may cite: today's date, and each tool's arguments and result."""
-    return {"today": str(today),
-            "runs": [{"tool": name, "arguments": args, "result": result.result} for name, args, result in runs]}
-
-
-def ungrounded(text: str, runs: list[Run], today: date) -> list[str]:
-    return unsupported_numbers(text, evidence_of(runs, today))
 
 
 def _runs(conversation_runs: list[ToolRun]) -> list[Run]:
@@ -149,37 +123,7 @@ async def _converse(llm: LLM, ctx: ToolContext, settings: Settings, question: st
                     calls=talk.calls, rejected=talk.rejected)
 
 
-async def _template(ctx: ToolContext, reason: str, why: str, calls: list[LLMCall] | None = None) -> Answered:
-    log.info("assistant answered from the template: %s", reason)
-    text, actions, runs = await template_answer(ctx, _REASONS[reason])
-    return Answered(text, actions, runs, "template", reason, list(calls or []))
-
-
-_REASONS = {
-    "llm_off": "no model provider is configured",
-    "ai_cap_reached": "the organization's monthly AI budget is used up",
-    "llm_failed": "the model could not answer",
-    "ungrounded": "the model's answer cited figures the data does not hold",
-}
-
-
-def sources_of(runs: list[Run]) -> list[dict[str, Any]]:
-    """Each query behind the answer: its tool, query, parameters and row count, numbered s1, s2, ..."""
-    out: list[dict[str, Any]] = []
-    for name, args, result in runs:
-        for source in result.sources:
-            out.append({"id": f"s{len(out) + 1}", "tool": name, "arguments": args, **source})
-    return out
-
-
-def usage_of(calls: list[LLMCall]) -> dict[str, Any]:
-    return {"calls": len(calls), "input_tokens": sum(c.input_tokens for c in calls),
-            "output_tokens": sum(c.output_tokens for c in calls),
-            "cost_usd": round(sum(c.cost_usd for c in calls), 6)}
-
-
-def dump(answered: Answered) -> str:
-    return json.dumps({"answer": answered.answer, "sources": sources_of(answered.runs),
-                       "suggested_actions": answered.suggested_actions, "source": answered.source,
-                       "fallback_reason": answered.fallback_reason, "usage": usage_of(answered.calls)},
-                      default=str)
+async def _template(ctx: ToolContext, reason: str, why: str, calls: list[LLMCall] | None = None
+                    ) -> Answered:
+    log.info("assistant answered from the template: %s (%s)", reason, why[:200])
+    return await template_answered(ctx, reason, calls)

@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.db import one_async
+from tokentra_core.llm_status import llm_status
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, error, invalid_fields, json_body
 from tokentra_functions._inputs import Text
+from tokentra_functions.assistant.result import dump, template_answered
 from tokentra_functions.assistant.tools import ToolContext
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user, forbidden_unless
@@ -97,10 +99,14 @@ async def assistant_query(request: Request, user: CurrentUser, pool: Pool) -> Re
         return org
     if (refused := await forbidden_unless(pool, user, "usage.read", org)) is not None:
         return refused
-    # The LLM layer and its client libraries load on the first question, not at a function's cold start.
-    from tokentra_functions.assistant.answer import answer_question, dump
-
     settings = get_settings()
     ctx = ToolContext(pool=pool, user=user, org_id=org, today=datetime.now(UTC).date(),
                       max_rows=settings.assistant_max_rows, timeout_ms=settings.assistant_statement_timeout_ms)
-    return Response(dump(await answer_question(ctx, settings, body.query)), media_type="application/json")
+    if not llm_status(settings)["enabled"]:
+        answered = await template_answered(ctx, "llm_off")
+    else:
+        # The LLM layer and its client libraries load on the first question, not at a function's cold start.
+        from tokentra_functions.assistant.answer import answer_question
+
+        answered = await answer_question(ctx, settings, body.query)
+    return Response(dump(answered), media_type="application/json")
