@@ -120,6 +120,9 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         from tokentra_dev.demo_routing import show as show_routing  # routing on for part of the traffic
 
         show_routing(org.id, url, key.key)
+        from tokentra_dev.demo_reconciliation import show as show_reconciliation  # tracked against the bill
+
+        show_reconciliation(org.id, settings)
         from tokentra_dev.demo_dashboard import show as show_dashboard
 
         if keep_serving:

@@ -39,7 +39,7 @@ from tokentra_dev.testing.provider_admin_servers import (
     OpenAIUsageRecord,
 )
 
-__all__ = ["CAUSES", "Model", "Planted", "TrackedCall", "World", "generate", "ingest", "world_prices"]
+__all__ = ["CAUSES", "Model", "Planted", "TrackedCall", "World", "bill_rows", "generate", "ingest", "world_prices"]
 
 CAUSES = ("untracked_traffic", "unpriced_model", "price_change", "cache_accounting", "batch_flex_discount",
           "long_context", "tool_fees", "rounding", "timing")
@@ -123,11 +123,12 @@ class World:
         return dict(out)
 
 
-def world_prices(dsn: str, on: date) -> Prices:
-    """Our catalogue's USD per token for every model a world uses, as the reconciliation reads it."""
+def world_prices(dsn: str, on: date, models: Iterable[Model] = ()) -> Prices:
+    """Our catalogue's USD per token for every model a world uses (and `models`), as the reconciliation
+    reads it."""
     prices: Prices = {}
     with connect(dsn) as conn:
-        for m in [*OPENAI, *ANTHROPIC, LONG_MODEL]:
+        for m in [*OPENAI, *ANTHROPIC, LONG_MODEL, *models]:
             for tier in ("standard", "batch"):
                 for long in (False, True):
                     row = conn.execute(
@@ -163,6 +164,7 @@ class _Biller:
         self.lines: dict[tuple[str, date, str, str, str, str, str], Decimal] = defaultdict(Decimal)
         self.searches: dict[tuple[str, date, str], int] = defaultdict(int)
         self.factor: dict[tuple[str, date], Decimal] = {}  # price changes: (canonical, from day) -> factor
+        self.models: dict[str, Model] = {}
 
     def unit(self, m: Model, tier: str, long: bool, day: date) -> dict[str, Decimal]:
         if m is UNPRICED:
@@ -187,6 +189,7 @@ class _Biller:
 
     def bill(self, c: _Call) -> None:
         self.usage.append(c)
+        self.models[c.model.name] = c.model
         day = c.at.date()
         long = c.input + c.cached + c.written > LONG and c.model.provider == "anthropic"
         u = self.unit(c.model, c.tier, long, day)
@@ -201,6 +204,10 @@ class _Biller:
         led = AdminLedger()
         for c in self.usage:
             if c.model.provider == "openai":
+                if "embedding" in c.model.name:
+                    led.openai_usage.append(OpenAIUsageRecord(c.at, c.model.name, c.project, c.key,
+                                                              input_tokens=c.input, kind="embeddings"))
+                    continue
                 led.openai_usage.append(OpenAIUsageRecord(
                     c.at, c.model.name, c.project, c.key, batch=c.tier == "batch", service_tier="default",
                     input_tokens=c.input + c.cached, input_cached_tokens=c.cached, output_tokens=c.output))
@@ -216,7 +223,7 @@ class _Biller:
                            "cache_write": "cache_creation.ephemeral_5m_input_tokens", "output": "output_tokens"}
         for (provider, day, name, cat, tier, ctx, project), usd in sorted(self.lines.items(), key=str):
             at = datetime.combine(day, time(6), UTC)
-            canonical = next(m.canonical for m in [*OPENAI, *ANTHROPIC, UNPRICED, LONG_MODEL] if m.name == name)
+            canonical = self.models[name].canonical
             if (provider, day, canonical) in rounded:
                 billed = usd.quantize(Decimal("0.01"), ROUND_HALF_EVEN)
                 if billed != usd:
@@ -390,3 +397,78 @@ def ingest(calls: Iterable[TrackedCall], functions_url: str, api_key: str, batch
                           headers={"Authorization": f"Bearer {api_key}"})
             r.raise_for_status()
     return len(events)
+
+
+# ---------------------------------------------------------------- a bill for calls already tracked
+def bill_rows(  # noqa: C901 - one pass over the calls, each planted gap a few lines of its own
+    rows: list[dict[str, Any]], prices: Prices, seed: int
+) -> tuple[AdminLedger, list[Planted]]:
+    """What the providers would bill for tracked usage rows (usage_records' columns and canonical_model),
+    with gaps planted in it: traffic under a key we never saw, a price change, web searches, calls billed
+    after midnight, and cache reads the SDK under-reported. The truth of each is returned with the ledger."""
+    rng = random.Random(seed)
+    biller = _Biller(prices)
+    planted: list[Planted] = []
+    calls: list[_Call] = []
+    for r in rows:
+        m = Model(r["provider"], r["model"], r["canonical_model"])
+        if (m.canonical, "standard", False) not in prices:
+            continue
+        inp = int(r["input_tokens"]) - int(r["cached_tokens"]) - int(r["cache_write_tokens"])
+        calls.append(_Call(m, r["occurred_at"].astimezone(UTC), f"key_{sum(map(ord, m.name)):06d}", "proj_main",
+                           "batch" if r["service_tier"] == "batch" else "standard", inp, int(r["cached_tokens"]),
+                           int(r["cache_write_tokens"]), int(r["output_tokens"])))
+    if not calls:
+        return biller.ledger(set(), planted), planted
+    days = sorted({c.at.date() for c in calls})[:-1] or [calls[0].at.date()]
+    chat = [c for c in calls if "embedding" not in c.model.name]
+    by_model: dict[str, list[_Call]] = defaultdict(list)
+    for c in chat:
+        by_model[c.model.canonical].append(c)
+    busiest = max(by_model, key=lambda k: len(by_model[k]))
+    changed = rng.choice(sorted(k for k in by_model if k != busiest) or [busiest])
+    since = rng.choice(days[len(days) // 2:])
+    factor = Decimal("1.2")
+    biller.factor[(changed, since)] = factor
+    untracked_days = set(rng.sample(days, min(2, len(days))))
+    timing_days = set(rng.sample(days[:-1] or days, min(2, len(days))))
+    cached_model = rng.choice(sorted(k for k, cs in by_model.items() if any(c.cached for c in cs)) or [busiest])
+    cache_days = set(rng.sample(days, min(3, len(days))))
+    search_days = set(rng.sample(days, min(3, len(days))))
+    late: dict[tuple[str, date], int] = defaultdict(int)
+    for c in sorted(chat, key=lambda c: c.at, reverse=True):  # the last calls of a day, latest first
+        day = c.at.date()
+        if c.model.canonical == busiest and day in timing_days and late[(busiest, day)] < 3:
+            late[(busiest, day)] += 1
+            tracked = biller.cost(c)
+            c.at = datetime.combine(day + timedelta(days=1), time(0, 0, 30), UTC)
+            billed = biller.cost(c)  # the next day's price, should the price change fall between
+            planted += [Planted("timing", c.model.provider, c.model.canonical, day, -tracked),
+                        Planted("timing", c.model.provider, c.model.canonical, c.at.date(), billed)]
+        if c.model.canonical == cached_model and day in cache_days and c.input > 100 and rng.random() < 0.5:
+            moved = c.input // 3
+            u = biller.unit(c.model, c.tier, False, day)
+            c.input -= moved
+            c.cached += moved
+            planted.append(Planted("cache_accounting", c.model.provider, c.model.canonical, day,
+                                   moved * (u["cached"] - u["input"])))
+        if c.model.provider == "anthropic" and day in search_days and rng.random() < 0.2:
+            c.searches = rng.randint(1, 3)
+            planted.append(Planted("tool_fees", c.model.provider, None, day, c.searches * WEB_SEARCH_USD))
+    for c in calls:
+        biller.bill(c)
+        if c.model.canonical == changed and c.at.date() >= since:
+            u = biller.unit(c.model, c.tier, False, c.at.date())
+            old = {k: v / factor for k, v in u.items()}
+            planted.append(Planted("price_change", c.model.provider, c.model.canonical, c.at.date(), sum(
+                (n * (u[k] - old[k]) for k, n in (("input", c.input), ("cached", c.cached),
+                                                   ("cache_write", c.written), ("output", c.output))), Decimal(0))))
+    for day in untracked_days:
+        today = [c for c in by_model[busiest] if c.at.date() == day]
+        shadow = f"key_{rng.getrandbits(32):08x}"
+        for c in rng.sample(today, max(1, len(today) // 6)) if today else []:
+            extra = _Call(c.model, c.at, shadow, "proj_shadow", c.tier, c.input, c.cached, c.written, c.output)
+            biller.bill(extra)
+            planted.append(Planted("untracked_traffic", c.model.provider, c.model.canonical, day, biller.cost(extra),
+                                   shadow))
+    return biller.ledger(set(), planted), planted
