@@ -59,8 +59,13 @@ How to work:
 
 
 def _trimmed(limit: int) -> AfterValidator:
-    # Trimmed rather than refused: an over-long text is not worth another turn.
-    return AfterValidator(lambda s: s.strip()[:limit])
+    # Trimmed rather than refused: an over-long text is not worth another turn. A blank one is refused.
+    def trim(text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be blank")
+        return text.strip()[:limit]
+
+    return AfterValidator(trim)
 
 
 class ModelAnswer(BaseModel):
