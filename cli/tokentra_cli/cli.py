@@ -35,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(prices_app, name="prices")
 prices_app.command("show")(prices.show)
 prices_app.command("set")(prices.set_price)
+prices_app.command("from-bill")(prices.from_bill)
 bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline measured in the same run.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")

@@ -107,3 +107,30 @@ def set_price(
                + (f" (provider {r['provider']})" if r["provider"] else "")
                + f": input {_money(r['input_mtok'])}, output {_money(r['output_mtok'])} per 1M tokens, from "
                f"{r['effective_from'] or 'the beginning'}; {r['repriced']} stored calls re-priced")
+
+
+def from_bill(
+    model: Annotated[str, typer.Argument(help="The canonical model whose gap the reconciliation found ours.")],
+    org: Annotated[UUID, typer.Option(help="The organization.")],
+    provider: Annotated[str, typer.Option(help="openai or anthropic.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set the organization's price for a model from what the provider billed (a missing or different price
+    the reconciliation found), re-price the stored calls and reconcile again."""
+    try:
+        with connect() as conn:
+            row = one(conn.execute(
+                "select public.reprice_from_bill(org => %s, provider => %s, canonical_model => %s) as r",
+                (org, provider, model)))
+            conn.commit()
+    except psycopg.errors.UniqueViolation as exc:
+        _fail(str(exc.diag.message_primary))
+    except (psycopg.errors.InvalidParameterValue, psycopg.errors.InsufficientPrivilege) as exc:
+        _fail(str(exc.diag.message_primary))
+    r = row["r"]
+    if as_json:
+        typer.echo(json.dumps(r))
+        return
+    typer.echo(f"{r['model_id']} for organization {r['org_id']} (provider {r['provider']}): input "
+               f"{_money(r['input_mtok'])}, output {_money(r['output_mtok'])} per 1M tokens as billed, from "
+               f"{r['effective_from'] or 'the beginning'}; {r['repriced']} stored calls re-priced, reconciled again")
