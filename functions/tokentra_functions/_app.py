@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
+import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,6 +49,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 async def _pool(request: Request) -> AsyncConnectionPool[AsyncConn]:
     return request.app.state.pool
+
+
+@asynccontextmanager
+async def autocommit(pool: AsyncConnectionPool[AsyncConn]) -> AsyncIterator[AsyncConn]:
+    """A pooled connection on which each statement commits alone: no BEGIN and COMMIT round trips around
+    single statements (`conn.transaction()` still groups several). It goes back to the pool as it came."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            try:
+                await conn.set_autocommit(False)
+            except psycopg.Error:
+                await conn.close()  # a broken connection is dropped by the pool, never lent in autocommit
 
 
 Pool = Annotated[AsyncConnectionPool[AsyncConn], Depends(_pool)]

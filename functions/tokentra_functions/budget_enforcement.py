@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app, invalid_fields, json_body
+from tokentra_functions._app import Pool, autocommit, error, function_app, invalid_fields, json_body
 from tokentra_functions._inputs import Text
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.models import ErrorBody
@@ -172,7 +172,7 @@ async def settle_budgets(
         if r.get("reservation_id")
     ]
     try:
-        async with pool.connection() as conn:
+        async with autocommit(pool) as conn:
             if reports:
                 await conn.execute(
                     "select private.commit_budget_reservations(%s, %s)", (key.org_id, Jsonb(reports))

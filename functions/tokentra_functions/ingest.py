@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, autocommit, error, function_app
 from tokentra_functions.auth import ApiKeyOrg, authenticate, presented_key
 from tokentra_functions.batch_body import BodyError, parse_batch
 from tokentra_functions.budget_enforcement import settle_budgets
@@ -26,6 +27,10 @@ _STAGE = (f"create temp table ingest_batch ({', '.join(f'{name} {kind}' for name
 _COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
 _TYPES = [kind for _, kind in STAGED]
 _CONFLICT = "conflicts with the stored event of this request_id (content differs); not stored"
+# Per pool (so per database), the days this process has seen given a usage partition. A batch whose days
+# are all known skips the partition check, a round trip; a backfilled day still gets its partition first.
+# Partitions are dropped only past the retention period, whose events are refused anyway.
+_PARTITIONED: WeakKeyDictionary[Pool, set[date]] = WeakKeyDictionary()
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes | None:
@@ -45,7 +50,7 @@ async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = froze
                     ) -> ApiKeyOrg | JSONResponse:
     """The key's organization, or the 401/429 response to send instead (401 too for a key with none of
     the scopes)."""
-    async with pool.connection() as conn:
+    async with autocommit(pool) as conn:
         key = await authenticate(conn, presented_key(request))
         if key is None or not scopes & set(key.scopes):
             return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -109,12 +114,15 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: di
 
 async def _store(pool: Pool, key: ApiKeyOrg, batch: Batch) -> list[tuple[int, str, bool]]:
     """COPY the batch into a temporary table and store it with one set-based call, in one transaction."""
-    async with pool.connection() as conn:
-        # A backfilled day gets its partition first (one catalog lookup per distinct day when it exists),
-        # in its own transaction: creating one locks the usage table, which the batch's must not hold.
-        days = sorted({t.replace(hour=0, minute=0, second=0, microsecond=0) for t in batch.column("occurred_at")})
-        await conn.execute("select private.ensure_usage_partitions(%s)", (days,))
-        await conn.commit()
+    async with autocommit(pool) as conn:
+        days = {t.date() for t in batch.column("occurred_at")}
+        known = _PARTITIONED.setdefault(pool, set())
+        if not days <= known:
+            # A backfilled day gets its partition first (one catalog lookup per distinct day when it exists),
+            # in its own transaction: creating one locks the usage table, which the batch's must not hold.
+            starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in sorted(days)]
+            await conn.execute("select private.ensure_usage_partitions(%s)", (starts,))
+            known |= days
         async with conn.transaction():
             await conn.execute(_STAGE)
             cur = conn.cursor()
