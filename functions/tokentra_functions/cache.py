@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, error, function_app, json_body
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user
@@ -120,7 +120,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 413: {
 
 
 @router.post("/cache/lookup", response_model=LookupResponse, responses=_RESPONSES,
-             summary="Look a request up in the organization's semantic cache")
+             summary="Look a request up in the organization's semantic cache", openapi_extra=json_body(LookupRequest))
 async def cache_lookup(request: Request, pool: Pool) -> JSONResponse:
     from tokentra_core.cache import lookup
 
@@ -140,7 +140,7 @@ async def cache_lookup(request: Request, pool: Pool) -> JSONResponse:
 
 
 @router.post("/cache/store", response_model=StoreResponse, responses=_RESPONSES,
-             summary="Keep an answer in the organization's semantic cache")
+             summary="Keep an answer in the organization's semantic cache", openapi_extra=json_body(StoreRequest))
 async def cache_store(request: Request, pool: Pool) -> JSONResponse:
     from tokentra_core.cache import store
 
@@ -160,7 +160,8 @@ async def cache_store(request: Request, pool: Pool) -> JSONResponse:
 
 @router.post("/cache/feedback", response_model=FeedbackResponse,
              responses={**_RESPONSES, 404: {"model": ErrorBody}},
-             summary="Report a wrong hit: the entry's own threshold rises above its similarity")
+             summary="Report a wrong hit: the entry's own threshold rises above its similarity",
+             openapi_extra=json_body(FeedbackRequest))
 async def cache_feedback(request: Request, pool: Pool) -> JSONResponse:
     from tokentra_core.cache import report_wrong_hit
 

@@ -26,10 +26,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, error, function_app, json_body
 from tokentra_functions.ingest import authorize, read_limited_body, store_events
 from tokentra_functions.models import ErrorBody
 
@@ -71,6 +71,94 @@ AGGREGATE_OPERATIONS = {"invoke_agent", "create_agent", "execute_tool", "invoke_
 
 class BadBody(ValueError):
     """The body is not an OTLP trace export in the declared encoding."""
+
+
+# ---------------------------------------------------------------- the body, as the OpenAPI document shows it
+# OTLP/HTTP's JSON encoding of ExportTraceServiceRequest (the fields read here; others are ignored). The
+# handler decodes the body with the OTLP protobuf classes, which are what accept or refuse it.
+class OtlpAnyValue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    stringValue: str | None = None
+    boolValue: bool | None = None
+    intValue: int | str | None = Field(default=None, description="An int64; JSON strings carry large ones.")
+    doubleValue: float | None = None
+    bytesValue: str | None = Field(default=None, description="Base64.")
+    arrayValue: dict[str, Any] | None = Field(default=None, description='{"values": [AnyValue, ...]}')
+    kvlistValue: dict[str, Any] | None = Field(default=None, description='{"values": [KeyValue, ...]}')
+
+
+class OtlpKeyValue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key: str
+    value: OtlpAnyValue
+
+
+class OtlpStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: int | str = Field(default=0, description="0 unset, 1 ok, 2 error (or STATUS_CODE_ERROR)")
+    message: str | None = None
+
+
+class OtlpSpan(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    traceId: str = Field(description="16 bytes in hex (32 digits): with spanId, the idempotency key.")
+    spanId: str = Field(description="8 bytes in hex (16 digits).")
+    parentSpanId: str | None = None
+    name: str | None = None
+    kind: int | str | None = None
+    startTimeUnixNano: int | str = Field(description="Unix time in nanoseconds (the call's timestamp).")
+    endTimeUnixNano: int | str | None = None
+    attributes: list[OtlpKeyValue] = Field(
+        default_factory=list,
+        description="GenAI semantic conventions: gen_ai.provider.name (or gen_ai.system), gen_ai.response.model "
+        "(or gen_ai.request.model), gen_ai.usage.input_tokens, gen_ai.usage.output_tokens, ...",
+    )
+    status: OtlpStatus | None = None
+
+
+class OtlpScopeSpans(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    scope: dict[str, Any] | None = None
+    spans: list[OtlpSpan] = Field(default_factory=list)
+
+
+class OtlpResource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    attributes: list[OtlpKeyValue] = Field(default_factory=list)
+
+
+class OtlpResourceSpans(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    resource: OtlpResource | None = None
+    scopeSpans: list[OtlpScopeSpans] = Field(default_factory=list)
+
+
+class OtlpTraceExport(BaseModel):
+    """ExportTraceServiceRequest in OTLP/JSON; the same message in protobuf is accepted too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    resourceSpans: list[OtlpResourceSpans] = Field(default_factory=list)
+
+
+class OtlpExportResponse(BaseModel):
+    """ExportTraceServiceResponse in OTLP/JSON: empty, or the spans refused and why."""
+
+    partialSuccess: dict[str, Any] | None = Field(default=None,
+                                                  description='{"rejectedSpans": n, "errorMessage": "..."}')
+
+
+def _openapi_body() -> dict[str, Any]:
+    body = json_body(OtlpTraceExport)
+    body["requestBody"]["content"][PROTOBUF] = {"schema": {"type": "string", "format": "binary"}}
+    return body
 
 
 class OtelResult(BaseModel):
@@ -171,7 +259,10 @@ def _count(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
 
 def _time(unix_nano: int) -> datetime:
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
+    try:
+        return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
+    except (OverflowError, ValueError, OSError):  # past year 9999: validation refuses it as in the future
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _text(attrs: dict[str, Any], keys: tuple[str, ...], limit: int) -> str | None:
@@ -269,10 +360,13 @@ def _message(problems: list[str]) -> str:
 
 @router.post(
     "/otel/v1/traces",
-    responses={200: {"description": "ExportTraceServiceResponse (JSON or protobuf, as the request)"},
+    responses={200: {"description": "ExportTraceServiceResponse (JSON or protobuf, as the request)",
+                      "content": {JSON: {"schema": OtlpExportResponse.model_json_schema()},
+                                  PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}},
                400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
                415: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="OTLP/HTTP trace export: GenAI spans become usage events",
+    openapi_extra=_openapi_body(),
 )
 async def export_traces(request: Request, pool: Pool) -> Response:
     settings = get_settings()
