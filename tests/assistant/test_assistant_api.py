@@ -21,12 +21,15 @@ from assistant_fixtures import (
 )
 
 from org_fixtures import api, make_org, user_token
+from secret_registry import SECRETS_SEEN
 from tokentra_cli import admin
 from tokentra_core.db import connect
 from tokentra_dev.testing.llm_servers import Answer
 from tokentra_functions.assistant.tools import TOOLS
 
 QUESTION = {"query": "Why did our costs increase last week?"}
+# Questions are prompts, and the data's text reaches the model: neither may reach the server's log.
+SECRETS_SEEN.extend([QUESTION["query"], INJECTION])
 
 
 def ask(url: str, org, body=None, role: str = "member"):
