@@ -108,12 +108,12 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         )
 
         show_intelligence(org.id, days, settings)
+        from tokentra_dev.demo_reports import show as show_report  # last week's grounded summary
+
+        show_report(org.id, settings)  # before the LLM section, whose AI spend line then counts it too
         from tokentra_dev.demo_llm import show as show_llm  # consensus review, explanation, AI spend
 
         show_llm(org.id, settings)
-        from tokentra_dev.demo_reports import show as show_report  # last week's grounded summary
-
-        show_report(org.id, settings)
         from tokentra_dev.demo_cache import show as show_cache  # the semantic cache on for one bot, from usage rows
 
         show_cache(org.id, url, key.key)

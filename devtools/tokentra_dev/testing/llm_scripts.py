@@ -1,6 +1,6 @@
-"""Scripted answers for `LLMServers` that are valid for the schemas the jobs ask for: explanations that
-cite only their evidence, and a panel answering like the consensus benchmark's. Test fixtures, shared by
-the explanation tests and the demo's test; never a product code path."""
+"""Scripted answers for `LLMServers` that are valid for the schemas the jobs ask for: explanations and
+weekly reports that cite only their evidence, and a panel answering like the consensus benchmark's. Test
+fixtures, shared by the explanation tests and the demo's test; never a product code path."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from collections.abc import Callable
 from tokentra_dev.bench_consensus import realistic_script
 from tokentra_dev.testing.llm_servers import Answer, SeenRequest
 from tokentra_worker.explanations.writer import SYSTEM as EXPLAIN_SYSTEM
+from tokentra_worker.reports import SYSTEM as REPORT_SYSTEM
 
-__all__ = ["evidence_of", "grounded", "panel_and_writer"]
+__all__ = ["evidence_of", "grounded", "grounded_report", "panel_and_writer"]
 
 
 def evidence_of(seen: SeenRequest) -> dict:
-    """The evidence the writer sent (the JSON after 'Evidence:')."""
-    return json.loads(seen.prompt.split("Evidence:\n", 1)[1].split("\n\n", 1)[0])
+    """The evidence the writer sent (the JSON after 'Evidence:', whatever follows it)."""
+    return json.JSONDecoder().raw_decode(seen.prompt.split("Evidence:\n", 1)[1])[0]
 
 
 def grounded(seen: SeenRequest) -> Answer:
@@ -39,9 +40,30 @@ def grounded(seen: SeenRequest) -> Answer:
                 f"{r['savings_pct']}% of that goes, ${r['estimated_yearly_savings_usd']:,.0f} a year."})
 
 
+def grounded_report(seen: SeenRequest) -> Answer:
+    """A weekly report citing only evidence figures, some reformatted."""
+    ev = evidence_of(seen)
+    s, drivers = ev["spend"], ev["top_drivers"]["model"]
+    body = f"{ev['anomalies']['count']} anomalies started this week."
+    if drivers:
+        body = f"Model {drivers[0]['value']} moved most (${abs(drivers[0]['change_usd']):,.2f}). " + body
+    if ev["recommendations"]["open"]:
+        body += (f" {ev['recommendations']['open']} open recommendations could save "
+                 f"${ev['recommendations']['open_estimated_monthly_savings_usd']:,.2f} a month.")
+    return Answer.json({"headline": f"AI spend was ${s['this_week_usd']:,.2f} in the week of "
+                                    f"{ev['period']['start'][:10]}, against ${s['previous_week_usd']:,.2f} before.",
+                        "body": body})
+
+
 def panel_and_writer() -> Callable[[SeenRequest], Answer]:
-    """Both jobs at once: `grounded` for the explanation writer, the benchmark's realistic panel for the
-    consensus agents and synthesizer (told apart by their system prompts)."""
+    """Every job at once: `grounded` for the explanation writer, `grounded_report` for the weekly report, the
+    benchmark's realistic panel for the consensus agents and synthesizer (told apart by their system prompts)."""
     panel = realistic_script()
     writers = set(EXPLAIN_SYSTEM.values())
-    return lambda seen: grounded(seen) if seen.system in writers else panel(seen)
+
+    def answer(seen: SeenRequest) -> Answer:
+        if seen.system == REPORT_SYSTEM:
+            return grounded_report(seen)
+        return grounded(seen) if seen.system in writers else panel(seen)
+
+    return answer
