@@ -26,6 +26,7 @@ from tokentra_dev.testing.provider_admin_servers import (
     OPENAI_ADMIN_KEY,
     ProviderAdminServer,
 )
+from tokentra_functions.reconciliation import ReconciliationResponse
 from tokentra_worker.gap_causes import run_gap_causes
 from tokentra_worker.jobs import JobContext
 from tokentra_worker.provider_sync import run_provider_sync
@@ -116,6 +117,7 @@ def test_the_endpoint_reads_only_your_organizations(reconciled: tuple[Org, World
     r = api(functions_url, "GET", "/reconciliation", org.auth("viewer"), params=params)
     assert r.status_code == 200, r.text
     body = r.json()
+    ReconciliationResponse.model_validate(body)  # the answer is what the OpenAPI document says
     assert body["data"] and {c["cause"] for c in body["meta"]["causes"]} >= {"untracked_traffic", "unexplained"}
     assert len(body["meta"]["series"]) == (world.last_day - world.first_day).days + 1
     for row in body["data"]:
