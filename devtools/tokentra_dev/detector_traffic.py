@@ -322,7 +322,8 @@ def _prefixes(kind: str) -> Callable[[_Ctx], tuple[list[dict], str]]:
             doc, at = docs[int(c.rng.integers(0, len(docs)))], start
             for _ in range(int(c.rng.integers(2, 12))):
                 question = int(c.rng.integers(30, 400))
-                row = _calls(c, [at], f, provider, model, inp=float(doc[1] + question))[0]
+                row = _calls(c, [at], f, provider, model)[0]
+                row["input_tokens"] = doc[1] + question  # the document is all of the prefix, never cut
                 row["metadata"] = {"tokentra": {"prefix_hash": doc[0],
                                                 "prefix_share": round(doc[1] / max(row["input_tokens"], 1), 6)}}
                 rows.append(row)
