@@ -99,6 +99,8 @@ def _trailing_median(x: np.ndarray, window: int) -> np.ndarray:
     """Median of the `window` points before each point (first points: of what exists)."""
     n = len(x)
     out = np.empty(n)
+    if not n:
+        return out
     out[0] = x[0]
     if n > window:
         out[window:] = np.median(sliding_window_view(x, window)[:-1], axis=1)

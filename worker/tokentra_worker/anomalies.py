@@ -154,7 +154,7 @@ def detect_org(conn, org: str, grain: str, until: datetime) -> list[dict[str, An
                                 for b, v in zip(idx[-min(len(idx), 72) :], x[-72:], strict=False)
                             ],
                             "expected_series": [round(float(v), 6) for v in expected],
-                            "method": "seasonal median profile + trailing median, robust z (MAD)",
+                            "method": "seasonal median profile + trailing median, robust z (MAD), new extremes only",
                         },
                     }
                 )
