@@ -42,6 +42,7 @@ def test_demo_sends_traffic_and_reports_spend(dsn):
     check_intelligence(text, dsn)
     check_management(text, dsn)
     check_routing(text, dsn)
+    check_reconciliation(text, dsn)
 
 
 def check_routing(text: str, dsn: str) -> None:
@@ -54,6 +55,21 @@ def check_routing(text: str, dsn: str) -> None:
     assert {"treatment", "control"} <= set(arms)
     assert arms["treatment"]["savings_usd"] > 0 and arms["control"]["savings_usd"] == 0
     assert re.search(r"treatment\s+│\s+" + f"{arms['treatment']['requests']:,}", text)
+
+
+def check_reconciliation(text: str, dsn: str) -> None:
+    """A local server billed the month with gaps planted; the section's totals are the reconciliation's rows
+    and the planted kinds of gap are named."""
+    org = re.search(r"Demo org\s+([0-9a-f-]{36})", text)[1]
+    printed = re.search(r"tracked \$([\d,.-]+), billed \$([\d,.-]+), gap \$([\d,.-]+), of which unexplained", text)
+    with connect(dsn) as conn:
+        sums = conn.execute("select sum(tracked_cost_usd) as t, sum(billed_cost_usd) as b from "
+                            "private.reconciliation_daily where org_id = %s", (org,)).fetchone()
+    tracked, billed = (float(printed[i].replace(",", "")) for i in (1, 2))
+    assert abs(tracked - float(sums["t"])) < 0.0001 and abs(billed - float(sums["b"])) < 0.0001
+    assert billed > tracked  # the planted untracked traffic, fees and price rise
+    for cause in ("untracked_traffic", "price_change", "tool_fees"):
+        assert re.search(rf"{cause}\s+│\s+\$", text), cause
 
 
 def check_management(text: str, dsn: str) -> None:
