@@ -1,5 +1,6 @@
-"""The `alerts` job: evaluate the metric alert rules (spend spike, error rate, latency, reconciliation drift) in SQL, then
-deliver the outbox over HTTP and SMTP. Budget threshold events are raised by the `budgets` job."""
+"""The `alerts` job: evaluate the metric alert rules (spend spike, error rate, latency) and the reconciliation
+drift rules in SQL, then deliver the outbox over HTTP and SMTP. Budget threshold events are raised by the
+`budgets` job."""
 
 from __future__ import annotations
 
