@@ -12,7 +12,6 @@ from series import hour_now, load_hours
 from org_fixtures import Org
 from tokentra_core.db import connect
 from tokentra_worker.anomalies import _SERIES_SQL
-from tokentra_worker.recommendations._data import load
 
 
 def _mixed_names(dsn: str, org: Org, seed: int) -> tuple[int, int]:
@@ -33,10 +32,10 @@ def _mixed_names(dsn: str, org: Org, seed: int) -> tuple[int, int]:
 def test_recommendation_scopes_are_canonical_models(dsn: str, org: Org):
     ok, failed = _mixed_names(dsn, org, 4)
     with connect(dsn) as conn:
-        data = load(conn, org.id, hour_now() + timedelta(minutes=5))
-    assert list(data.scopes) == [("chat", "openai", "gpt-4o")]
-    scope = data.scopes[("chat", "openai", "gpt-4o")]
-    assert (scope["requests"], scope["errors"]) == (ok + failed, failed)
+        scopes = conn.execute("select * from private.detector_scopes(%s::uuid[], %s)",
+                              ([org.id], hour_now() - timedelta(days=30))).fetchall()
+    assert [(s["feature"], s["provider"], s["model"]) for s in scopes] == [("chat", "openai", "gpt-4o")]
+    assert (scopes[0]["requests"], scopes[0]["errors"]) == (ok + failed, failed)
 
 
 def test_anomaly_series_are_canonical_models(dsn: str, org: Org):

@@ -31,19 +31,37 @@ def _categories(dsn: str, org: str) -> set[str]:
             "select category from public.recommendations where org_id = %s", (org,))}
 
 
-def test_a_raising_detector_costs_only_its_own_findings(dsn, monkeypatch, caplog):
+_EXPLODING = """
+create function private.detect_exploding(p_orgs uuid[], p_now timestamptz)
+returns setof private.recommendation_candidate language plpgsql stable set search_path = '' as $$
+begin
+  if %(bad)s::uuid = any (p_orgs) then
+    raise exception 'planted failure';
+  end if;
+end
+$$
+"""
+
+
+def test_a_raising_detector_costs_only_its_own_findings(dsn, caplog):
+    """A registered SQL detector that raises for one organization of the chunk: the chunk's statement is
+    rerun per organization, so only that organization loses only that detector's findings."""
     now = datetime.now(UTC)
     rng = np.random.default_rng(int(uuid.uuid4().int % 2**32))
     bad, good = _org_with_waste(dsn, rng, now), _org_with_waste(dsn, rng, now)
-
-    def exploding(conn, data):
-        if data.org == bad:
-            raise RuntimeError("planted failure")
-        return []
-
-    monkeypatch.setitem(recommendations.DETECTORS, "exploding", exploding)
-    with caplog.at_level(logging.WARNING, logger="tokentra.worker"):
-        recommendations.run_recommendations(dsn, now, orgs=[bad, good])
+    with connect(dsn) as conn:
+        conn.execute(_EXPLODING.replace("%(bad)s", f"'{uuid.UUID(bad)}'"))
+        conn.execute("insert into private.detectors (category, function_name, description) "
+                     "values ('exploding', 'private.detect_exploding', 'raises for one organization')")
+        conn.commit()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tokentra.worker"):
+            recommendations.run_recommendations(dsn, now, orgs=[bad, good])
+    finally:
+        with connect(dsn) as conn:
+            conn.execute("delete from private.detectors where category = 'exploding'")
+            conn.execute("drop function private.detect_exploding(uuid[], timestamptz)")
+            conn.commit()
     # Both organizations still get the finding of their planted waste.
     assert "request_deduplication" in _categories(dsn, bad)
     assert "request_deduplication" in _categories(dsn, good)

@@ -1,8 +1,8 @@
 """The `recommendations` job: every detector over each chunk of organizations, then the lifecycle.
 
 Detectors are SQL functions registered in private.detectors (one per category, each run once for a chunk
-of organizations and returning private.recommendation_candidate rows); a category not registered there
-yet runs its Python detector over the aggregates of _data.py. This module only orchestrates and writes.
+of organizations and returning private.recommendation_candidate rows, thresholds in
+private.detector_parameters). This module only orchestrates and writes.
 
 A detector that fires again updates its open recommendation (same fingerprint) instead of adding one;
 an open recommendation whose pattern is gone expires; a dismissed one is never reopened; an applied one
@@ -13,7 +13,6 @@ routed, else against the baseline frozen when it was applied).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,35 +20,12 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tokentra_core.db import Conn
 from tokentra_worker._per_org import for_each_active_org, log_org_failure
 from tokentra_worker.recommendations._common import Rec, priority
-from tokentra_worker.recommendations._data import OrgData, load_many
-from tokentra_worker.recommendations.caching import request_deduplication, semantic_caching
-from tokentra_worker.recommendations.hosting import provider_arbitrage, rate_limit_optimization
-from tokentra_worker.recommendations.routing import (
-    embedding_optimization,
-    model_version_optimization,
-    task_aware_routing,
-)
-from tokentra_worker.recommendations.tokens import context_window_efficiency, io_ratio_optimization, prompt_compression
 
-__all__ = ["DETECTORS", "Found", "detect", "detect_chunk", "run_org", "run_recommendations", "sql_detectors"]
+__all__ = ["Found", "detect_chunk", "run_org", "run_recommendations", "sql_detectors"]
 
 log = logging.getLogger("tokentra.worker.recommendations")
-
-DETECTORS: dict[str, Callable[[Conn, OrgData], list[Rec]]] = {
-    "task_aware_routing": task_aware_routing,
-    "model_version_optimization": model_version_optimization,
-    "request_deduplication": request_deduplication,
-    "semantic_caching": semantic_caching,
-    "embedding_optimization": embedding_optimization,
-    "context_window_efficiency": context_window_efficiency,
-    "io_ratio_optimization": io_ratio_optimization,
-    "prompt_compression": prompt_compression,
-    "provider_arbitrage": provider_arbitrage,
-    "rate_limit_optimization": rate_limit_optimization,
-}
 
 _UPSERT = """
 insert into public.recommendations as r (org_id, category, scope_type, scope_value, fingerprint, title,
@@ -126,30 +102,8 @@ def _run_sql_detector(conn, category: str, function: str, orgs: list[str],
     return found
 
 
-def detect(conn, data: OrgData,
-           detectors: dict[str, Callable[[Conn, OrgData], list[Rec]]] | None = None) -> list[Rec]:
-    """The Python detectors (all of DETECTORS unless given) over one organization's aggregates."""
-    detectors = DETECTORS if detectors is None else detectors
-    # Detectors only read: run them all under one savepoint (two round trips, not two per detector), and
-    # only if one fails rerun each under its own, so the failing one costs no other its findings.
-    try:
-        with conn.transaction():
-            return [rec for detector in detectors.values() for rec in detector(conn, data)]
-    except Exception:  # noqa: S110 - each detector is rerun below under its own savepoint and logged there
-        pass
-    found: list[Rec] = []
-    for name, detector in detectors.items():
-        try:
-            with conn.transaction():
-                found += detector(conn, data)
-        except Exception as exc:
-            log_org_failure("recommendations", str(data.org), exc, detector=name)
-    return found
-
-
 def detect_chunk(conn, orgs: list[str], now: datetime) -> dict[str, Found]:
-    """Every enabled detector over a chunk of organizations: each SQL detector in one statement for the
-    whole chunk, the Python detectors of unregistered categories over the chunk's aggregates."""
+    """Every enabled detector over a chunk of organizations, each in one statement for the whole chunk."""
     orgs = [str(o) for o in orgs]
     # JIT compiles longer than these aggregations run, and their sorts and hash tables over a chunk of
     # organizations want more than the default memory (as in the rollup refresh).
@@ -157,16 +111,11 @@ def detect_chunk(conn, orgs: list[str], now: datetime) -> dict[str, Found]:
     out = {o: Found() for o in orgs}
     for r in conn.execute(_WINDOW, (orgs, now)).fetchall():
         out[str(r["org_id"])].days = float(r["days"])
-    registered = sql_detectors(conn)
-    for category, function in registered.items():
+    for category, function in sql_detectors(conn).items():
         if function is None:
             continue
         for org, rec in _run_sql_detector(conn, category, function, orgs, now):
             out[org].recs.append(rec)
-    python = {k: v for k, v in DETECTORS.items() if k not in registered}
-    if python:
-        for org, data in load_many(conn, orgs, now).items():
-            out[org].recs += detect(conn, data, python)
     return out
 
 
