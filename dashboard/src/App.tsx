@@ -17,6 +17,9 @@ const Budgets = lazy(() => PAGE_MODULES.budgets().then((m) => ({ default: m.Budg
 const Alerts = lazy(() => PAGE_MODULES.alerts().then((m) => ({ default: m.Alerts })));
 const Anomalies = lazy(() => PAGE_MODULES.anomalies().then((m) => ({ default: m.Anomalies })));
 const Recommendations = lazy(() => PAGE_MODULES.recommendations().then((m) => ({ default: m.Recommendations })));
+const Reconciliation = lazy(() => PAGE_MODULES.reconciliation().then((m) => ({ default: m.Reconciliation })));
+const Reports = lazy(() => PAGE_MODULES.reports().then((m) => ({ default: m.Reports })));
+const Ask = lazy(() => PAGE_MODULES.ask().then((m) => ({ default: m.Ask })));
 const Admin = lazy(() => PAGE_MODULES.admin().then((m) => ({ default: m.Admin })));
 
 interface Page {
@@ -33,6 +36,9 @@ export const PAGES: Page[] = [
   { path: "alerts", label: "Alerts", permission: "alerts.read", element: <Alerts /> },
   { path: "anomalies", label: "Anomalies", permission: "anomalies.read", element: <Anomalies /> },
   { path: "recommendations", label: "Recommendations", permission: "recommendations.read", element: <Recommendations /> },
+  { path: "reconciliation", label: "Reconciliation", permission: "usage.read", element: <Reconciliation /> },
+  { path: "reports", label: "Reports", permission: "organization.read", element: <Reports /> },
+  { path: "ask", label: "Ask", permission: "usage.read", element: <Ask /> },
   { path: "admin", label: "Admin", permission: ["members.read", "api_keys.read"], element: <Admin /> },
 ];
 

@@ -6,6 +6,9 @@ export const PAGE_MODULES = {
   alerts: () => import("./pages/Alerts"),
   anomalies: () => import("./pages/Anomalies"),
   recommendations: () => import("./pages/Recommendations"),
+  reconciliation: () => import("./pages/Reconciliation"),
+  reports: () => import("./pages/Reports"),
+  ask: () => import("./pages/Ask"),
   admin: () => import("./pages/Admin"),
 };
 

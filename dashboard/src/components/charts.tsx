@@ -177,3 +177,41 @@ export function EvidenceChart({ rec }: { rec: Json }) {
     </Figure>
   );
 }
+
+/** Reconciliation: what we tracked and what the provider billed each day, the gap between them as bars. */
+export function TrackedBilledChart({ series }: { series: Json[] }) {
+  const data = series.map((d) => ({
+    day: String(d.date).slice(5),
+    tracked: num(d.tracked_cost),
+    billed: num(d.billed_cost),
+    gap: num(d.gap),
+  }));
+  return (
+    <Figure name="tracked-billed">
+      <ComposedChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey="day" fontSize={11} />
+        <YAxis tickFormatter={usdTick} fontSize={11} width={56} />
+        <Tooltip formatter={(v: any) => money(v)} />
+        <Legend />
+        <Bar dataKey="gap" name="gap (billed − tracked)" fill={COLORS[2]} isAnimationActive={false} />
+        <Line dataKey="tracked" name="tracked" stroke={COLORS[0]} dot={false} isAnimationActive={false} />
+        <Line dataKey="billed" name="billed" stroke={COLORS[1]} dot={false} isAnimationActive={false} />
+      </ComposedChart>
+    </Figure>
+  );
+}
+
+/** The gap by cause: one bar per cause with its amount (negative when we tracked more than was billed). */
+export function CauseBars({ rows }: { rows: Array<{ cause: string; amount: number }> }) {
+  return (
+    <Figure name="gap-by-cause" height={Math.max(120, 34 * rows.length + 40)}>
+      <BarChart data={rows} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 8 }}>
+        <XAxis type="number" tickFormatter={usdTick} fontSize={11} />
+        <YAxis type="category" dataKey="cause" width={150} fontSize={11} />
+        <Tooltip formatter={(v: any) => money(v)} />
+        <Bar dataKey="amount" name="USD" fill={COLORS[3]} isAnimationActive={false} />
+      </BarChart>
+    </Figure>
+  );
+}
