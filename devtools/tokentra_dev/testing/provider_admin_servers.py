@@ -33,7 +33,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -321,12 +321,8 @@ class ProviderAdminServer(LocalHTTPServer):
         return _query(params, start, end, allowed, limits, "group_by")
 
     def _openai_page(self, query: _Query, records: Iterable[Any], result: Any) -> dict[str, Any]:
-        buckets, more = _window(query)
-        data = [{"object": "bucket", "start_time": b_start, "end_time": b_end, "results": results}
-                for (b_start, b_end), results in zip(buckets, _results(records, query, buckets, result),
-                                                     strict=True)]
-        return {"object": "page", "data": data, "has_more": more,
-                "next_page": _cursor(query, query.offset + len(buckets)) if more else None}
+        return _page(query, records, result, lambda start, end: {"object": "bucket", "start_time": start,
+                                                                 "end_time": end}, object="page")
 
     # ---- Anthropic
     def _anthropic(self, path: str, params: dict[str, list[str]]) -> dict[str, Any]:
@@ -346,12 +342,8 @@ class ProviderAdminServer(LocalHTTPServer):
         return _query(params, start, end, allowed, limits, "group_by[]")
 
     def _anthropic_page(self, query: _Query, records: Iterable[Any], result: Any) -> dict[str, Any]:
-        buckets, more = _window(query)
-        data = [{"starting_at": _rfc3339(b_start), "ending_at": _rfc3339(b_end), "results": results}
-                for (b_start, b_end), results in zip(buckets, _results(records, query, buckets, result),
-                                                     strict=True)]
-        return {"data": data, "has_more": more,
-                "next_page": _cursor(query, query.offset + len(buckets)) if more else None}
+        return _page(query, records, result, lambda start, end: {"starting_at": _rfc3339(start),
+                                                                 "ending_at": _rfc3339(end)})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -462,6 +454,17 @@ def _window(query: _Query) -> tuple[list[tuple[int, int]], bool]:
     every = query.buckets()
     page = every[query.offset: query.offset + query.limit]
     return page, query.offset + query.limit < len(every)
+
+
+def _page(query: _Query, records: Iterable[Any], result: Any, edges: Callable[[int, int], dict[str, Any]],
+          **top: Any) -> dict[str, Any]:
+    """One page of a report in either provider's shape: `edges` writes a bucket's start and end as the
+    provider does, `top` adds the provider's own fields before the data."""
+    buckets, more = _window(query)
+    data = [{**edges(b_start, b_end), "results": results}
+            for (b_start, b_end), results in zip(buckets, _results(records, query, buckets, result), strict=True)]
+    return {**top, "data": data, "has_more": more,
+            "next_page": _cursor(query, query.offset + len(buckets)) if more else None}
 
 
 def _group(records: Iterable[Any], query: _Query, buckets: list[tuple[int, int]],
