@@ -7,7 +7,7 @@ import random
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
@@ -21,12 +21,15 @@ LIVE_SECONDS = 2.0  # spend and alerts must show within this long of the ingest 
 
 
 def money(value: Any) -> str:
-    """As the dashboard writes USD (Intl.NumberFormat): 2 decimals; below a dollar up to 4, at least 2."""
-    n = Decimal(str(value))
-    if 0 < abs(n) < 1:
-        text = f"{n:,.4f}".rstrip("0")
+    """As the dashboard writes USD (Intl.NumberFormat): 2 decimals; below a dollar up to 4, at least 2.
+    Intl rounds the JavaScript number's shortest decimal form half away from zero: so does this."""
+    n = Decimal(repr(float(value)))
+    if n < 0:
+        return "-" + money(-n)
+    if 0 < n < 1:
+        text = f"{n.quantize(Decimal('0.0001'), ROUND_HALF_UP):,}".rstrip("0")
         return "$" + text + "0" * (2 - len(text.split(".")[1]))
-    return f"${n:,.2f}"
+    return f"${n.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
 
 
 def marks(page: Any, chart: str) -> int:
@@ -168,7 +171,8 @@ def test_a_viewer_sees_no_admin_and_no_buttons(page: Any, world: World) -> None:
     sign_in(page, world, "viewer")
     settled(page, "overview", "overview-as-viewer")
     nav = [a.get_attribute("data-nav") for a in page.locator("[data-nav]").all()]
-    assert nav == ["overview", "costs"]  # what private.role_permissions gives a viewer
+    # what private.role_permissions gives a viewer: usage and the organization's reports
+    assert nav == ["overview", "costs", "reconciliation", "reports", "ask"]
     assert page.get_by_test_id("role").inner_text() == "viewer"
     page.goto(f"{world.dashboard_url}#/admin?org={world.org_id}")
     page.wait_for_selector('[data-state="empty"]')
