@@ -17,6 +17,7 @@ from worker_helpers import query, wait_for
 
 from tokentra_core.db import connect
 from tokentra_core.settings import get_settings
+from tokentra_dev.pooler import direct
 from tokentra_worker.jobs import Job, JobContext
 from tokentra_worker.main import build_scheduler
 from tokentra_worker.runs import run_job, take_over_due
@@ -66,26 +67,29 @@ def test_a_worker_killed_mid_job_is_taken_over_after_its_lease_and_completes_exa
 ):
     query(worker_dsn, "create table public.marks (id serial primary key, at timestamptz default now())")
     query(worker_dsn, "alter table public.marks enable row level security")
+    # The job writes its mark, then waits for a lock this test holds: the first worker is surely killed
+    # mid-job (a fixed sleep could end, and commit, before a slow machine delivered the kill).
     add_periodic(
         worker_dsn,
         "tokentra-test-slow",
         "with m as (insert into public.marks default values returning id) "
-        "select pg_sleep(4), count(*) from m",
+        f"select pg_advisory_xact_lock_shared({JOB_GATE}), count(*) from m",
     )
-    first = start_worker("--once", "tokentra-test-slow")
-    wait_for(
-        lambda: query(
-            worker_dsn,
-            "select 1 from pg_stat_activity where wait_event = 'PgSleep' and datname = current_database()",
-        ),
-        what="the job to be running",
-    )
-    first.send_signal(signal.SIGKILL)  # the worker dies mid-job, its transaction uncommitted
-    first.wait(10)
-    (run,) = runs(worker_dsn, "tokentra-test-slow")
-    assert (run["outcome"], run["attempt"]) == ("running", 1)
-
-    second = start_worker()
+    # A session lock, so held on a direct connection (a transaction pooler would lend its server session out).
+    with connect(direct(worker_dsn), autocommit=True) as gate:
+        gate.execute("select pg_advisory_lock(%s)", (JOB_GATE,))
+        first = start_worker("--once", "tokentra-test-slow")
+        wait_for(lambda: _waiting_at_gate(worker_dsn), what="the job to be running")
+        first.send_signal(signal.SIGKILL)  # the worker dies mid-job, its transaction uncommitted
+        first.wait(10)
+        (run,) = runs(worker_dsn, "tokentra-test-slow")
+        assert (run["outcome"], run["attempt"]) == ("running", 1)
+        # Its server process notices the dead client (client_connection_check_interval) and rolls back;
+        # only then does the gate open, so the dead attempt can never reach its commit.
+        wait_for(lambda: not _waiting_at_gate(worker_dsn), what="the dead worker's transaction to end")
+    # A long lease for the second worker: on a loaded machine a late renewal of a 2-second lease would let
+    # it take over its own run, which is not what this test is about (the first worker's lease is 2 s).
+    second = start_worker(TOKENTRA_WORKER_LEASE_SECONDS="30")
     done = wait_for(
         lambda: [r for r in runs(worker_dsn, "tokentra-test-slow") if r["outcome"] == "ok"],
         timeout=60,
@@ -98,6 +102,18 @@ def test_a_worker_killed_mid_job_is_taken_over_after_its_lease_and_completes_exa
     assert query(worker_dsn, "select count(*) as n from public.marks")[0]["n"] == 1  # the work, exactly once
     second.send_signal(signal.SIGTERM)
     assert second.wait(30) == 0
+
+
+JOB_GATE = 7_261_203
+
+
+def _waiting_at_gate(dsn: str) -> bool:
+    return bool(query(
+        dsn,
+        "select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid "
+        "where l.locktype = 'advisory' and not l.granted and l.objid = %s::oid and a.datname = current_database()",
+        (JOB_GATE,),
+    ))
 
 
 def test_sigterm_finishes_the_run_in_hand_then_exits(worker_dsn, start_worker):

@@ -103,7 +103,11 @@ def execute(dsn: str, job: Job, run: Claim, ctx: JobContext) -> RunResult:
     with LeaseKeeper(dsn, run, settings.worker_lease_seconds):
         try:
             if job.periodic:
-                with connect(dsn, autocommit=True) as conn:
+                with connect(dsn, autocommit=True) as conn, conn.transaction():
+                    # Postgres arms the check for a vanished client when a statement starts, so it is set
+                    # before the job's statement: if this process dies mid-job, its server process stops
+                    # within 2 s and rolls back, instead of running the job to its end and committing it.
+                    conn.execute("select set_config('client_connection_check_interval', '2000', true)")
                     row = one(conn.execute(
                         "select * from private.execute_job_run(%s, %s)", (run.run_id, run.attempt)
                     ))
