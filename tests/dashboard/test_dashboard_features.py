@@ -95,6 +95,11 @@ def _full(world: World, role: str, method: str, path: str, **kw: Any) -> Any:
     return r.json()
 
 
+def _js(value: Any) -> str:
+    """A number as JavaScript prints it (shortest round trip, no trailing .0)."""
+    return repr(float(value)).removesuffix(".0")
+
+
 def _span(featured: Featured) -> dict[str, str]:
     return {"start_date": featured.first.isoformat(), "end_date": featured.last.isoformat()}
 
@@ -195,14 +200,12 @@ def test_reports_page_lists_and_shows_a_report(page: Any, world: World, featured
 
 def test_ask_shows_the_answer_its_sources_and_that_the_model_is_unavailable(page: Any, world: World,
                                                                             featured: Featured) -> None:
-    sign_in(page, world, "owner")
-    page.click('[data-nav="ask"]')
-    settled(page, "ask", "ask-empty")
-    page.fill('input[name="query"]', QUESTION)
-    page.click('[data-testid="ask-form"] button[type="submit"]')
+    sign_in(page, world, "owner")  # the question asked from the overview's box opens the Ask page
+    page.fill('[data-testid="ask-box"] input', QUESTION)
+    page.click('[data-testid="ask-box"] button[type="submit"]')
     page.wait_for_selector('[data-section="answer"]', timeout=60_000)
     settled(page, "ask")
-    assert "q=" in page.url
+    assert page.locator('input[name="query"]').input_value() == QUESTION and "q=" in page.url
     answer = _full(world, "owner", "POST", "/assistant/query", json={"org_id": world.org_id, "query": QUESTION})
     # no model key on this server: the template answers, and the page says the model is unavailable
     assert (answer["source"], answer["fallback_reason"]) == ("template", "llm_off")
@@ -220,6 +223,14 @@ def test_ask_shows_the_answer_its_sources_and_that_the_model_is_unavailable(page
         assert sources.nth(i).locator('[data-col="query"]').inner_text() == s["query"]
         assert world.org_id in sources.nth(i).locator('[data-col="parameters"]').inner_text()
         assert sources.nth(i).locator('[data-col="rows"]').inner_text() == str(s["rows"])
+    # the Ask page's own form, and its shared address asks again
+    page.click('[data-nav="ask"]')
+    settled(page, "ask", "ask-empty")
+    assert page.locator('[data-section="answer"]').count() == 0
+    page.fill('input[name="query"]', QUESTION)
+    page.click('[data-testid="ask-form"] button[type="submit"]')
+    page.wait_for_selector('[data-section="answer"]', timeout=60_000)
+    assert " ".join(page.get_by_test_id("assistant-answer").inner_text().split()) == shown
 
 
 def test_a_viewer_reads_the_new_pages_and_cannot_reprice(page: Any, world: World, featured: Featured) -> None:
@@ -241,7 +252,7 @@ def test_a_viewer_reads_the_new_pages_and_cannot_reprice(page: Any, world: World
     assert r.status_code == 403, r.text
 
 
-def test_an_owner_reprices_from_the_bill(page: Any, world: World, featured: Featured) -> None:
+def test_an_owner_reprices_from_the_bill(page: Any, world: World, featured: Featured, dsn: str) -> None:
     def ours_of(model: str) -> Decimal:
         body = _full(world, "owner", "GET", "/reconciliation",
                      params={"org_id": world.org_id, "canonical_model": model, **_span(featured)})
@@ -261,6 +272,12 @@ def test_an_owner_reprices_from_the_bill(page: Any, world: World, featured: Feat
     page.once("dialog", lambda d: d.accept())
     page.locator('[data-action="reprice"]').first.click()
     wait_until(lambda: "Re-priced" in (page.get_by_test_id("reprice-notice").all_inner_texts() or [""])[0], 30)
+    with connect(dsn) as conn:  # the price the page reports is the one the organization now has
+        price = conn.execute("select input_mtok, output_mtok from private.model_prices where org_id = %s "
+                             "order by id desc limit 1", (world.org_id,)).fetchone()
+    notice = page.get_by_test_id("reprice-notice").inner_text()
+    assert price and f"${_js(price['input_mtok'])} input and ${_js(price['output_mtok'])} output" in notice, \
+        (notice, price)
     after = ours_of(model)
     assert after <= Decimal("0.01") * before, (featured.recon.seed, before, after)
     # the page reloaded: the model's gap is no longer ours, so its button is gone

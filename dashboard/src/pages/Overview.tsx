@@ -1,5 +1,6 @@
 import { Link } from "react-router";
 import { api, num, type Json } from "../api";
+import { AskBox } from "../components/AskBox";
 import { CostBars, SpendForecastChart } from "../components/charts";
 import { count, money, pct, when } from "../components/format";
 import { Async, Empty } from "../components/State";
@@ -64,6 +65,7 @@ export function Overview() {
   return (
     <div className="page" data-page="overview">
       <h2>Overview</h2>
+      <AskBox org={org.id} />
       <Async state={overview} what="the overview">
         {(o) => {
           const f = forecast.data?.organization as Json | null | undefined;

@@ -33,7 +33,11 @@ function Reprice({ row, org, span, onDone }: { row: Json; org: string; span: [st
         start_date: span[0],
         end_date: span[1],
       });
-      onDone(`Re-priced ${row.canonical_model} from the bill${price?.reconciled != null ? `; ${price.reconciled} day(s) reconciled again` : ""}.`);
+      const from = price?.effective_from ? ` from ${day(price.effective_from)}` : "";
+      onDone(
+        `Re-priced ${row.canonical_model} from the bill${from}: $${num(price?.input_mtok)} input and $${num(price?.output_mtok)} ` +
+          `output per million tokens, ${num(price?.repriced)} stored call(s) re-priced, reconciled again.`,
+      );
     } catch (exc) {
       onDone(`Could not re-price ${row.canonical_model}: ${(exc as Error).message}`);
     } finally {
@@ -118,14 +122,13 @@ export function Reconciliation() {
                 <Kpi id="gap" label="Gap (billed − tracked)" value={money(totals.gap)} />
                 <Kpi id="unexplained" label="Unexplained" value={money(totals.unexplained)} sub={`reconciled ${when(meta?.reconciled_at)}`} />
               </div>
+              <section className="card" data-section="tracked-billed">
+                <h3>Tracked vs billed per day</h3>
+                <TrackedBilledChart series={meta?.series ?? []} />
+              </section>
               <div className="grid2">
-                <section className="card wide" data-section="tracked-billed">
-                  <h3>Tracked vs billed per day</h3>
-                  <TrackedBilledChart series={meta?.series ?? []} />
-                </section>
-                <section className="card wide" data-section="causes">
+                <section className="card" data-section="causes">
                   <h3>Gap by cause</h3>
-                  <CauseBars rows={causes.filter((c) => c.amount !== 0)} />
                   <Table
                     testId="causes-table"
                     csvName="reconciliation-causes.csv"
@@ -138,6 +141,10 @@ export function Reconciliation() {
                       { key: "definition", label: "What it means" },
                     ]}
                   />
+                </section>
+                <section className="card" data-section="cause-bars">
+                  <h3>Causes found</h3>
+                  <CauseBars rows={causes.filter((c) => c.amount !== 0)} />
                 </section>
               </div>
               <section className="card" data-section="rows">
