@@ -333,3 +333,20 @@ def test_a_killed_worker_resumes_mid_window_exactly_once(dsn, admin_server, conn
             "select page_cursor from private.provider_report_pages where sync_id = %s order by id",
             (sync_id,)).fetchall()]
     assert len(cursors) >= 4 and len(cursors) == len(set(cursors)), "every page of the window stored once"
+
+
+def test_an_unexpected_failure_is_recorded_without_anything_key_shaped(dsn, admin_server, connect_org, sync,
+                                                                       caplog):
+    # A page Postgres refuses (a NUL escape it cannot store as text) fails with an error that quotes the page
+    # around it: the key-shaped text in front of it must not reach the recorded error or the log.
+    leaked = "sk-proj-LEAKED-0123456789abcdef"
+    now = datetime.now(UTC)
+    admin_server.ledger.openai_usage.append(OpenAIUsageRecord(now - timedelta(hours=30), "gpt-4o-2024-08-06",
+                                                              project_id=f"{leaked}\x00", input_tokens=10))
+    org = connect_org(admin_server)
+    sync(org.org_id, now=now, reconciliation_backfill_days=3)
+    states = sync_state(dsn, org.openai)
+    message = states["organization/usage/completions"]["last_error"]
+    assert message.startswith("sync failed: ") and "sk-[redacted]" in message, message
+    for text in (caplog.text, *(str(s["last_error"]) for s in states.values())):
+        assert "LEAKED" not in text

@@ -125,7 +125,9 @@ def _isolated(dsn: str, row: dict[str, Any], settings: Settings, now: datetime,
         return _sync_connection(dsn, row, settings, now, stop)
     except Exception as exc:
         endpoints = ENDPOINTS.get(row["provider"], ())
-        message = f"sync failed: {type(exc).__name__}: {str(exc)[:300]}"
+        # The key is not at hand here, but a database error quotes the page it choked on: anything shaped
+        # like a provider key goes before the message is cut (cutting first could leave a key's prefix).
+        message = f"sync failed: {type(exc).__name__}: {redact(str(exc), '')[:300]}"
         log.warning("provider sync: connection %s: %s", row["connection_id"], message)
         try:
             with connect(dsn) as conn:
