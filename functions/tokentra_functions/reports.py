@@ -1,9 +1,11 @@
 """GET /functions/v1/reports: the weekly executive summaries the `weekly_reports` job wrote, newest week
-first, a page at a time; /reports/{id} with the evidence its figures come from. Every member of an
-organization reads its reports (RLS)."""
+first, a page at a time; /reports/{id} with the evidence its figures come from. A report restates usage,
+anomalies, budgets and recommendations, so only members whose role reads all four read it (RLS; a
+viewer is refused)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -18,6 +20,8 @@ from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, forbidden_unless
 
 router = APIRouter(tags=["intelligence"])
+# What a report restates: reading one needs every one of these (the RLS policy on public.reports agrees).
+READ_PERMISSIONS = ("usage.read", "anomalies.read", "budgets.read", "recommendations.read")
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 403: {"model": ErrorBody},
                                            422: {"model": ErrorBody}}
 
@@ -74,11 +78,13 @@ class ReportPage(BaseModel):
     summary="Weekly reports: each week's spend and change, drivers, anomalies, budgets at risk, recommendations",
 )
 async def reports(user: CurrentUser, pool: Pool, q: Annotated[ReportQuery, Query()]) -> Response:
-    if (refused := await forbidden_unless(pool, user, "organization.read", q.org_id)) is not None:
-        return refused
+    for permission in READ_PERMISSIONS:
+        if (refused := await forbidden_unless(pool, user, permission, q.org_id)) is not None:
+            return refused
+    empty = json.dumps({"data": [], "meta": PageMeta(limit=q.limit, offset=q.offset, total=0).model_dump()})
     return json_response(
         await run_envelope(pool, user, "report_list", {"org": q.org_id, "max_rows": q.limit, "skip": q.offset})
-        or '{"data": [], "meta": {}}'
+        or empty
     )
 
 

@@ -33,7 +33,7 @@ def test_members_read_their_reports_and_nobody_else(reports_url, dsn, org, week,
         conn.execute("insert into public.reports (org_id, period_start, period_end, headline, narrative, method,"
                      " grounded, fallback_reason, evidence) values (%s, '2020-01-06T00:00Z', '2020-01-13T00:00Z',"
                      " 'old', 'old', 'template', true, 'llm_off', '{}')", (org.id,))
-    for role in ("owner", "admin", "member", "viewer"):
+    for role in ("owner", "admin", "member"):  # their roles read usage, anomalies, budgets, recommendations
         page = _get(reports_url, "/reports", org, role, org_id=org.id)
         assert page.status_code == 200, page.text
         body = page.json()
@@ -44,9 +44,18 @@ def test_members_read_their_reports_and_nobody_else(reports_url, dsn, org, week,
     assert [r["headline"] for r in second["data"]] == ["old"] and second["meta"]["offset"] == 1
 
     newest = body["data"][0]
-    one = _get(reports_url, f"/reports/{newest['id']}", org, "viewer")
-    assert one.status_code == 200 and one.json()["data"]["evidence"]["spend"]["this_week_usd"] > 0
-    assert one.json()["data"]["headline"] == newest["headline"]
+    for role in ("owner", "admin"):
+        one = _get(reports_url, f"/reports/{newest['id']}", org, role)
+        assert one.status_code == 200 and one.json()["data"]["evidence"]["spend"]["this_week_usd"] > 0
+        assert one.json()["data"]["headline"] == newest["headline"]
+        assert "anomalies" in one.json()["data"]["evidence"]
+
+    # a viewer's role reads no anomalies, budgets or recommendations, which a report restates: refused,
+    # by name, for the organization and for all of theirs, and the report itself is not found
+    for params in ({"org_id": org.id}, {}):
+        refused = _get(reports_url, "/reports", org, "viewer", **params)
+        assert refused.status_code == 403 and "anomalies.read" in refused.json()["message"], refused.text
+    assert _get(reports_url, f"/reports/{newest['id']}", org, "viewer").status_code == 404
 
     # an outsider: refused for the organization, sees no report, and cannot open one
     assert _get(reports_url, "/reports", org, "outsider", org_id=org.id).status_code == 403

@@ -1,7 +1,7 @@
--- Reports: one per organization and week, read by every member and nobody else; storing one queues its
+-- Reports: one per organization and week, read by members whose role reads every section they restate; storing one queues its
 -- deliveries (owners and admins by email, channels marked for reports) in the alert outbox, once.
 begin;
-select plan(15);
+select plan(19);
 
 insert into public.organizations (id, name) values ('00000000-0000-0000-0000-00000000f601', 'reports-a'),
                                                    ('00000000-0000-0000-0000-00000000f602', 'reports-b');
@@ -74,10 +74,25 @@ select results_eq($$ select kind, event #>> '{report,headline}', event ->> 'rule
                   $$ values ('report', 'Spend was $33.00.', '00000000-0000-0000-0000-00000000f6a1',
                              'https://example.com/h') $$, 'a channel delivery carries the report and its rule');
 
--- every member reads the organization's reports, newest week first; nobody else does; nobody writes
+-- a report restates usage, anomalies, budgets and recommendations: a viewer (whose role reads usage only)
+-- reads none, not even through the functions
 select tests.authenticate_as('rp_viewer');
+select is((select count(*)::int from public.reports), 0, 'a viewer reads no report rows');
+select is(public.report_list() -> 'meta' ->> 'total', '0', 'a viewer lists no report');
+select is(public.report_of('00000000-0000-0000-0000-00000000f6e1'), null, 'a viewer opens no report');
+select tests.clear_authentication();
+-- the owners and admins the report is emailed to read it, as do members; newest week first; nobody writes
+select results_eq($$ select r.role::text from (values ('owner'), ('admin'), ('member'), ('billing')) r(role)
+                     where (select count(*) from private.role_permissions p where p.role = r.role
+                              and p.permission in ('usage.read', 'anomalies.read', 'budgets.read',
+                                                   'recommendations.read')) = 4 $$,
+                  $$ values ('owner'), ('admin'), ('member'), ('billing') $$,
+                  'the roles reports are emailed to (owners, admins) read every section, as do members and billing');
+select tests.authenticate_as('rp_admin');
 select is((select jsonb_agg(x ->> 'headline') from jsonb_array_elements(public.report_list() -> 'data') x),
-          '["Spend was $33.00.", "Spend was $15.00."]'::jsonb, 'a viewer lists the organization''s reports');
+          '["Spend was $33.00.", "Spend was $15.00."]'::jsonb, 'an admin lists the organization''s reports');
+select tests.clear_authentication();
+select tests.authenticate_as('rp_member');
 select is(public.report_list(max_rows => 1, skip => 1) -> 'meta', '{"limit": 1, "offset": 1, "total": 2}'::jsonb,
           'paging');
 select is(public.report_of('00000000-0000-0000-0000-00000000f6e1') #> '{evidence,spend,this_week_usd}', '33'::jsonb,
