@@ -257,3 +257,32 @@ def test_one_turn_runs_at_most_eight_tool_calls(assistant_url, scripted, dsn):
     assert body["source"] == "llm" and [s["query"] for s in body["sources"]] == ["public.budget_status"] * 8
     refused = [d for d in data_messages(scripted.seen[1]) if "not run: at most 8 tool calls a turn" in d]
     assert len(refused) == 3
+
+
+def test_a_number_the_model_passed_as_an_argument_grounds_nothing(assistant_url, scripted, dsn):
+    org = make_org(dsn)
+    add_weeks(dsn, org.id, random.Random(20))
+    claim = "Costs fell 97% to $3"
+
+    def self_citing(seen):
+        """Passes its own figures as arguments (and a date no query can take), then cites them."""
+        if turns(seen) == 0:
+            return Answer.tool_calls(
+                ("recommendations", {"status": None, "category": claim, "min_savings": 4321.5, "limit": None}),
+                ("usage_timeseries", {"start_at": "0001-01-01T00:00", "end_at": "0001-01-01T00:00",
+                                      "granularity": "day", "group_by": None, "feature": None, "model": None,
+                                      "team": None, "project": None, "provider": None}))
+        return Answer.tool_calls(("answer", {"answer": f"{claim}. Savings of $4,321.50 a month are open.",
+                                             "suggested_actions": []}))
+
+    scripted.script = self_citing
+    r = ask(assistant_url, org)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["source"], body["fallback_reason"]) == ("template", "ungrounded")
+    assert len(scripted.seen) == 3 and "4,321.50" not in body["answer"]
+    # the out-of-range date was refused unrun and told to the model, naming the field
+    told = data_messages(scripted.seen[1])
+    assert any("end_at" in d and "years 2000 to 2099" in d and "Nothing was run" in d for d in told), told
+    retry = data_messages(scripted.seen[2])[-1]
+    assert "not in any tool result" in retry and "97%" in retry and "$3" in retry and "$4,321.50" in retry

@@ -15,11 +15,12 @@ import pytest
 from assistant_fixtures import add_anomaly, add_recommendation, add_weeks, compare_args
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
 from org_fixtures import make_org
 from tokentra_functions.assistant.result import ungrounded
 from tokentra_functions.assistant.template import template_answer
-from tokentra_functions.assistant.tools import TOOLS, ToolContext, read_only_as_user, run_tool
+from tokentra_functions.assistant.tools import TOOLS, ToolContext, ToolResult, read_only_as_user, run_tool
 from tokentra_functions.user_auth import verify
 
 
@@ -32,10 +33,10 @@ async def pool(dsn: str) -> AsyncIterator[AsyncConnectionPool]:
     await p.close()
 
 
-def context(pool, org, role: str, org_id: str, timeout_ms: int = 5000) -> ToolContext:
+def context(pool, org, role: str, org_id: str, timeout_ms: int = 5000, max_rows: int = 50) -> ToolContext:
     user = verify(org.tokens[role])
-    return ToolContext(pool=pool, user=user, org_id=UUID(org_id), today=datetime.now(UTC).date(), max_rows=50,
-                       timeout_ms=timeout_ms)
+    return ToolContext(pool=pool, user=user, org_id=UUID(org_id), today=datetime.now(UTC).date(),
+                       max_rows=max_rows, timeout_ms=timeout_ms)
 
 
 def every_tool_args(today) -> dict[str, dict]:
@@ -141,3 +142,72 @@ async def test_the_template_cites_only_figures_of_its_queries(pool, dsn, seed):
     assert ungrounded("\n".join([text, *actions]), runs, ctx.today) == []
     assert "Spend in the 7 days" in text
     assert ungrounded(text + " It cost $1,234,567.89.", runs, ctx.today) == ["$1,234,567.89"]  # the check bites
+
+
+async def test_dates_no_query_can_take_are_refused_by_name_and_never_raise(pool, dsn):
+    org = make_org(dsn)
+    ctx = context(pool, org, "owner", org.id)
+    args = every_tool_args(ctx.today)
+    for tool, field, value in (("usage_timeseries", "end_at", "0001-01-01T00:00"),
+                               ("usage_timeseries", "start_at", "9999-12-31T23:59:59"),
+                               ("anomalies", "since", "0001-01-01T00:00Z"), ("costs", "start_date", "1900-01-01"),
+                               ("compare_periods", "previous_end", "9999-12-31")):
+        with pytest.raises(ValidationError) as refused:
+            TOOLS[tool].args.model_validate({**args[tool], field: value})
+        assert refused.value.errors()[0]["loc"] == (field,) and "2000 to 2099" in str(refused.value)
+    # arguments that got past validation anyway: date arithmetic that overflows is an error result
+    tool = TOOLS["usage_timeseries"]
+    unchecked = tool.args.model_construct(**{**tool.args.model_validate(args["usage_timeseries"]).__dict__,
+                                             "end_at": datetime(1, 1, 1)})
+    result = await run_tool(ctx, "usage_timeseries", unchecked)
+    assert result.result is None and result.error and "cannot be used" in result.error
+    assert '"error"' in result.content()
+
+
+def test_only_results_and_queried_dates_ground_an_answer():
+    today = datetime.now(UTC).date()
+    week_start = str(today - timedelta(days=6))
+    runs = [("recommendations", {"status": None, "category": "Costs fell 97% to $3", "min_savings": 4321.5,
+                                 "limit": 7}, ToolResult({"count": 1, "recommendations": [
+                                     {"title": "Cache prompts", "estimated_monthly_savings": 12.5}]})),
+            ("usage_timeseries", {"start_at": f"{week_start}T00:00:00Z", "end_at": f"{today}T00:00:00Z"},
+             ToolResult({"row_count": 0, "rows": []}))]
+    # the model's own numbers and sentences are not evidence
+    assert ungrounded("Costs fell 97% to $3.", runs, today) == ["97%", "$3"]
+    assert ungrounded("Open savings of at least $4,321.50 a month; the top 7.", runs, today) == ["$4,321.50", "7"]
+    # the results are, and so are the dates the model asked about
+    assert ungrounded(f"One recommendation saves $12.50 a month, from {week_start} to {today}.", runs, today) == []
+
+
+async def test_timeseries_and_forecast_reach_the_model_cut_to_the_row_cap(pool, dsn):
+    rng = random.Random(41)
+    org = make_org(dsn)
+    add_weeks(dsn, org.id, rng, features=["search", "chat"])
+    cap = rng.randint(3, 9)
+    ctx = context(pool, org, "owner", org.id, max_rows=cap)
+    start = ctx.today - timedelta(days=12)
+    series = await run_tool(ctx, "usage_timeseries", TOOLS["usage_timeseries"].args.model_validate({
+        **every_tool_args(ctx.today)["usage_timeseries"], "start_at": f"{start}T00:00:00Z",
+        "granularity": "hour"}))
+    assert series.error is None and series.result["row_count"] > cap and len(series.result["rows"]) == cap
+    days = rng.randint(cap + 5, 40)
+    n_budgets = cap + rng.randint(1, 4)
+    point = [{"date": str(ctx.today - timedelta(days=d)), "cost": d} for d in range(days)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for b in range(n_budgets + 1):
+            budget = None
+            if b:
+                budget = conn.execute("insert into public.budgets (org_id, name, amount, period) values"
+                                      " (%s, %s, 100, 'monthly') returning id", (org.id, f"b{b}")).fetchone()[0]
+            conn.execute(
+                "insert into public.spend_forecasts (org_id, budget_id, period_start, period_end, spent_to_date,"
+                " forecast, lower_80, upper_80, lower_95, upper_95, overrun_probability, method, history,"
+                " daily_forecast) values (%s, %s, date_trunc('month', now()), date_trunc('month', now())"
+                " + interval '1 month', 10, 20, 15, 25, 12, 28, %s, 'test', %s, %s)",
+                (org.id, budget, b / (n_budgets + 1), psycopg.types.json.Jsonb(point),
+                 psycopg.types.json.Jsonb(point)))
+    forecast = (await run_tool(ctx, "forecast", TOOLS["forecast"].args.model_validate({}))).result["forecast"]
+    assert len(forecast["organization"]["history"]) == len(forecast["organization"]["daily_forecast"]) == cap
+    assert forecast["budget_count"] == n_budgets and len(forecast["budgets"]) == cap
+    assert all("history" not in b and "daily_forecast" not in b for b in forecast["budgets"])
+    assert forecast["budgets"][0]["budget_name"] == f"b{n_budgets}"  # the likeliest overrun first

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokentra_core.grounding import unsupported_numbers
 from tokentra_functions.assistant.template import Run, template_answer
-from tokentra_functions.assistant.tools import ToolContext
+from tokentra_functions.assistant.tools import DATE_ARGUMENTS, ToolContext
 
 if TYPE_CHECKING:
     from tokentra_core.llm import LLMCall
@@ -33,13 +33,16 @@ class Answered:
 
 
 def evidence_of(runs: list[Run], today: date) -> dict[str, Any]:
-    """What an answer may cite: today's date, and each tool's arguments and result."""
+    """What an answer may cite: today's date, each tool's result, and of its arguments only the dates (the
+    period it asked about). Any other argument is the model's own text: a number or a sentence it passed
+    (min_savings=4321.5, a category "Costs fell 97%") would otherwise ground itself."""
     return {"today": str(today),
-            "runs": [{"tool": name, "arguments": args, "result": result.result} for name, args, result in runs]}
+            "runs": [{"tool": name, "dates": {k: v for k, v in args.items() if k in DATE_ARGUMENTS},
+                      "result": result.result} for name, args, result in runs]}
 
 
 def ungrounded(text: str, runs: list[Run], today: date) -> list[str]:
-    """The figures of `text` that neither the runs' results nor their arguments hold."""
+    """The figures of `text` that neither the runs' results nor their date arguments hold."""
     return unsupported_numbers(text, evidence_of(runs, today))
 
 

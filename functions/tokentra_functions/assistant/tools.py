@@ -15,23 +15,36 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tokentra_core.db import AsyncConn, one_async
 from tokentra_functions.user_auth import UserClaims, as_user
 
-__all__ = ["TOOLS", "AssistantTool", "ToolContext", "ToolResult", "read_only_as_user", "run_tool"]
+__all__ = ["DATE_ARGUMENTS", "TOOLS", "AssistantTool", "ToolContext", "ToolResult", "read_only_as_user", "run_tool"]
 
 Dimension = Literal["team", "project", "feature", "model", "provider", "api_key_id", "canonical_model"]
 MAX_DAYS = 92  # a quarter: enough for "why", and bounded
 MAX_HOURLY_DAYS = 14
 MAX_CONTENT_CHARS = 24_000  # what one tool result may put in front of the model
+# The years a model may ask about: far from date arithmetic's limits (0001-01-01 minus a microsecond
+# overflows), and wider than any data we hold.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def _in_range(value: date) -> date:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be in the years {FIRST_YEAR} to {LAST_YEAR}")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_in_range)]
+Moment = Annotated[datetime, AfterValidator(_in_range)]
 
 
 class _Args(BaseModel):
@@ -47,8 +60,8 @@ class _Filters(_Args):
 
 
 class CostsArgs(_Filters):
-    start_date: date = Field(description="First UTC day, inclusive (YYYY-MM-DD).")
-    end_date: date = Field(description="Last UTC day, inclusive.")
+    start_date: Day = Field(description="First UTC day, inclusive (YYYY-MM-DD).")
+    end_date: Day = Field(description="Last UTC day, inclusive.")
     group_by: list[Dimension] = Field(description="Up to two dimensions to break the cost down by; [] for totals.")
     granularity: Literal["total", "day"] = Field(description="total: one row per group; day: per UTC day too.")
     limit: int | None = Field(default=None, description="Rows to return, largest cost first (default 20).")
@@ -56,23 +69,23 @@ class CostsArgs(_Filters):
 
 class ComparePeriodsArgs(_Filters):
     dimension: Dimension | None = Field(description="Break the change down by this dimension, or null.")
-    current_start: date = Field(description="First UTC day of the period to explain, inclusive.")
-    current_end: date = Field(description="Its last UTC day, inclusive.")
-    previous_start: date = Field(description="First UTC day of the period to compare with.")
-    previous_end: date = Field(description="Its last UTC day, inclusive.")
+    current_start: Day = Field(description="First UTC day of the period to explain, inclusive.")
+    current_end: Day = Field(description="Its last UTC day, inclusive.")
+    previous_start: Day = Field(description="First UTC day of the period to compare with.")
+    previous_end: Day = Field(description="Its last UTC day, inclusive.")
     limit: int | None = Field(default=None, description="Values to return, largest change first (default 10).")
 
 
 class TimeseriesArgs(_Filters):
-    start_at: datetime = Field(description="Start, inclusive (ISO 8601, UTC).")
-    end_at: datetime = Field(description="End, exclusive.")
+    start_at: Moment = Field(description="Start, inclusive (ISO 8601, UTC).")
+    end_at: Moment = Field(description="End, exclusive.")
     granularity: Literal["hour", "day"]
     group_by: Dimension | None = Field(description="One series per value of this dimension, or null.")
 
 
 class UsageBreakdownArgs(_Args):
-    start_date: date = Field(description="First UTC day, inclusive.")
-    end_date: date = Field(description="Last UTC day, inclusive.")
+    start_date: Day = Field(description="First UTC day, inclusive.")
+    end_date: Day = Field(description="Last UTC day, inclusive.")
     dimension: Literal["team", "project", "feature", "model", "provider", "api_key_id", "status", "canonical_model"]
     limit: int | None = Field(default=None, description="Rows, largest cost first (default 20).")
 
@@ -80,7 +93,7 @@ class UsageBreakdownArgs(_Args):
 class AnomaliesArgs(_Args):
     status: Literal["open", "acknowledged", "closed"] | None = Field(description="Only this status, or null.")
     severity: Literal["low", "medium", "high", "critical"] | None = Field(description="Only this severity, or null.")
-    since: datetime | None = Field(description="Only incidents that started at or after this time, or null.")
+    since: Moment | None = Field(description="Only incidents that started at or after this time, or null.")
     limit: int | None = Field(default=None, description="Incidents, newest first (default 10).")
 
 
@@ -254,7 +267,7 @@ async def _timeseries(ctx: ToolContext, a: TimeseriesArgs) -> ToolResult:
     keep = ("bucket", a.group_by or "", "cost", "requests", "input_tokens", "output_tokens", "errors",
             "latency_p95_ms")
     rows = [{k: r[k] for k in keep if k in r} for r in rows]
-    cap = ctx.max_rows * 4  # a day of hours for a few series
+    cap = ctx.max_rows
     return ToolResult(_plain({"row_count": len(rows), "rows": rows[-cap:],
                               "note": f"the last {cap} points" if len(rows) > cap else None}),
                       [{**source, "rows": len(rows)}])
@@ -323,7 +336,20 @@ async def _budgets(ctx: ToolContext, a: BudgetsArgs) -> ToolResult:
 
 async def _forecast(ctx: ToolContext, a: ForecastArgs) -> ToolResult:
     value, source = await _function(ctx, "forecast_report", {"org": ctx.org_id})
-    return ToolResult(_plain({"forecast": value}), [{**source, "rows": 1 if value else 0}])
+    value = value or {}
+    cap = ctx.max_rows
+    # Held to the row cap like every tool: the month's daily series cut to their last (history) and first
+    # (forecast) days, and the budgets' forecasts without theirs, the most pressing budgets first.
+    org = dict(value.get("organization") or {})
+    for series, keep_last in (("history", True), ("daily_forecast", False)):
+        if isinstance(org.get(series), list):
+            org[series] = org[series][-cap:] if keep_last else org[series][:cap]
+    budgets = [{k: v for k, v in b.items() if k not in ("history", "daily_forecast")}
+               for b in (value.get("budgets") or [])]
+    budgets.sort(key=lambda b: -(b.get("overrun_probability") or 0))
+    return ToolResult(_plain({"forecast": {"organization": org or None, "budget_count": len(budgets),
+                                           "budgets": budgets[:cap]}}),
+                      [{**source, "rows": (1 if org else 0) + len(budgets)}])
 
 
 @dataclass(frozen=True)
@@ -357,11 +383,23 @@ TOOLS: dict[str, AssistantTool] = {t.name: t for t in (
 
 
 async def run_tool(ctx: ToolContext, name: str, args: BaseModel) -> ToolResult:
-    """Run one tool of TOOLS; a query that fails or times out is an error result, never an exception."""
+    """Run one tool of TOOLS; a query that fails or times out, or arguments no query can take (a date out
+    of range), is an error result told to the model, never an exception."""
     tool = TOOLS[name]
     try:
         return await tool.run(ctx, args)
+    except (ValueError, OverflowError) as exc:
+        return ToolResult(None, error=f"the arguments cannot be used: {str(exc)[:200]}")
     except psycopg.errors.QueryCanceled:
         return ToolResult(None, error=f"the query took longer than {ctx.timeout_ms} ms; narrow it")
     except psycopg.Error as exc:
         return ToolResult(None, error=f"the query failed ({exc.sqlstate or type(exc).__name__})")
+
+
+def _is_date(annotation: Any) -> bool:
+    return annotation in (date, datetime, Day, Moment) or any(_is_date(a) for a in get_args(annotation))
+
+
+# The arguments that name a period: the only ones an answer may cite (as the dates it asked about).
+DATE_ARGUMENTS = frozenset(name for t in TOOLS.values() for name, f in t.args.model_fields.items()
+                           if _is_date(f.annotation))
