@@ -14,7 +14,8 @@ failure does and records its truth (cause, provider, canonical model, day, USD):
     long_context         calls above 200k input tokens to a model whose long-context premium we lack
     tool_fees            web searches billed per call
     rounding             cost lines billed rounded to the cent
-    timing               calls just before midnight that the provider buckets on the next day
+    timing               calls just before midnight that the provider buckets on the next day (never on a
+                         day the same model has untracked traffic: the two would be indistinguishable)
 """
 
 from __future__ import annotations
@@ -287,11 +288,16 @@ def generate(  # noqa: C901 - one pass over the month, each planted gap a few li
     search_days = set(cell_days(rng.randint(1, 4)))
     rounded_days = set(cell_days(rng.randint(1, 3)))
     timing_model = rng.choice(models)
-    timing_days = set(cell_days(rng.randint(1, 3))) - {last}
+    # Not on a day the same model has untracked traffic: calls billed a day late (-T that day, +T the next)
+    # and untracked traffic (+U) on the same model and day net out in that day's volume, and the per-day
+    # volumes then fit timing of T - U plus untracked traffic on the next day just as exactly. Only which
+    # key the provider billed tells them apart, and our calls carry no provider key to compare it with.
+    timing_days = set(cell_days(rng.randint(1, 3))) - {last} - {d for m, d in untracked if m is timing_model}
     long_days = set(cell_days(rng.randint(1, 2)))
     unpriced_days = set(cell_days(rng.randint(2, 6)))
 
     seq = 0
+    own_usd: dict[tuple[Model, date], Decimal] = defaultdict(Decimal)  # billed under the model's own key
 
     def track(c: _Call, at: datetime | None = None, *, cached: int | None = None, written: int | None = None,
               tier: str | None = "same") -> None:
@@ -319,6 +325,7 @@ def generate(  # noqa: C901 - one pass over the month, each planted gap a few li
                     world.planted.append(Planted("tool_fees", m.provider, None, day,
                                                  c.searches * WEB_SEARCH_USD, "web searches"))
                 biller.bill(c)
+                own_usd[(m, day)] += biller.cost(c)
                 if m is cache_model and day in cache_days and (c.cached or c.written) and rng.random() < 0.6:
                     # the integration drops the cache figure: the tokens are tracked as plain input
                     u = biller.unit(m, c.tier, False, day)
@@ -346,9 +353,17 @@ def generate(  # noqa: C901 - one pass over the month, each planted gap a few li
                     world.planted.append(Planted("price_change", m.provider, m.canonical, day, gap))
             if (m, day) in untracked:
                 shadow_key, shadow_project = f"key_{rng.getrandbits(32):08x}", f"proj_{rng.getrandbits(24):06x}"
-                for _ in range(max(2, int(daily[m] * rng.uniform(0.2, 0.8)))):
+                shadow_usd, n = Decimal(0), max(2, int(daily[m] * rng.uniform(0.2, 0.8)))
+                # The untracked traffic is named by the key whose billed amount makes it up: a shadow key
+                # billing within a quarter of what the model's own key bills that day could be named either
+                # way by amount alone, so it gets calls until the two are told apart (the other way, fewer
+                # calls, could leave none).
+                own = own_usd[(m, day)]
+                while n > 0 or abs(shadow_usd - own) < Decimal("0.25") * max(shadow_usd, own):
+                    n -= 1
                     c = call(m, day, shadow_key, shadow_project)
                     biller.bill(c)
+                    shadow_usd += biller.cost(c)
                     world.planted.append(Planted("untracked_traffic", m.provider, m.canonical, day, biller.cost(c),
                                                  shadow_key))
             if m is timing_model and day in timing_days:
@@ -435,7 +450,9 @@ def bill_rows(  # noqa: C901 - one pass over the calls, each planted gap a few l
     factor = Decimal("1.2")
     biller.factor[(changed, since)] = factor
     untracked_days = set(rng.sample(days, min(2, len(days))))
-    timing_days = set(rng.sample(days[:-1] or days, min(2, len(days))))
+    # apart from the untracked days, for the reason `generate` gives
+    late_days = [d for d in days[:-1] or days if d not in untracked_days]
+    timing_days = set(rng.sample(late_days, min(2, len(late_days))))
     cached_model = rng.choice(sorted(k for k, cs in by_model.items() if any(c.cached for c in cs)) or [busiest])
     cache_days = set(rng.sample(days, min(3, len(days))))
     search_days = set(rng.sample(days, min(3, len(days))))
