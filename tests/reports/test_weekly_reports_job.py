@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 
-from report_fixtures import Week, grounded, inventing
+from report_fixtures import Week, grounded, inventing, seed_week
 
-from org_fixtures import Org
+from org_fixtures import Org, make_org
 from tokentra_core.db import connect
 from tokentra_core.grounding import unsupported_numbers
 from tokentra_dev.testing.llm_servers import Answer
@@ -133,6 +133,19 @@ def test_malformed_answers_are_repaired_or_end_in_the_template(dsn, org, week, s
     assert (r["method"], r["fallback_reason"], r["grounded"]) == ("template", "llm_failed", True)
     # each model was asked to repair its answer before the template was stored
     assert r["llm_calls"] == 4 and {s.provider for s in servers.seen[before:]} == {"openai", "anthropic"}
+
+
+def test_one_llm_writes_every_report_of_a_run(dsn, org, week, servers, llm_settings):
+    others = [make_org(dsn) for _ in range(2)]
+    for n, other in enumerate(others):
+        seed_week(dsn, other.id, seed=9_000 + n)
+    servers.script = grounded
+    summary = _run(dsn, llm_settings(), week, orgs=[org.id, *(o.id for o in others)])
+    assert "3 reports written, 3 by the LLM" in summary, summary
+    # each report counts only its own call, though one client wrote them all: over one pooled connection
+    assert all([(r["method"], r["llm_calls"]) for r in _reports(dsn, o)] == [("llm", 1)]
+               for o in (org.id, *(o.id for o in others)))
+    assert len(servers.seen) == 3 and len({s.peer for s in servers.seen}) == 1, [s.peer for s in servers.seen]
 
 
 def test_one_failing_organization_does_not_stop_the_others(dsn, org, week, llm_off):

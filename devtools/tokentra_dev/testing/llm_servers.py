@@ -50,6 +50,7 @@ class SeenRequest:
     prompt: str  # the user message text (concatenated)
     schema_name: str | None  # json_schema name (OpenAI) or tool name (Anthropic)
     body: dict  # the raw request body
+    peer: tuple[str, int] | None = None  # the client's address: one pooled connection, one port
 
     @property
     def tools(self) -> list[str]:
@@ -180,6 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
             seen = _parse_anthropic(body)
         else:
             return self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+        seen.peer = self.client_address[:2]
         owner.seen.append(seen)
         try:
             answer = owner.script(seen)

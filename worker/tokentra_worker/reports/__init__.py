@@ -73,12 +73,31 @@ def _at(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-async def _write(settings: Settings, dsn: str, org: str, evidence: dict[str, Any]) -> Written:
-    llm = LLM(settings, dsn)
-    try:
-        return await write(llm, "weekly_report", evidence, org, task=TASK, system=SYSTEM, template=weekly_text)
-    finally:
-        await llm.aclose()
+class _Writer:
+    """One LLM for a whole job run, on one event loop: building one per organization loaded both provider
+    clients (and their CA bundles) again each time. Organizations are written one after the other, so the
+    writer's per-report call accounting (the LLM's calls since it started) stays each report's own."""
+
+    def __init__(self, settings: Settings, dsn: str) -> None:
+        self._settings, self._dsn = settings, dsn
+        self._runner = asyncio.Runner()
+        self._llm: LLM | None = None
+
+    def write(self, org: str, evidence: dict[str, Any]) -> Written:
+        return self._runner.run(self._write(org, evidence))
+
+    async def _write(self, org: str, evidence: dict[str, Any]) -> Written:
+        if self._llm is None:  # built on the loop that uses it, and only once a report is written
+            self._llm = LLM(self._settings, self._dsn)
+        return await write(self._llm, "weekly_report", evidence, org, task=TASK, system=SYSTEM,
+                           template=weekly_text)
+
+    def close(self) -> None:
+        try:
+            if self._llm is not None:
+                self._runner.run(self._llm.aclose())  # waits for its usage records to be posted
+        finally:
+            self._runner.close()
 
 
 def _store(conn: Conn, org: str, week: date, evidence: dict[str, Any], w: Written) -> dict[str, Any] | None:
@@ -120,7 +139,7 @@ def run_weekly_reports(ctx: Any, now: datetime | None = None, orgs: list[str] | 
         conn.commit()  # no transaction held open while the LLM writes
         if evidence is None:
             return {}
-        written = asyncio.run(_write(settings, dsn, org, evidence))
+        written = writer.write(org, evidence)
         stored = _store(conn, org, week, evidence, written)
         done: Counter = Counter(calls=len(written.calls), rejected=len(written.rejected),
                                 cost_microusd=round(sum(c.cost_usd for c in written.calls) * 1e6))
@@ -137,7 +156,11 @@ def run_weekly_reports(ctx: Any, now: datetime | None = None, orgs: list[str] | 
             orgs = [str(r["org_id"]) for r in conn.execute(_ORGS, {
                 "since": _at(week - timedelta(days=7)), "until": _at(week + timedelta(days=7)),
                 "start": _at(week)}).fetchall()]
-    n, totals = for_each_active_org(ctx, now, 14, run_org, "weekly_reports", orgs)
+    writer = _Writer(settings, dsn)
+    try:
+        n, totals = for_each_active_org(ctx, now, 14, run_org, "weekly_reports", orgs)
+    finally:
+        writer.close()
     llm = "LLM on" if status["enabled"] else f"LLM off ({status['reason']})"
     reasons = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(totals.items())
                         if k.startswith("reason:") and v)
