@@ -96,6 +96,25 @@ class ReconciliationRow(BaseModel):
     causes: dict[str, float] = Field(description="Cause -> USD; the amounts add up to gap.")
 
 
+class SyncStatus(BaseModel):
+    """How far one provider report of a connection is synced: days after synced_through are not billed yet,
+    not a gap."""
+
+    org_id: UUID
+    connection_id: UUID
+    provider: str
+    connection_name: str
+    endpoint: str
+    synced_through: datetime | None = Field(description="Reports are read up to here (exclusive); null: never.")
+    last_success_at: datetime | None
+    in_progress: bool = Field(description="A window is being read (resumed by the next run if cut).")
+    last_error: str | None = Field(description="Why the last attempt failed (cleared by a success).")
+    last_error_at: datetime | None
+    consecutive_failures: int
+    non_usd_cost_lines: int = Field(description="Cost lines billed in another currency, left out of billed_cost.")
+    non_usd_currencies: list[str]
+
+
 class ReconciliationMeta(BaseModel):
     start_date: date
     end_date: date
@@ -106,6 +125,8 @@ class ReconciliationMeta(BaseModel):
                                                      "definition.")
     series: list[dict[str, Any]] = Field(description="Every day of the range: tracked_cost, billed_cost, gap and "
                                                      "one amount per cause (zero-filled).")
+    sync: list[SyncStatus] = Field(default_factory=list, description="Per connection and report: how far the "
+                                   "provider's bill is synced, and the last failure.")
 
 
 class ReconciliationResponse(BaseModel):
@@ -135,10 +156,13 @@ async def reconciliation(user: CurrentUser, pool: Pool,
         return invalid(field, reason)
     if (refused := await forbidden_unless(pool, user, "usage.read", q.org_id)) is not None:
         return refused
+    async with as_user(pool, user) as conn:
+        cur = await conn.execute("select public.reconciliation_sync_status(org => %s) as status", (q.org_id,))
+        sync = [s for s in (await one_async(cur))["status"] if q.provider in (None, s["provider"])]
     text = await run_envelope(pool, user, "reconciliation_report", {
         "org": q.org_id, "start_date": span[0], "end_date": span[1], "provider": q.provider,
         "canonical_model": q.canonical_model, "group_by": q.dimensions(),
-    })
+    }, meta={"sync": sync})
     return json_response(text or '{"data": [], "meta": {}}')
 
 
