@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from org_fixtures import api, make_org
 from recon_helpers import month
+
+from org_fixtures import api, make_org
 from tokentra_core.db import connect
 from tokentra_core.secrets import store_provider_connection
 from tokentra_dev.testing.provider_admin_servers import ANTHROPIC_ADMIN_KEY, ProviderAdminServer
