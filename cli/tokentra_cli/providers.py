@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import typer
@@ -103,18 +103,41 @@ def add(
 
 @app.command("list")
 def list_(org: Annotated[UUID, typer.Option(help="Organization id.")], as_json: JsonFlag = False) -> None:
-    """The organization's connections: provider, name, base URL and key hints (never the keys)."""
+    """The organization's connections: provider, name, base URL, key hints (never the keys) and, for those
+    with an admin key, how far the providers' usage and cost reports are synced or why they are not."""
     with connect() as conn:
         rows = list_provider_connections(conn, org)
+        status = conn.execute("select * from private.provider_sync_status(%s)", (org,)).fetchall()
+    sync: dict[Any, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+    for s in status:
+        sync.setdefault(s["connection_id"], []).append(
+            {k: v for k, v in s.items() if k not in ("connection_id", "provider", "connection_name")})
+    for r in rows:
+        r["sync"] = sync[r["id"]]
     if as_json:
         print(json.dumps(rows, default=str))
         return
-    table = Table("id", "provider", "name", "base url", "key", "admin key", "enabled")
+    table = Table("id", "provider", "name", "base url", "key", "admin key", "enabled", "bill synced")
     for r in rows:
         table.add_row(str(r["id"]), str(r["provider"]), str(r["name"]), str(r["base_url"] or "(public)"),
                       f"…{r['key_hint']}",
-                      f"…{r['admin_key_hint']}" if r["admin_key_hint"] else "-", "yes" if r["enabled"] else "no")
+                      f"…{r['admin_key_hint']}" if r["admin_key_hint"] else "-", "yes" if r["enabled"] else "no",
+                      _sync_summary(sync[r["id"]]))
     console.print(table)
+
+
+def _sync_summary(reports: list[dict[str, Any]]) -> str:
+    """One cell for a connection's reports: the first failure, else how far all of them reach."""
+    if not reports:
+        return "-"
+    failing = [s for s in reports if s["last_error"]]
+    if failing:
+        return f"failing: {failing[0]['last_error'][:80]}"
+    if any(s["synced_through"] is None for s in reports):
+        return "not yet"
+    through = min(s["synced_through"] for s in reports)
+    reading = " (reading)" if any(s["in_progress"] for s in reports) else ""
+    return f"through {through:%Y-%m-%d %H:%M} UTC{reading}"
 
 
 @app.command("remove")

@@ -4,11 +4,14 @@ organization's connections never show."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from recon_helpers import month
+from typer.testing import CliRunner
 
 from org_fixtures import api, make_org
+from tokentra_cli.cli import app as cli
 from tokentra_core.db import connect
 from tokentra_core.secrets import store_provider_connection
 from tokentra_dev.testing.provider_admin_servers import ANTHROPIC_ADMIN_KEY, ProviderAdminServer
@@ -54,3 +57,23 @@ def test_the_endpoint_shows_each_reports_sync_and_its_last_error(dsn, functions_
     theirs = api(functions_url, "GET", "/reconciliation", other.auth("admin"),
                  params={"start_date": day, "end_date": day}).json()["meta"]["sync"]
     assert {s["org_id"] for s in theirs} == {other.id} and len(theirs) == 2
+
+
+def test_providers_list_shows_each_connections_sync(dsn, admin_server, connect_org, sync):
+    now = datetime.now(UTC)
+    admin_server.ledger = month(6, now, days=2)
+    good = connect_org(admin_server)
+    bad = connect_org(admin_server, openai_key="sk-admin-REFUSED-0123456789abcdef")
+    sync(good.org_id, bad.org_id, now=now, reconciliation_backfill_days=2)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["providers", "list", "--org", bad.org_id, "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["provider"]: r for r in json.loads(listed.output)}
+    assert len(rows["openai"]["sync"]) == 3 and len(rows["anthropic"]["sync"]) == 2
+    assert all("HTTP 401" in s["last_error"] for s in rows["openai"]["sync"])
+    assert all(s["last_error"] is None and s["synced_through"] for s in rows["anthropic"]["sync"])
+    table = runner.invoke(cli, ["providers", "list", "--org", bad.org_id], env={"COLUMNS": "400"})
+    assert "failing: openai" in table.output and "through " in table.output, table.output
+    assert "REFUSED" not in listed.output + table.output
+    fine = runner.invoke(cli, ["providers", "list", "--org", good.org_id], env={"COLUMNS": "400"})
+    assert "failing" not in fine.output and fine.output.count("through ") == 2, fine.output
