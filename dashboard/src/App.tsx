@@ -25,7 +25,8 @@ const Admin = lazy(() => PAGE_MODULES.admin().then((m) => ({ default: m.Admin })
 interface Page {
   path: string;
   label: string;
-  permission: string | string[];
+  permission: string | string[]; // any one of these
+  requiresAll?: string[]; // and every one of these (a page that restates what several permissions guard)
   element: ReactNode;
 }
 
@@ -37,13 +38,23 @@ export const PAGES: Page[] = [
   { path: "anomalies", label: "Anomalies", permission: "anomalies.read", element: <Anomalies /> },
   { path: "recommendations", label: "Recommendations", permission: "recommendations.read", element: <Recommendations /> },
   { path: "reconciliation", label: "Reconciliation", permission: "usage.read", element: <Reconciliation /> },
-  { path: "reports", label: "Reports", permission: "organization.read", element: <Reports /> },
+  // A weekly report restates usage, anomalies, budgets and recommendations: readable only with all four.
+  {
+    path: "reports",
+    label: "Reports",
+    permission: "usage.read",
+    requiresAll: ["usage.read", "anomalies.read", "budgets.read", "recommendations.read"],
+    element: <Reports />,
+  },
   { path: "ask", label: "Ask", permission: "usage.read", element: <Ask /> },
   { path: "admin", label: "Admin", permission: ["members.read", "api_keys.read"], element: <Admin /> },
 ];
 
 function allowed(page: Page, can: (p: string) => boolean): boolean {
-  return (Array.isArray(page.permission) ? page.permission : [page.permission]).some(can);
+  return (
+    (Array.isArray(page.permission) ? page.permission : [page.permission]).some(can) &&
+    (page.requiresAll ?? []).every(can)
+  );
 }
 
 function Guard({ page }: { page: Page }) {

@@ -171,8 +171,9 @@ def test_a_viewer_sees_no_admin_and_no_buttons(page: Any, world: World) -> None:
     sign_in(page, world, "viewer")
     settled(page, "overview", "overview-as-viewer")
     nav = [a.get_attribute("data-nav") for a in page.locator("[data-nav]").all()]
-    # what private.role_permissions gives a viewer: usage and the organization's reports
-    assert nav == ["overview", "costs", "reconciliation", "reports", "ask"]
+    # what private.role_permissions gives a viewer: usage (weekly reports also restate anomalies, budgets
+    # and recommendations, which a viewer may not read)
+    assert nav == ["overview", "costs", "reconciliation", "ask"]
     assert page.get_by_test_id("role").inner_text() == "viewer"
     page.goto(f"{world.dashboard_url}#/admin?org={world.org_id}")
     page.wait_for_selector('[data-state="empty"]')
