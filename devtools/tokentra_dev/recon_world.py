@@ -20,6 +20,7 @@ failure does and records its truth (cause, provider, canonical model, day, USD):
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections import defaultdict
@@ -373,9 +374,12 @@ def generate(  # noqa: C901 - one pass over the month, each planted gap a few li
                     c = call(m, day, keys[m], projects[m], at=at + timedelta(seconds=90))
                     track(c, at)
                     biller.bill(c)
-                    usd = biller.cost(c)
-                    world.planted.append(Planted("timing", m.provider, m.canonical, day, -usd))
-                    world.planted.append(Planted("timing", m.provider, m.canonical, day + timedelta(days=1), usd))
+                    # each day's side at that day's price: the two differ when the price changes at
+                    # the midnight the calls cross
+                    missing = biller.cost(dataclasses.replace(c, at=at))
+                    world.planted.append(Planted("timing", m.provider, m.canonical, day, -missing))
+                    world.planted.append(Planted("timing", m.provider, m.canonical, day + timedelta(days=1),
+                                                 biller.cost(c)))
         if day in unpriced_days:
             for _ in range(rng.randint(3, 12)):
                 c = call(UNPRICED, day, f"key_{seed:08x}", "proj_labs")
