@@ -7,7 +7,8 @@ hard budget, so every gateway call pays admission, the rate limit, the budget re
 the usage write. Direct and gateway calls alternate, so both see the same machine. Reported per mode:
 p50 and p99 of whole non-streamed calls, and of the time to the first streamed event (TTFT), with one
 client and with N concurrent clients (there also calls per second against direct), and the added
-latency (gateway minus direct at the same percentile).
+latency (gateway minus direct at the same percentile). Whole calls also go through an empty pass-through
+(the same server stack and HTTP client, no policy), the floor under the gateway's added latency.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def _start_upstream() -> tuple[subprocess.Popen[bytes], str]:
+def _start_upstream(module: str = "tokentra_dev.testing.gateway_upstream:app", env: dict[str, str] | None = None,
+                    extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "tokentra_dev.testing.gateway_upstream:app",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", module, *extra,
                              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                             "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -128,6 +131,10 @@ def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
     key, org_id = _setup(settings.dsn, upstream)
     log = open(os.devnull, "w")  # noqa: SIM115 - the server's log lives as long as the server
     functions_proc, functions_url = start_functions(free_port(), env={"DATABASE_URL": settings.dsn}, log=log)
+    # The floor: the same server stack and HTTP client forwarding without any policy (whole calls only).
+    floor_proc, floor_url = _start_upstream("tokentra_dev.testing.passthrough:app",
+                                            {"TOKENTRA_PASSTHROUGH_UPSTREAM": upstream},
+                                            ("--http", "tokentra_functions._http:H11Protocol"))
     targets = {
         "direct": (upstream + "/v1/chat/completions", {"authorization": f"Bearer {PROVIDER_KEY}"}),
         "gateway": (functions_url + "/gateway/openai/v1/chat/completions", {"authorization": f"Bearer {key}"}),
@@ -138,13 +145,17 @@ def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
             for stream in (False, True):
                 console.print(f"[dim]measuring {label}, {'TTFT streamed' if stream else 'non-streamed'}...[/dim]")
                 name = f"{label} {'ttft' if stream else 'call'}"
-                results[name] = asyncio.run(_measure(targets, n_calls, n_clients, stream))
+                run_targets = targets if stream else {
+                    **targets, "floor": (floor_url + "/v1/chat/completions", targets["direct"][1])}
+                results[name] = asyncio.run(_measure(run_targets, n_calls, n_clients, stream))
                 console.print_json(json.dumps({name: results[name]}))
         with connect(settings.dsn, autocommit=True) as conn:
             stored = conn.execute("select count(*) as n from public.usage_records where org_id = %s",
                                   (org_id,)).fetchone()["n"]
     finally:
         stop_functions(functions_proc)
+        floor_proc.terminate()
+        floor_proc.wait(10)
         upstream_proc.terminate()
         upstream_proc.wait(10)
         log.close()
@@ -164,6 +175,12 @@ def _print(results: dict[str, Any], stored: int) -> None:
                       f"{d['p99_ms']:.2f}", f"{g['p99_ms']:.2f}", f"{g['p99_ms'] - d['p99_ms']:.2f}",
                       f"{g['per_second']:.0f} / {d['per_second']:.0f}")
     console.print(table)
+    for name, r in results.items():
+        f, d = r.get("floor"), r["direct"]
+        if f and f["p50_ms"] is not None and d["p50_ms"] is not None:
+            console.print(f"{name}: empty pass-through (same server stack, no policy) added "
+                          f"p50 {f['p50_ms'] - d['p50_ms']:.2f} ms, p99 {f['p99_ms'] - d['p99_ms']:.2f} ms "
+                          f"({f['per_second']:.0f} calls/s)")
     one = results.get("1 client call")
     if one:
         added50 = one["gateway"]["p50_ms"] - one["direct"]["p50_ms"]

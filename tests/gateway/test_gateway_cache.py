@@ -51,3 +51,6 @@ def test_no_lookup_where_the_cache_is_off(gw, openai_client) -> None:
         raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=question)
         assert "x-tokentra-cache" not in raw.headers
     assert not any(r["cache_hit"] for r in gw.usage(key, 2))
+    time.sleep(0.5)  # a miss's answer would be stored right after the response
+    assert gw.sql("select 1 from public.semantic_cache where org_id = %s", gw.org_id) == [], \
+        "an organization without the cache gets nothing stored"

@@ -1,14 +1,11 @@
-"""Inline policy before a call goes upstream, each step a SQL function: the virtual key and its rate
-limits and block rules in one round trip (private.gateway_admit), the allowed models, the routing seam,
-then the budget reservation of the chosen model's maximum cost (private.reserve_budget, shared with the
-SDK's strict mode) and its release when the call never reaches a provider.
+"""Inline policy before a call goes upstream: the virtual key and its block rules and rate limits, the
+allowed models, the routing seam, then (admission.py) the budget hold of the chosen model's maximum cost
+in this process's lease and its release when the call never reaches a provider. Most calls make no
+database round trip: keys, counters, prices and budget leases live in memory (admission.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import logging
 import re
 import time
@@ -17,13 +14,13 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import Request
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from tokentra_core.db import AsyncConn, one_async
+from tokentra_core.db import AsyncConn
 from tokentra_core.secrets import unseal_provider_secret
 from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
+from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.gateway.errors import Refusal
 from tokentra_functions.gateway.wire import RequestFacts
 
@@ -66,33 +63,31 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def admit(pool: AsyncConnectionPool[AsyncConn], presented: str | None, prompt_hash: str | None) -> VirtualKey:
-    """The key's policy, or the Refusal for an invalid key, a tripped block rule or a rate limit."""
+async def admit(admission: Admission, presented: str | None, prompt_hash: str | None) -> VirtualKey:
+    """The key's policy, or the Refusal for an invalid key, a tripped block rule or a rate limit (all
+    checked in memory on most calls: admission.py)."""
     if not presented or not KEY_SHAPE.match(presented):
         raise INVALID_KEY
     settings = get_settings()
-    digest = hashlib.sha256(presented.encode()).digest()
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "select * from private.gateway_admit(%s, %s, %s, make_interval(secs => %s), make_interval(secs => %s))",
-            (digest, prompt_hash, settings.gateway_loop_limit, settings.gateway_loop_window_seconds,
-             settings.gateway_block_seconds))
-        row = await cur.fetchone()
-    if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+    found = await admission.key(presented)
+    if found is None:
         raise INVALID_KEY
-    verdict = row["verdict"]
+    row, policy = found
+    verdict, retry_after = admission.admit_counts(row["key_id"], policy, prompt_hash)
+    if verdict == "loop" and prompt_hash is not None:
+        await admission.block(row["key_id"], prompt_hash)
     if verdict in ("blocked", "loop"):
         raise Refusal("runaway_loop_blocked",
                       "This virtual key is stopped: it repeated the same prompt more than "
                       f"{settings.gateway_loop_limit} times in {settings.gateway_loop_window_seconds} s "
                       "(runaway loop kill-switch). An admin can lift it: tokentra virtual-keys unblock.",
-                      retry_after=row["retry_after"])
+                      retry_after=retry_after)
     if verdict == "rpm":
         raise Refusal("rate_limit_exceeded", "Rate limit reached for this virtual key: requests per minute.",
-                      retry_after=row["retry_after"])
+                      retry_after=retry_after)
     if verdict == "tpm":
         raise Refusal("tokens_rate_limit_exceeded", "Rate limit reached for this virtual key: tokens per minute.",
-                      retry_after=row["retry_after"])
+                      retry_after=retry_after)
     return VirtualKey(
         key_id=row["key_id"], org_id=row["org_id"], project_id=row["project_id"], name=row["key_name"],
         team=row["team"], project=row["project"], end_user_id=row["end_user_id"],
@@ -211,35 +206,6 @@ def _allowed(key: VirtualKey, provider: str, models: list[str], chosen: str) -> 
     return out[:5]
 
 
-# ---------------------------------------------------------------- budget
-_reserving: dict[UUID, asyncio.Lock] = {}
-
-async def reserve(pool: AsyncConnectionPool[AsyncConn], key: VirtualKey, provider: str, model: str, input_tokens: int,
-                  max_tokens: int | None, attribution: dict[str, Any]) -> UUID | None:
-    """Hold the call's maximum cost against every hard budget covering it (the key's own, its team's,
-    the organization's...), or raise the budget Refusal. None when no hard budget covers the call."""
-    settings = get_settings()
-    # Reservations of one key queue here rather than each holding a pooled connection while it waits for
-    # the budget's advisory lock: a burst on one key must not take every connection from other keys.
-    lock = _reserving.setdefault(key.key_id, asyncio.Lock())
-    async with lock, pool.connection(timeout=settings.gateway_policy_wait_seconds) as conn:
-        cur = await conn.execute(
-            "select * from private.reserve_budget(%s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s), %s)",
-            (key.org_id, key.key_id, provider, model, input_tokens, max_tokens, Jsonb(attribution),
-             settings.budget_reservation_ttl_seconds, settings.budget_default_max_output_tokens))
-        row = await one_async(cur)  # reserve_budget answers one row, allowed or not
-    if not row["allowed"]:
-        raise Refusal("budget_exceeded",
-                      f"Budget exceeded: this call may cost up to ${row['amount_usd']} and budget "
-                      f"{row['budget_id']} has ${row['remaining']} left this period.",
-                      headers={"x-tokentra-budget-id": str(row["budget_id"]),
-                               "x-tokentra-budget-remaining": str(row["remaining"])})
-    return row["reservation_id"]
-
-
-async def release(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, reservation_id: UUID | None) -> None:
-    """Give a reservation back when its call never reached a provider (no usage will report it)."""
-    if reservation_id is None:
-        return
-    async with pool.connection() as conn:
-        await conn.execute("select private.release_budget_reservation(%s, %s)", (org_id, reservation_id))
+def budget_attribution(attribution: dict[str, Any]) -> dict[str, Any]:
+    """The tags budgets are matched on (a call's budgets, and so its lease, depend on these alone)."""
+    return {k: v for k, v in attribution.items() if k in ("team", "project", "feature", "user_id")}

@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import httpx
 from fastapi.responses import Response, StreamingResponse
@@ -27,8 +26,9 @@ from psycopg_pool import AsyncConnectionPool
 from tokentra_core.db import AsyncConn
 from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
+from tokentra_functions.gateway.admission import Admission, Hold
 from tokentra_functions.gateway.errors import Refusal
-from tokentra_functions.gateway.policy import Decision, Upstream, VirtualKey, release, reserve
+from tokentra_functions.gateway.policy import Decision, Upstream, VirtualKey, budget_attribution
 from tokentra_functions.gateway.recorder import UsageRecorder
 from tokentra_functions.gateway.wire import CHAT, MESSAGES, RequestFacts, StreamTap, tokens, usage_of
 
@@ -51,6 +51,7 @@ class Call:
     pool: AsyncConnectionPool[AsyncConn]
     client: httpx.AsyncClient
     recorder: UsageRecorder
+    admission: Admission
     key: VirtualKey
     provider: str
     endpoint: str
@@ -62,7 +63,7 @@ class Call:
     upstream: Upstream
     headers: dict[str, str]
     attribution: dict[str, Any]
-    reservation: UUID | None
+    reservation: Hold | None
     started: float
     started_at: datetime
     cache_store: bool = False  # a miss of the semantic cache: keep a successful answer
@@ -108,7 +109,7 @@ class Call:
         cause, failed, content = failure
         if failed is not None:
             return self._answer(candidates[-1], failed, content)
-        await release(self.pool, self.key.org_id, self.reservation)
+        self.admission.release(self.reservation)
         self.reservation = None
         self._record_attempts()
         reason = "upstream_timeout" if cause == "timeout" else "upstream_unreachable"
@@ -118,10 +119,11 @@ class Call:
 
     async def _reserve_for(self, model: str) -> None:
         """A fallback model has its own price: release the last hold and hold the fallback's maximum."""
-        await release(self.pool, self.key.org_id, self.reservation)
+        self.admission.release(self.reservation)
         self.reservation = None
-        self.reservation = await reserve(self.pool, self.key, self.provider, model, self.facts.input_tokens_bound,
-                                         self.facts.max_output_tokens, self.attribution)
+        self.reservation = await self.admission.reserve(
+            self.key.org_id, self.key.key_id, self.provider, model, self.facts.input_tokens_bound,
+            self.facts.max_output_tokens, budget_attribution(self.attribution))
 
     def _request(self, model: str) -> httpx.Request:
         body = self.raw
@@ -191,14 +193,15 @@ class Call:
         event.update(counts)
         event.update(raw_usage=raw_usage, service_tier=tier, time_to_first_token_ms=ttft_ms,
                      is_streaming=self.facts.stream, retry_count=len(self.attempts),
-                     reservation_id=str(self.reservation) if self.reservation else None)
+                     reservation_id=str(self.reservation.id) if self.reservation else None)
         if model != self.facts.model:
             event["routed_from_model"] = self.facts.model
         if self.decision.rule_id and model == self.decision.model:
             event["routing_rule_id"] = self.decision.rule_id
         if self.decision.arm and model == self.decision.model:
             event["routing_arm"] = self.decision.arm
-        self.recorder.submit(self.key.ingest_key, event)
+        self.recorder.submit(self.key.ingest_key, event,
+                             self.reservation.carve() if self.reservation is not None else None)
 
     def _record_attempts(self) -> None:
         """Each abandoned attempt is a usage row of its own (an error that cost nothing), recorded once."""

@@ -2,7 +2,8 @@
 
 Each finished call puts one event on an in-process queue; a writer task takes what has gathered (up to
 gateway_usage_batch events), groups it by key and stores it with the ingest function's own store_events
-(same validation, pricing, exactly-once claim by request id, reservation commit). A failed write is
+(same validation, pricing, exactly-once claim by request id, reservation commit), after carving each
+call admitted against a budget lease into a reservation of its own (so the event commits it). A failed write is
 retried with backoff under the same request ids, so a retry never doubles a call. On shutdown the queue is
 drained before the database pool closes. What is lost is bounded to a crash of this process between the
 answer and the write; its reservations then expire with their TTL.
@@ -25,25 +26,29 @@ from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.gateway import metrics
+from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.ingest import store_events
 
 log = logging.getLogger("tokentra.gateway.usage")
 
 
 class UsageRecorder:
-    def __init__(self, pool: AsyncConnectionPool[AsyncConn]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[AsyncConn], admission: Admission) -> None:
         self.pool = pool
-        self.queue: asyncio.Queue[tuple[ApiKeyOrg, dict[str, Any]]] = asyncio.Queue()
+        self.admission = admission
+        self.queue: asyncio.Queue[tuple[ApiKeyOrg, dict[str, Any], dict[str, Any] | None]] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.stored = 0
         self.failed = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, key: ApiKeyOrg, event: dict[str, Any]) -> None:
-        """Queue one call's event (never blocks, never raises)."""
+    def submit(self, key: ApiKeyOrg, event: dict[str, Any], carve: dict[str, Any] | None = None) -> None:
+        """Queue one call's event (never blocks, never raises); its tokens count against the key's
+        tokens-per-minute window at once. carve: the call's hold in a budget lease (Hold.carve)."""
         self._idle.clear()
-        self.queue.put_nowait((key, event))
+        self.admission.count_tokens(key.key_id, event.get("input_tokens", 0) + event.get("output_tokens", 0))
+        self.queue.put_nowait((key, event, carve))
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run(), name="gateway-usage")
 
@@ -70,15 +75,22 @@ class UsageRecorder:
             if self.queue.empty():
                 self._idle.set()
 
-    async def _write(self, batch: list[tuple[ApiKeyOrg, dict[str, Any]]]) -> None:
+    async def _write(self, batch: list[tuple[ApiKeyOrg, dict[str, Any], dict[str, Any] | None]]) -> None:
         settings = get_settings()
-        by_key: dict[UUID, tuple[ApiKeyOrg, list[dict[str, Any]]]] = {}
-        for key, event in batch:
-            by_key.setdefault(key.key_id, (key, []))[1].append(event)
-        for key, events in by_key.values():
+        by_key: dict[UUID, tuple[ApiKeyOrg, list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for key, event, carve in batch:
+            group = by_key.setdefault(key.key_id, (key, [], []))
+            group[1].append(event)
+            if carve is not None:
+                group[2].append(carve)
+        for key, events, carves in by_key.values():
             delay = settings.gateway_usage_retry_base_seconds
             for attempt in range(1, settings.gateway_usage_attempts + 1):
                 try:
+                    if carves:  # once only, whatever the retries: the reservation ids are the calls'
+                        async with self.pool.connection() as conn:
+                            await conn.execute("select private.gateway_carve_calls(%s, %s)",
+                                               (key.org_id, Jsonb(carves)))
                     result = await store_events(self.pool, key, events)
                     await self._after_store(key, events)
                 except Exception as exc:  # the database is away: retry the same request ids
@@ -99,13 +111,9 @@ class UsageRecorder:
                           settings.gateway_usage_attempts)
 
     async def _after_store(self, key: ApiKeyOrg, events: list[dict[str, Any]]) -> None:
-        """Count the tokens against the key's tokens-per-minute window, and the priced cost in metrics."""
-        token_total = sum(e.get("input_tokens", 0) + e.get("output_tokens", 0) for e in events)
+        """The priced cost of stored calls, in metrics."""
         ids = [e["request_id"] for e in events]
         async with self.pool.connection() as conn:
-            if token_total:
-                await conn.execute("select private.gateway_count_tokens(%s)",
-                                   (Jsonb([{"key_id": str(key.key_id), "tokens": token_total}]),))
             # Bounds on occurred_at let the planner open only the batch's day partitions, not all of them.
             stamps = sorted(e["timestamp"] for e in events)
             cur = await conn.execute(

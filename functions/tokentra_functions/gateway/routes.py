@@ -28,8 +28,9 @@ from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool
 from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
+from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.gateway.errors import Flavor, Refusal
-from tokentra_functions.gateway.policy import admit, decide, presented_key, reserve, upstream_for
+from tokentra_functions.gateway.policy import admit, budget_attribution, decide, presented_key, upstream_for
 from tokentra_functions.gateway.proxy import Call, now_utc, upstream_headers
 from tokentra_functions.gateway.recorder import UsageRecorder
 from tokentra_functions.gateway.wire import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, request_facts
@@ -107,11 +108,23 @@ def _client(request: Request) -> httpx.AsyncClient:
     return client
 
 
+def admission(request: Request) -> Admission:
+    """The process's in-memory admission state (keys, counters, prices, budget leases)."""
+    state = request.app.state
+    adm = getattr(state, "gateway_admission", None)
+    if adm is None:
+        adm = state.gateway_admission = Admission(state.pool)
+        _on_close(request, adm.close)
+    return adm
+
+
 def recorder(request: Request) -> UsageRecorder:
     state = request.app.state
     rec = getattr(state, "gateway_recorder", None)
     if rec is None:
-        rec = state.gateway_recorder = UsageRecorder(state.pool)
+        # Made after the admission state, so on shutdown it drains (carving its calls out of their
+        # leases) before the leases' unused parts are handed back.
+        rec = state.gateway_recorder = UsageRecorder(state.pool, admission(request))
         _on_close(request, rec.close)
     return rec
 
@@ -154,7 +167,8 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         facts = request_facts(endpoint, body, raw)
         if not facts.model:
             raise Refusal("invalid_request", "model: a model is required.")
-        key = await admit(pool, presented_key(request), facts.prompt_hash)
+        adm = admission(request)
+        key = await admit(adm, presented_key(request), facts.prompt_hash)
         if not key.allows(provider, facts.model):
             raise Refusal("model_not_allowed" if key.allowed_providers is None or provider in key.allowed_providers
                           else "provider_not_allowed",
@@ -162,18 +176,19 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         attribution = _attribution(key, request)
         decision = await decide(pool, key, provider, request, body, facts, attribution)
         # The semantic cache: a hit never reaches the budget or a provider.
-        cacheable = gateway_cache.applies(endpoint, facts.stream)
-        if cacheable:
+        # Only organizations that turned the cache on look up, and keep the answers of their misses.
+        cacheable = False
+        if gateway_cache.applies(endpoint, facts.stream):
             cached = await gateway_cache.lookup(pool, key.org_id, decision.model, body)
             if cached is not None and cached.hit and cached.response is not None:
                 return _from_cache(request, key, provider, endpoint, facts, decision.model, attribution, cached,
                                    started, started_at)
+            cacheable = cached is not None
         upstream = await upstream_for(pool, key.org_id, provider)
         if key.store_prompts:
             attribution["prompt_preview"] = _preview(body)
-        reservation = await reserve(pool, key, provider, decision.model, facts.input_tokens_bound,
-                                    facts.max_output_tokens, {k: v for k, v in attribution.items()
-                                                              if k in ("team", "project", "feature", "user_id")})
+        reservation = await adm.reserve(key.org_id, key.key_id, provider, decision.model, facts.input_tokens_bound,
+                                        facts.max_output_tokens, budget_attribution(attribution))
     except Refusal as refusal:
         metrics.REFUSALS.labels(refusal.reason).inc()
         metrics.REQUESTS.labels(provider, endpoint, str(refusal.status)).inc()
@@ -185,7 +200,8 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         return Refusal("service_unavailable", "TokenTRA could not check this call's policy; retry shortly.",
                        retry_after=1).response(provider)
     metrics.OVERHEAD.labels(provider).observe(time.perf_counter() - started)
-    call = Call(pool=pool, client=_client(request), recorder=recorder(request), key=key, provider=provider,
+    call = Call(pool=pool, client=_client(request), recorder=recorder(request), admission=adm, key=key,
+                provider=provider,
                 endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
                 headers=upstream_headers(provider, upstream, request.headers), attribution=attribution,
                 reservation=reservation, started=started, started_at=started_at, cache_store=cacheable)
@@ -193,9 +209,7 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         return await call.run()
     except BaseException:
         # Nothing will report this call: give its hold back now rather than at the TTL.
-        from tokentra_functions.gateway.policy import release
-
-        await release(pool, key.org_id, call.reservation)
+        adm.release(call.reservation)
         raise
 
 
@@ -258,7 +272,7 @@ async def model(request: Request, pool: Pool, model: str) -> Response:
 async def _listing(request: Request, pool: AsyncConnectionPool[AsyncConn], provider: Flavor, path: str, one: str | None
                    ) -> Response:
     try:
-        key = await admit(pool, presented_key(request), None)
+        key = await admit(admission(request), presented_key(request), None)
         if one is not None and not key.allows(provider, one):
             raise Refusal("model_not_allowed", f"This virtual key may not call {provider} model {one}.")
         upstream = await upstream_for(pool, key.org_id, provider)
@@ -294,7 +308,7 @@ async def count_tokens(request: Request, pool: Pool) -> Response:
         except ValueError:
             raise Refusal("invalid_request", "The body is not valid JSON.") from None
         model_name = str(body.get("model") or "") if isinstance(body, dict) else ""
-        key = await admit(pool, presented_key(request), None)
+        key = await admit(admission(request), presented_key(request), None)
         if not key.allows("anthropic", model_name):
             raise Refusal("model_not_allowed", f"This virtual key may not call anthropic model {model_name}.")
         upstream = await upstream_for(pool, key.org_id, "anthropic")
@@ -316,4 +330,4 @@ async def prometheus() -> Response:
     return Response(content=body, media_type=content_type)
 
 
-__all__ = ["router", "recorder", "JSONResponse", "reserve"]
+__all__ = ["router", "recorder", "admission", "JSONResponse"]

@@ -1,0 +1,454 @@
+"""Admission of gateway calls without a database round trip on most calls, one state per server process.
+
+- Keys: a virtual key's policy is cached in memory for gateway_key_cache_seconds. Every change to a key,
+  its policy, its block or its organization's prompt setting is announced by the database on a LISTEN
+  channel when it commits, and each process drops the entry at once, so a revocation or rotation applies
+  everywhere as soon as the notification arrives. While the listener is down, nothing is served from the
+  cache (every call reads the key), so a lost notification cannot keep a revoked key alive.
+- Counters: requests and tokens per key per minute and prompt repeats (the runaway guard) are counted in
+  memory and added to the database's windows every gateway_sync_seconds by a background task, which
+  brings back every process's totals. One process enforces its limits exactly; with several, a limit can
+  be passed by what the others admitted since their last sync.
+- Budgets: a call's maximum cost is computed in memory from the model's price card; calls are admitted
+  against a lease, a chunk of every hard budget covering them reserved in the database in one round trip
+  (private.gateway_lease) and given back unused, so the leases of all processes together never hold more
+  than the budgets have room for, and what each process admits never passes its lease. Each admitted call
+  becomes a reservation of its own before its usage is stored (the usage writer carves it out of the lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_UP, Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from tokentra_core.db import AsyncConn, one_async
+from tokentra_core.settings import get_settings
+from tokentra_functions.gateway.errors import Refusal
+
+log = logging.getLogger("tokentra.gateway")
+CHANNEL = "tokentra_gateway_keys"
+_EPOCH_2000 = 946_684_800  # the origin the database bins loop windows from
+_MTOK = Decimal("0.000001")
+_CENT_E12 = Decimal("1e-12")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """What admission needs of a virtual key besides its identity (VirtualKey)."""
+
+    rpm: int | None
+    tpm: int | None
+    expires_at: float | None  # epoch seconds
+    blocked_until: float | None
+
+
+@dataclass(slots=True)
+class _Cached:
+    row: dict[str, Any]
+    policy: KeyPolicy
+    until: float
+
+
+@dataclass(slots=True)
+class Lease:
+    """A chunk of budget this process admits calls against (id None: no hard budget covers these calls)."""
+
+    org_id: UUID
+    id: UUID | None
+    granted: Decimal
+    until: float
+    admitted: Decimal = Decimal(0)
+    used: float = 0.0
+    retired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One admitted call's maximum cost, held in its lease; its id is the reservation its usage commits."""
+
+    id: UUID
+    lease: Lease
+    amount: Decimal
+    provider: str
+    model: str
+    attribution: dict[str, Any] = field(default_factory=dict)
+
+    def carve(self) -> dict[str, Any]:
+        return {"reservation_id": str(self.id), "lease_id": str(self.lease.id), "amount_usd": str(self.amount),
+                "provider": self.provider, "model": self.model, "attribution": self.attribution}
+
+
+@dataclass(frozen=True, slots=True)
+class PriceCard:
+    input_mtok: Decimal
+    output_mtok: Decimal
+    request_usd: Decimal
+    context_window: int | None
+
+    def max_cost(self, input_tokens: int, max_tokens: int | None, default_max_output: int) -> Decimal:
+        """The most a call can cost, as private.max_call_cost computes it (12 decimals, rounded up)."""
+        if max_tokens is not None:
+            out = max_tokens
+        elif self.context_window is not None:
+            out = min(max(self.context_window - input_tokens, 1), default_max_output)
+        else:
+            out = default_max_output
+        cost = (input_tokens * self.input_mtok + out * self.output_mtok) * _MTOK + self.request_usd
+        return cost.quantize(_CENT_E12, rounding=ROUND_UP)
+
+
+class Admission:
+    def __init__(self, pool: AsyncConnectionPool[AsyncConn]) -> None:
+        self.pool = pool
+        self.keys: dict[bytes, _Cached] = {}
+        self.listening = False
+        # key id -> minute start -> [synced requests, synced tokens, pending requests, pending tokens]
+        self.windows: dict[UUID, dict[int, list[int]]] = defaultdict(dict)
+        # (key id, prompt hash, window start) -> [synced calls, pending calls]
+        self.prompts: dict[tuple[UUID, str, int], list[int]] = {}
+        self.used_keys: set[UUID] = set()
+        self.leases: dict[tuple[Any, ...], Lease] = {}
+        self.lease_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+        self.cards: dict[tuple[str, str], tuple[float, PriceCard]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._refreshed = 0.0
+
+    # ------------------------------------------------------------ lifecycle
+    def _start(self) -> None:
+        if self._tasks or self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._listen(), name="gateway-key-listener"),
+                       loop.create_task(self._sync_loop(), name="gateway-sync")]
+
+    async def close(self) -> None:
+        """Flush the counters and give every lease's unused part back (after the usage writer drained)."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self._sync_once(retire_all=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------ keys
+    async def key(self, presented: str) -> tuple[dict[str, Any], KeyPolicy] | None:
+        """The key's row and policy (cached while the invalidation listener runs), or None when invalid."""
+        self._start()
+        digest = hashlib.sha256(presented.encode()).digest()
+        now = time.monotonic()
+        cached = self.keys.get(digest)
+        if cached is not None and self.listening and cached.until > now:
+            policy = cached.policy
+            if policy.expires_at is not None and policy.expires_at <= time.time():
+                self.keys.pop(digest, None)
+                return None
+            return cached.row, policy
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("select * from private.gateway_key(%s)", (digest,))
+            row = await cur.fetchone()
+        if row is None or not hmac.compare_digest(bytes(row["key_hash"]), digest):
+            self.keys.pop(digest, None)
+            return None
+        policy = KeyPolicy(rpm=row["rpm"], tpm=row["tpm"],
+                           expires_at=row["expires_at"].timestamp() if row["expires_at"] else None,
+                           blocked_until=row["blocked_until"].timestamp() if row["blocked_until"] else None)
+        if self.listening:
+            if len(self.keys) > 100_000:
+                self.keys.clear()
+            self.keys[digest] = _Cached(row, policy, now + get_settings().gateway_key_cache_seconds)
+        return row, policy
+
+    def forget(self, payload: str) -> None:
+        """Drop cached keys a notification names (a key id, or org:<id> for all of an organization's)."""
+        column, value = ("org_id", payload[4:]) if payload.startswith("org:") else ("key_id", payload)
+        for digest in [d for d, c in self.keys.items() if str(c.row[column]) == value]:
+            self.keys.pop(digest, None)
+
+    async def _listen(self) -> None:
+        settings = get_settings()
+        url = settings.gateway_listen_url or settings.dsn
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"listen {CHANNEL}")
+                    self.keys.clear()  # what changed while nobody listened is unknown
+                    self.listening = True
+                    async for note in conn.notifies():
+                        self.forget(note.payload)
+            except asyncio.CancelledError:
+                self.listening = False
+                raise
+            except Exception as exc:
+                log.warning("gateway key listener down, keys read per call: %s", type(exc).__name__)
+            self.listening = False
+            self.keys.clear()
+            await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------------ counters
+    def admit_counts(self, key_id: UUID, policy: KeyPolicy, prompt_hash: str | None) -> tuple[str, int]:
+        """Block rules, then rate limits, counted in memory: (verdict, retry_after), as gateway_admit answered."""
+        settings = get_settings()
+        now = time.time()
+        self.used_keys.add(key_id)
+        if policy.blocked_until is not None and policy.blocked_until > now:
+            return "blocked", max(1, int(policy.blocked_until - now + 0.999))
+        if prompt_hash is not None and settings.gateway_loop_limit > 0:
+            width = settings.gateway_loop_window_seconds
+            start = _EPOCH_2000 + int((now - _EPOCH_2000) // width) * width
+            counts = self.prompts.setdefault((key_id, prompt_hash, start), [0, 0])
+            counts[1] += 1
+            if counts[0] + counts[1] > settings.gateway_loop_limit:
+                return "loop", settings.gateway_block_seconds
+        if policy.rpm is None and policy.tpm is None:
+            return "ok", 0
+        minute = int(now // 60) * 60
+        window = self.windows[key_id].setdefault(minute, [0, 0, 0, 0])
+        window[2] += 1
+        retry = max(1, int(minute + 60 - now + 0.999))
+        if policy.rpm is not None and window[0] + window[2] > policy.rpm:
+            return "rpm", retry
+        if policy.tpm is not None and window[1] + window[3] >= policy.tpm:
+            return "tpm", retry
+        return "ok", 0
+
+    def count_tokens(self, key_id: UUID, tokens: int) -> None:
+        """A finished call's tokens count against its key's current minute at once (synced later)."""
+        if tokens > 0:
+            minute = int(time.time() // 60) * 60
+            self.windows[key_id].setdefault(minute, [0, 0, 0, 0])[3] += tokens
+
+    async def block(self, key_id: UUID, prompt_hash: str) -> None:
+        """The kill-switch tripped here: stop the key in the database, for every process and for admins."""
+        settings = get_settings()
+        async with self.pool.connection() as conn:
+            await conn.execute("select private.gateway_block_key(%s, %s, make_interval(secs => %s))",
+                               (key_id, prompt_hash, settings.gateway_block_seconds))
+        for digest in [d for d, c in self.keys.items() if c.row["key_id"] == key_id]:
+            self.keys.pop(digest, None)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(get_settings().gateway_sync_seconds)
+            try:
+                await self._sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # counts stay pending and go with the next sync
+                log.warning("gateway counter sync failed: %s", type(exc).__name__)
+
+    async def _sync_once(self, retire_all: bool = False) -> None:
+        await self._retire_leases(retire_all)
+        windows, prompts = self._take_pending()
+        used, self.used_keys = self.used_keys, set()
+        if not windows and not prompts and not used:
+            return
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("select private.gateway_sync_counters(%s) as totals",
+                                         (Jsonb({"windows": windows, "prompts": prompts,
+                                                 "used": [str(k) for k in used]}),))
+                totals = (await one_async(cur))["totals"]
+        except BaseException:
+            self._add_pending(windows, prompts)  # sent again with the next sync
+            raise
+        for row in totals["windows"]:
+            w = self.windows[UUID(row["key_id"])].setdefault(_epoch(row["window_start"]), [0, 0, 0, 0])
+            w[0], w[1] = row["requests"], row["tokens"]
+        for row in totals["prompts"]:
+            key = (UUID(row["key_id"]), row["prompt_hash"], _epoch(row["window_start"]))
+            self.prompts.setdefault(key, [0, 0])[0] = row["calls"]
+
+    def _take_pending(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The counts not yet in the database (now moved out), past windows dropped. Every current window
+        of a limited key is listed at least once a second, so the answer brings the other processes' counts."""
+        settings = get_settings()
+        now = time.time()
+        current = int(now // 60) * 60
+        refresh = now - self._refreshed >= 1.0
+        if refresh:
+            self._refreshed = now
+        windows: list[dict[str, Any]] = []
+        for key_id, by_minute in list(self.windows.items()):
+            for minute in [m for m in by_minute if m < current - 60]:
+                del by_minute[minute]
+            if not by_minute:
+                del self.windows[key_id]
+            for minute, w in by_minute.items():
+                if not (refresh or w[2] or w[3]):
+                    continue
+                windows.append({"key_id": str(key_id), "window_start": _iso(minute), "requests": w[2],
+                                "tokens": w[3]})
+                w[2] = w[3] = 0
+        prompts: list[dict[str, Any]] = []
+        oldest = now - 2 * settings.gateway_loop_window_seconds
+        for pkey, counts in list(self.prompts.items()):
+            if pkey[2] < oldest:
+                del self.prompts[pkey]
+            elif counts[1]:
+                prompts.append({"key_id": str(pkey[0]), "prompt_hash": pkey[1], "window_start": _iso(pkey[2]),
+                                "calls": counts[1]})
+                counts[1] = 0
+        return windows, prompts
+
+    def _add_pending(self, windows: list[dict[str, Any]], prompts: list[dict[str, Any]]) -> None:
+        for row in windows:
+            w = self.windows[UUID(row["key_id"])].setdefault(_epoch(row["window_start"]), [0, 0, 0, 0])
+            w[2] += row["requests"]
+            w[3] += row["tokens"]
+        for row in prompts:
+            self.prompts.setdefault((UUID(row["key_id"]), row["prompt_hash"], _epoch(row["window_start"])),
+                                    [0, 0])[1] += row["calls"]
+
+    # ------------------------------------------------------------ prices
+    async def max_cost(self, provider: str, model: str, input_tokens: int, max_tokens: int | None) -> Decimal:
+        settings = get_settings()
+        now = time.monotonic()
+        hit = self.cards.get((provider, model))
+        if hit is None or hit[0] <= now:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute("select * from private.gateway_price_card(%s, %s)", (provider, model))
+                row = await one_async(cur)
+            card = PriceCard(Decimal(row["input_mtok"]), Decimal(row["output_mtok"]), Decimal(row["request_usd"]),
+                             row["context_window"])
+            if len(self.cards) > 10_000:
+                self.cards.clear()
+            self.cards[(provider, model)] = hit = (now + settings.gateway_price_seconds, card)
+        return hit[1].max_cost(input_tokens, max_tokens, settings.budget_default_max_output_tokens)
+
+    # ------------------------------------------------------------ budgets
+    async def reserve(self, org_id: UUID, key_id: UUID, provider: str, model: str, input_tokens: int,
+                      max_tokens: int | None, attribution: dict[str, Any]) -> Hold | None:
+        """Hold the call's maximum cost in this process's lease for its budgets, leasing (again) when the
+        lease cannot fit it; the budget Refusal when no budget has room. None when no hard budget covers it."""
+        cost = await self.max_cost(provider, model, input_tokens, max_tokens)
+        slot = (org_id, key_id, provider, model, json.dumps(attribution, sort_keys=True))
+        hold = self._take(slot, cost, provider, model, attribution)
+        if hold is not False:
+            return hold
+        settings = get_settings()
+        lock = self.lease_locks.setdefault(slot, asyncio.Lock())
+        async with lock:
+            hold = self._take(slot, cost, provider, model, attribution)  # another call may have leased meanwhile
+            if hold is not False:
+                return hold
+            old = self.leases.pop(slot, None)
+            previous, unused = None, Decimal(0)
+            if old is not None:
+                old.retired = True
+                if old.id is not None:
+                    previous, unused = old.id, old.granted - old.admitted
+            want = max(cost, cost * settings.gateway_lease_calls)
+            try:
+                async with self.pool.connection(timeout=settings.gateway_policy_wait_seconds) as conn:
+                    cur = await conn.execute(
+                        "select * from private.gateway_lease(%s, %s, %s, %s, %s, %s, %s, %s, "
+                        "make_interval(secs => %s), %s, %s)",
+                        (org_id, key_id, provider, model, Jsonb(attribution), cost, want,
+                         Decimal(str(settings.gateway_lease_share)), settings.budget_reservation_ttl_seconds,
+                         previous, unused))
+                    row = await one_async(cur)
+            except BaseException:
+                if old is not None and old.id is not None:  # its unused part was not handed back with the lease
+                    self._spawn(self._give_back(old, unused))
+                raise
+            if not row["allowed"]:
+                raise Refusal("budget_exceeded",
+                              f"Budget exceeded: this call may cost up to ${cost.quantize(Decimal('0.000001'))} and "
+                              f"budget {row['budget_id']} has ${row['remaining']} left this period.",
+                              headers={"x-tokentra-budget-id": str(row["budget_id"]),
+                                       "x-tokentra-budget-remaining": str(row["remaining"])})
+            granted = Decimal(row["granted"]) if row["granted"] is not None else Decimal(0)
+            self.leases[slot] = Lease(org_id=org_id, id=row["lease_id"], granted=granted,
+                                      until=time.monotonic() + settings.gateway_lease_seconds)
+            hold = self._take(slot, cost, provider, model, attribution)
+            if hold is False:  # a fresh lease always fits its first call
+                raise RuntimeError("a new lease did not fit the call it was taken for")
+            return hold
+
+    def _take(self, slot: tuple[Any, ...], cost: Decimal, provider: str, model: str,
+              attribution: dict[str, Any]) -> Hold | None | Literal[False]:
+        """From the current lease, without waiting: the Hold, None (no hard budget), or False (lease again)."""
+        lease = self.leases.get(slot)
+        now = time.monotonic()
+        if lease is None or lease.until <= now:
+            return False
+        lease.used = now
+        if lease.id is None:
+            return None
+        if lease.granted - lease.admitted < cost:
+            return False
+        lease.admitted += cost
+        return Hold(id=uuid.uuid4(), lease=lease, amount=cost, provider=provider, model=model,
+                    attribution=attribution)
+
+    def release(self, hold: Hold | None) -> None:
+        """A call that never reached a provider gives its hold back (to the lease, or to the database when
+        the lease has been handed back meanwhile)."""
+        if hold is None:
+            return
+        lease = hold.lease
+        if not lease.retired:
+            lease.admitted -= hold.amount
+            return
+        self._spawn(self._give_back(lease, hold.amount))
+
+    async def _give_back(self, lease: Lease, amount: Decimal) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute("select private.gateway_return_lease(%s, %s, %s, true)",
+                                   (lease.org_id, lease.id, amount))
+        except Exception as exc:  # the lease's TTL returns it anyway
+            log.warning("gateway lease give-back failed: %s", type(exc).__name__)
+
+    async def _retire_leases(self, everything: bool) -> None:
+        """Hand back leases that went unused for a while or ran out their time, so their room serves
+        other processes."""
+        idle = get_settings().gateway_lease_idle_seconds
+        now = time.monotonic()
+        for slot, lease in list(self.leases.items()):
+            lock = self.lease_locks.get(slot)
+            if not everything and (lock is not None and lock.locked()):
+                continue
+            if everything or lease.until <= now or now - lease.used > idle:
+                del self.leases[slot]
+                lease.retired = True
+                if lease.id is not None:
+                    await self._give_back(lease, lease.granted - lease.admitted)
+
+
+def _iso(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))
+
+
+def _epoch(stamp: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp).timestamp())
+
+
+__all__ = ["Admission", "Hold", "KeyPolicy", "Lease", "PriceCard"]
