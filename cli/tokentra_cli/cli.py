@@ -519,11 +519,16 @@ def bench_cache(
     seeds: Annotated[str, typer.Option(help="Seeds of the generated labelled prompt set.")] = "101,102",
     threshold: Annotated[float | None, typer.Option(help="Similarity threshold (default: the embedder's).")] = None,
     keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+    parts: Annotated[str, typer.Option(help="What to measure: quality, speed or both.")] = "quality,speed",
+    reuse: Annotated[str | None, typer.Option(help="Time a database kept by --keep again (its name).")] = None,
+    ef_search: Annotated[int, typer.Option(help="Rows of the scope an HNSW lookup gathers.")] = 40,
+    vectors: Annotated[str, typer.Option(help="Synthetic vectors: latent (embedding-like) or uniform.")] = "latent",
 ) -> None:
     """Semantic cache: lookup p50/p95 and recall@10 against exact search; wrong-hit share and duplicate hits."""
     run = dev_tool("bench_cache").run
 
-    run(entries=entries, orgs=orgs, queries=queries, seeds=seeds, threshold=threshold, keep=keep)
+    run(entries=entries, orgs=orgs, queries=queries, seeds=seeds, threshold=threshold, keep=keep, parts=parts,
+        reuse=reuse, ef_search=ef_search, vectors=vectors)
 
 
 @bench_app.command("anomalies")

@@ -3,9 +3,10 @@
 Speed and recall: in a scratch database (cloned from the migrated test template, dropped afterwards),
 `--entries` synthetic
 unit vectors of 384 dimensions spread over `--orgs` organizations (the largest holds half), 4 models and
-2 parameter sets; the HNSW index built once; then `private.cache_lookup` timed as it runs (organization,
-model and parameter filters, exact hash first), and its nearest candidates compared with an exact scan of
-the same query in the same run (recall@10).
+2 parameter sets; the HNSW indexes (one per partition) built once after the load; then
+`private.cache_lookup` timed as it runs (organization, model and parameter filters, exact hash first), and
+the candidates it reads (`private.cache_nearest`) compared with an exact scan of the same scope in the same
+run (recall@10). `--keep` keeps that database and `--reuse NAME` times it again without rebuilding.
 
 Quality: a generated labelled set (tokentra_dev.cache_pairs, seeds `--seeds`, none of them tuned on)
 embedded for real by the configured embedder and run through lookup/store in the same database: of the
@@ -15,17 +16,26 @@ hits, how many were wrong, and how many true duplicates hit, per trap kind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import random
 import statistics
+import struct
+import threading
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
+from psycopg.adapt import Dumper
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
+from psycopg.types.json import Jsonb
 
 from tokentra_core.settings import get_settings
 
@@ -48,98 +58,217 @@ def _org_sizes(entries: int, orgs: int) -> list[int]:
     return [largest, *rest]
 
 
-def _load(dsn: str, entries: int, orgs: int, log: Any) -> list[str]:
+def _renice(pid: int) -> None:
+    """Lowest CPU priority for a process of ours (a Postgres backend or this loader): a long build on a
+    shared machine should slow others' timings as little as it can."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    except OSError:  # not ours to renice (another user's server): the build runs at normal priority
+        pass
+
+
+def _renice_workers(dsn: str, leader: int, done: threading.Event) -> None:
+    """Renice the parallel workers of a build as they start."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while not done.wait(1.0):
+            for (pid,) in conn.execute("select pid from pg_stat_activity where leader_pid = %s", (leader,)):
+                _renice(pid)
+
+
+LATENT_DIMS = 32
+# The local embedder's calibrated similarity threshold: a noisy copy of an entry is above it, the nearest
+# entry of another organization's question is not.
+THRESHOLD = 0.83
+
+
+def _vectors(kind: str, count: int, rng: np.random.Generator, basis: np.ndarray) -> np.ndarray:
+    """`count` unit vectors of 384 dimensions.
+
+    `uniform`: independent uniform coordinates, the worst case for any approximate index (no structure:
+    every other entry is nearly equally far). `latent`: like sentence embeddings, which lie close to a
+    subspace of far fewer dimensions than they have: a Gaussian point of LATENT_DIMS dimensions mapped
+    through one fixed random basis shared by every organization (one embedder), plus isotropic noise
+    carrying a tenth of the energy."""
+    if kind == "uniform":
+        raw = rng.random((count, 384), dtype=np.float32) - 0.5
+    else:
+        raw = rng.standard_normal((count, LATENT_DIMS), dtype=np.float32) @ basis
+        raw += rng.standard_normal((count, 384), dtype=np.float32) * np.float32(np.sqrt(0.1 / 384))
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    return raw
+
+
+def _copy_entries(conn: psycopg.Connection[Any], ids: list[str], sizes: list[int], kind: str) -> None:
+    """Bulk-load the entries with one binary COPY (no HNSW index exists yet)."""
+    info = TypeInfo.fetch(conn, "extensions.vector")
+    if info is None:
+        raise RuntimeError("the vector type is missing")
+    vector_oid = info.oid
+
+    class VectorBinaryDumper(Dumper):
+        format = Format.BINARY
+        oid = vector_oid
+
+        def dump(self, obj: Any) -> bytes:
+            return struct.pack(">HH", len(obj), 0) + obj.astype(">f4").tobytes()
+
+    conn.adapters.register_dumper(np.ndarray, VectorBinaryDumper)
+    rng = np.random.default_rng(7)
+    basis = (rng.standard_normal((LATENT_DIMS, 384), dtype=np.float32) * np.float32(np.sqrt(0.9 / LATENT_DIMS)))
+    expires = datetime.now(UTC) + timedelta(days=1)
+    with conn.cursor() as cur, cur.copy(
+            "copy public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, "
+            "response, expires_at, guard_key) from stdin (format binary)") as copy:
+        copy.set_types(["uuid", "text", "text", "text", vector_oid, "text", "jsonb", "timestamptz", "text"])
+        for org, size in zip(ids, sizes, strict=True):
+            org_uuid = uuid.UUID(org)
+            for start in range(0, size, 20_000):
+                block = _vectors(kind, min(20_000, size - start), rng, basis)
+                for j, vector in enumerate(block, start):
+                    copy.write_row((org_uuid, MODELS[j % 4], PARAMS[(j // 4) % 2], "bench", vector,
+                                    f"{org}-{j}", Jsonb({}), expires, "g"))
+
+
+
+def _load(dsn: str, entries: int, orgs: int, vectors: str, log: Any) -> list[str]:
     t0 = time.perf_counter()
     ids = [str(uuid.uuid4()) for _ in range(orgs)]
     sizes = _org_sizes(entries, orgs)
+    priority = os.getpriority(os.PRIO_PROCESS, 0)
+    _renice(os.getpid())
+    try:
+        return _load_reniced(dsn, ids, sizes, vectors, log, t0)
+    finally:
+        # The timed lookups run at the priority the bench was started with.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, priority)
+
+
+def _load_reniced(dsn: str, ids: list[str], sizes: list[int], vectors: str, log: Any, t0: float) -> list[str]:
+    entries, orgs = sum(sizes), len(ids)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        backend = conn.info.backend_pid
+        _renice(backend)
         conn.execute("insert into public.organizations (id, name) select unnest(%s::uuid[]), 'bench'", (ids,))
         conn.execute("insert into public.semantic_cache_settings (org_id, enabled, store_responses) "
                      "select unnest(%s::uuid[]), true, true", (ids,))
+        # Loaded without the HNSW index, which is built once over everything afterwards.
         conn.execute("drop index if exists public.semantic_cache_embedding_384_idx")
-        conn.execute("set max_parallel_workers = 0")
-        for org, size in zip(ids, sizes, strict=True):
-            conn.execute(
-                """insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding,
-                     prompt_hash, response, expires_at, guard_key)
-                   select %s, (array['gpt-4o','gpt-4o-mini','claude-sonnet-4-5','claude-haiku-4-5'])[1 + i %% 4],
-                          (array['p-temperature-0','p-temperature-0.7'])[1 + (i / 4) %% 2], 'bench',
-                          extensions.l2_normalize(array(select random() - 0.5 + i * 0 from generate_series(1, 384)
-                                                 )::extensions.vector),
-                          md5(%s || i) || md5(i::text), '{}', now() + interval '1 day', 'g'
-                   from generate_series(1, %s) i""", (org, org, size))
-        log(f"loaded {entries:,} entries over {orgs} organizations (largest {sizes[0]:,}) "
+        _copy_entries(conn, ids, sizes, vectors)
+        log(f"loaded {entries:,} {vectors} vectors over {orgs} organizations (largest {sizes[0]:,}) "
             f"in {time.perf_counter() - t0:.1f} s")
         t1 = time.perf_counter()
-        log("building the HNSW index...")
-        conn.execute("set maintenance_work_mem = '2GB'")
-        conn.execute("select private.ensure_semantic_cache_index(384)")
-        conn.execute("analyze public.semantic_cache")
-        log(f"HNSW index (m=16, ef_construction=64) built in {time.perf_counter() - t1:.1f} s")
+        log("building the HNSW indexes (one per partition)...")
+        # The graph must fit in maintenance_work_mem, or the build slows to a crawl writing it to disk;
+        # one parallel worker beside the leader uses the machine's two cores.
+        conn.execute("set maintenance_work_mem = '4GB'")
+        conn.execute("set max_parallel_maintenance_workers = 1")
+        done = threading.Event()
+        watcher = threading.Thread(target=_renice_workers, args=(dsn, backend, done), daemon=True)
+        watcher.start()
+        try:
+            conn.execute("select private.ensure_semantic_cache_index(384)")
+        finally:
+            done.set()
+            watcher.join()
+        build = time.perf_counter() - t1
+        conn.execute("vacuum analyze public.semantic_cache")
+        log(f"HNSW indexes (halfvec, m=16, ef_construction=64) built in {build:.1f} s; vacuum analyze "
+            f"{time.perf_counter() - t1 - build:.1f} s")
     return ids
 
 
-_NEAREST = """
+def _bench_orgs(dsn: str) -> list[str]:
+    """The organizations of a kept benchmark database, largest first."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return [r[0] for r in conn.execute(
+            "select org_id::text from public.semantic_cache where embedding_model = 'bench' "
+            "group by org_id order by count(*) desc, org_id")]
+
+
+_NEAREST = "select entry_id from private.cache_nearest(%s, %s, %s, '', '', %s::extensions.vector, 'bench', 10, %s)"
+# The same scope's ten nearest by a full scan of the scope (the function form is not the indexed operator).
+_EXACT = """
 select c.id from public.semantic_cache c
 where c.embedding_dims = 384 and c.org_id = %s and c.model = %s and c.params_hash = %s
   and c.system_prompt_hash = '' and c.context_hash = '' and c.embedding_model = 'bench' and c.expires_at > now()
-order by (c.embedding::extensions.vector(384)) operator(extensions.<=>) %s::extensions.vector(384) limit 10"""
+order by extensions.cosine_distance(c.embedding, %s::extensions.vector) limit 10"""
 
 
-def _speed(dsn: str, ids: list[str], sizes: list[int], queries: int, log: Any) -> dict[str, Any]:
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[int(q * (len(ordered) - 1))], 2)
+
+
+def _speed(dsn: str, ids: list[str], queries: int, ef_search: int, log: Any) -> dict[str, Any]:
     rng = random.Random(7)
-    latencies: list[float] = []
-    baseline: list[float] = []  # the same lookups' nearest entries by a sequential scan, no index
-    recalls: list[float] = []
-    big_recalls: list[float] = []
-    small_recalls: list[float] = []
+    latencies: dict[str, list[float]] = {"largest": [], "others": []}
+    baseline: list[float] = []  # the same lookups' nearest entries by an exact scan of the scope
+    recalls: dict[str, list[float]] = {"largest": [], "others": []}
+    outcomes: Counter[str] = Counter()
+    load_before = os.getloadavg()
     with psycopg.connect(dsn, autocommit=True) as conn:
         for q in range(queries):
-            # Most lookups in the largest organization, the rest spread over the others.
-            org = ids[0] if q % 2 == 0 else rng.choice(ids[1:])
+            # Half the lookups in the largest organization, the rest spread over the others.
+            which = "largest" if q % 2 == 0 else "others"
+            org = ids[0] if which == "largest" else rng.choice(ids[1:])
             model, params = rng.choice(MODELS), rng.choice(PARAMS)
+            # Three lookups in four ask again what the scope holds (a noisy copy of one of its entries); the
+            # fourth, in the largest organization and in the others alike, asks what another organization
+            # holds, and misses after the same walk.
+            source = org if q % 8 < 6 else (ids[1] if org == ids[0] else ids[0])
             (vector,) = conn.execute("select embedding::text from public.semantic_cache where org_id = %s "
                                      "and model = %s and params_hash = %s offset floor(random() * 20) limit 1",
-                                     (org, model, params)).fetchone() or (None,)
+                                     (source, model, params)).fetchone() or (None,)
+            if vector is not None and source != org and conn.execute(
+                    "select 1 from public.semantic_cache where org_id = %s and model = %s and params_hash = %s "
+                    "limit 1", (org, model, params)).fetchone() is None:
+                vector = None  # an empty scope: nothing to time
             if vector is None:
                 continue
             noisy = [float(x) + rng.gauss(0, 0.02) for x in vector.strip("[]").split(",")]
             literal = "[" + ",".join(f"{x:.6f}" for x in noisy) + "]"
             t0 = time.perf_counter()
-            conn.execute("select * from private.cache_lookup(%s, %s, %s, '', '', %s, %s::extensions.vector, 'bench',"
-                         " 'g', '{}', '{}', '', '', 0.5)", (org, model, params, "0" * 64, literal)).fetchall()
-            latencies.append((time.perf_counter() - t0) * 1000)
-            # The candidates the lookup saw (its `p_candidates`, 10) against an exact scan of the scope.
+            row = conn.execute("select outcome from private.cache_lookup(%s, %s, %s, '', '', %s, "
+                               "%s::extensions.vector, 'bench', 'g', '{}', '{}', '', '', %s, 10, %s)",
+                               (org, model, params, "0" * 64, literal, THRESHOLD, ef_search)).fetchone()
+            latencies[which].append((time.perf_counter() - t0) * 1000)
+            outcomes[row[0] if row else "none"] += 1
+            # The candidates the lookup read (private.cache_nearest, as the lookup calls it) against an
+            # exact scan of the scope.
             with conn.transaction():
-                conn.execute("select set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                             "set_config('hnsw.ef_search', '100', true)")
-                approx = [r[0] for r in conn.execute(_NEAREST, (org, model, params, literal))]
+                approx = [r[0] for r in conn.execute(_NEAREST, (org, model, params, literal, ef_search))]
             with conn.transaction():
                 conn.execute("set local enable_indexscan = off")
-                conn.execute("set local enable_bitmapscan = off")
                 t1 = time.perf_counter()
-                exact = [r[0] for r in conn.execute(_NEAREST, (org, model, params, literal))]
+                exact = [r[0] for r in conn.execute(_EXACT, (org, model, params, literal))]
                 baseline.append((time.perf_counter() - t1) * 1000)
             if exact:
-                recalls.append(len(set(approx) & set(exact)) / len(exact))
-                (big_recalls if org == ids[0] else small_recalls).append(recalls[-1])
-    latencies.sort()
-    baseline.sort()
-    p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    base95 = baseline[int(0.95 * (len(baseline) - 1))]
-    out = {"lookups": len(latencies), "p50_ms": round(statistics.median(latencies), 2), "p95_ms": round(p95, 2),
-           "exact_scan_p50_ms": round(statistics.median(baseline), 2), "exact_scan_p95_ms": round(base95, 2),
-           "p95_ratio_to_exact_scan": round(p95 / base95, 3),
-           "recall_at_10": round(statistics.mean(recalls), 4),
-           "recall_at_10_largest_org": round(statistics.mean(big_recalls), 4) if big_recalls else None,
-           "recall_at_10_other_orgs": round(statistics.mean(small_recalls), 4) if small_recalls else None,
-           "load_average": round(os.getloadavg()[0], 1)}
-    log(f"lookup p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms over {out['lookups']} lookups (target p95 under "
-        f"10 ms); the same queries by sequential scan: p50 {out['exact_scan_p50_ms']} ms, p95 "
-        f"{out['exact_scan_p95_ms']} ms (ratio {out['p95_ratio_to_exact_scan']}); load average "
-        f"{out['load_average']} on {os.cpu_count()} cores")
+                recalls[which].append(len(set(approx) & set(exact)) / len(exact))
+    load_after = os.getloadavg()
+    every = latencies["largest"] + latencies["others"]
+    all_recalls = recalls["largest"] + recalls["others"]
+    out: dict[str, Any] = {"lookups": len(every), "ef_search": ef_search, "outcomes": dict(outcomes),
+           "p50_ms": round(statistics.median(every), 2), "p95_ms": _p(every, 0.95), "p99_ms": _p(every, 0.99),
+           "largest_org_p50_ms": _p(latencies["largest"], 0.5), "largest_org_p95_ms": _p(latencies["largest"], 0.95),
+           "other_orgs_p50_ms": _p(latencies["others"], 0.5), "other_orgs_p95_ms": _p(latencies["others"], 0.95),
+           "exact_scan_p50_ms": _p(baseline, 0.5), "exact_scan_p95_ms": _p(baseline, 0.95),
+           "recall_at_10": round(statistics.mean(all_recalls), 4),
+           "recall_at_10_largest_org": round(statistics.mean(recalls["largest"]), 4) if recalls["largest"] else None,
+           "recall_at_10_other_orgs": round(statistics.mean(recalls["others"]), 4) if recalls["others"] else None,
+           "load_average_before": [round(x, 2) for x in load_before],
+           "load_average_after": [round(x, 2) for x in load_after]}
+    out["p95_ratio_to_exact_scan"] = round(out["p95_ms"] / out["exact_scan_p95_ms"], 3)
+    log(f"lookup p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, p99 {out['p99_ms']} ms over {out['lookups']} "
+        f"lookups (target p95 under 10 ms; hnsw.ef_search {ef_search}); largest organization p50 "
+        f"{out['largest_org_p50_ms']} / p95 {out['largest_org_p95_ms']} ms, others p50 {out['other_orgs_p50_ms']} "
+        f"/ p95 {out['other_orgs_p95_ms']} ms; outcomes {dict(outcomes)}")
+    log(f"the same scopes by exact scan: p50 {out['exact_scan_p50_ms']} ms, p95 {out['exact_scan_p95_ms']} ms "
+        f"(lookup p95 / exact p95 = {out['p95_ratio_to_exact_scan']})")
     log(f"recall@10 against exact search {out['recall_at_10']} (target 0.95): largest organization "
         f"{out['recall_at_10_largest_org']}, others {out['recall_at_10_other_orgs']}")
+    log(f"load average {out['load_average_before']} before, {out['load_average_after']} after, "
+        f"on {os.cpu_count()} cores")
     return out
 
 
@@ -194,23 +323,42 @@ async def _quality(dsn: str, seeds: list[int], cases: int, threshold: float | No
 
 
 def run(entries: int = 100_000, orgs: int = 100, queries: int = 300, seeds: str = "101,102", cases: int = 80,
-        threshold: float | None = None, keep: bool = False, parts: str = "quality,speed") -> dict[str, Any]:
+        threshold: float | None = None, keep: bool = False, parts: str = "quality,speed",
+        reuse: str | None = None, ef_search: int = 40, vectors: str = "latent") -> dict[str, Any]:
+    """`reuse`: the name of a database kept by an earlier run (`keep`), whose entries and indexes are
+    timed again without loading or building anything; it is kept."""
     log = functools.partial(print, flush=True)
     base = get_settings().dsn
     t0 = time.perf_counter()
-    dsn = _scratch(base)
-    database = conninfo_to_dict(dsn)["dbname"]
-    log(f"scratch database {database}: cloned from the migrated template in {time.perf_counter() - t0:.1f} s")
+    if reuse:
+        from tokentra_dev import testdb
+
+        dsn = testdb.with_dbname(base, reuse)
+        keep = True
+        log(f"reusing the kept database {reuse}")
+    else:
+        dsn = _scratch(base)
+        log(f"scratch database {conninfo_to_dict(dsn)['dbname']}: cloned from the migrated template in "
+            f"{time.perf_counter() - t0:.1f} s")
     out: dict[str, Any] = {"entries": entries, "organizations": orgs}
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         if "quality" in parts:
             out["quality"] = asyncio.run(_quality(dsn, seed_list, cases, threshold, log))
         if "speed" in parts:
-            ids = _load(dsn, entries, orgs, log)
-            out["speed"] = _speed(dsn, ids, _org_sizes(entries, orgs), queries, log)
+            if reuse:
+                ids = _bench_orgs(dsn)
+                out["entries"], out["organizations"] = None, len(ids)
+            else:
+                if vectors not in ("latent", "uniform"):
+                    raise ValueError(f"vectors: {vectors!r} is neither latent nor uniform")
+                ids = _load(dsn, entries, orgs, vectors, log)
+            out["speed"] = _speed(dsn, ids, queries, ef_search, log)
     finally:
-        if not keep:
+        if keep:
+            log(f"kept the database {conninfo_to_dict(dsn)['dbname']} (time it again with --reuse NAME; drop it "
+                f"with `drop database NAME with (force)`)")
+        else:
             from tokentra_dev import testdb
 
             testdb.drop(dsn)
