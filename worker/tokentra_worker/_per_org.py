@@ -29,6 +29,12 @@ def log_org_failure(what: str, org: str, exc: BaseException, detector: str | Non
     log.warning("%s failed for organization %s%s: %s: %s", what, org, where, type(exc).__name__, exc)
 
 
+def active_orgs(conn: Conn, now: datetime, days: int) -> list[str]:
+    """Organizations with usage in the `days` before now."""
+    return [str(r["org_id"]) for r in conn.execute(
+        "select distinct org_id from analytics.usage_daily where bucket >= %s", (now - timedelta(days=days),))]
+
+
 def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[Conn, str, datetime],
                         dict[str, int]], what: str, orgs: list[str] | None = None,
                         prefetch: Callable[[Conn, list[str], datetime], None] | None = None,
@@ -39,9 +45,7 @@ def for_each_active_org(ctx: Any, now: datetime, days: int, run_org: Callable[[C
     totals: dict[str, int] = defaultdict(int)
     with connect(dsn_of(ctx)) as conn:
         if orgs is None:
-            orgs = [r["org_id"] for r in conn.execute(
-                "select distinct org_id from analytics.usage_daily where bucket >= %s",
-                (now - timedelta(days=days),)).fetchall()]
+            orgs = active_orgs(conn, now, days)
         for i, org in enumerate(orgs):
             if getattr(ctx, "stop", None) is not None and ctx.stop.is_set():
                 break  # SIGTERM: leave the rest for the next run
