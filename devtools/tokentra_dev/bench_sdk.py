@@ -1,19 +1,26 @@
 """How much time the SDK adds to each wrapped call, for `tokentra bench sdk`.
 
-A stand-in provider client answers instantly and clocks its own work; the wrapped call is clocked
-around the outside. Their difference is what the caller's thread spent in TokenTRA code: proxy
-lookups, tag merging, the request id, the queue put, stream bookkeeping. The real sender thread runs
-meanwhile (posting to nowhere). Calls go in bursts of `burst`, and the sender catches up between
-bursts, untimed, as it would between real LLM calls that take far longer than its work; the CPU it
-spends per event (hashing, classifying, JSON) is reported separately as `worker_us_per_event`.
-A backlog larger than that would make callers also wait for the GIL, up to one event's worker time.
+One stand-in provider client answers instantly and clocks its own work. Each round calls it twice with
+the same arguments, once through the raw client and once through `tokentra.wrap`'s proxy of that same
+client, and clocks both from the outside; a call's own time minus the provider's clocked work is what the
+caller's thread spent around it: for the raw call next to nothing (the baseline), for the wrapped call the
+SDK's hot path (proxy lookups, tag merge, the call record, one queue append, stream bookkeeping).
+Percentiles are over every timed call, including those made right after an idle gap (the process sleeps
+20-60 ms before some rounds, so the sender has gone quiet and whatever a first call wakes or loads counts).
+
+The real sender thread runs meanwhile (posting to nowhere). The sender catches up between rounds,
+untimed, as it would during real LLM calls, which take far longer than its work; the CPU it spends per
+event (hashing, classifying, JSON) is reported as `worker_us_per_event`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import random
 import statistics
+import time
 from collections.abc import Iterator
 from time import perf_counter_ns
 from types import SimpleNamespace
@@ -27,16 +34,22 @@ from tokentra.wrap import ClientProxy
 
 __all__ = ["measure_overhead"]
 
+_TAGS = {"tokentra_tags": {"feature": "bench"}}
 _USAGE = SimpleNamespace(prompt_tokens=1200, completion_tokens=300, total_tokens=1500,
                          prompt_tokens_details=None, completion_tokens_details=None)
 
 
 def measure_overhead(n: int = 5000, *, stream: bool = False, prompt_chars: int = 2000, chunks: int = 20,
-                     warmup: int = 500, burst: int = 50) -> dict[str, Any]:
-    """Per-call SDK overhead on the caller's thread, in microseconds: p50, p99, mean, max.
+                     warmup: int = 500, burst: int = 50, idle_every: int = 4,
+                     idle_ms: tuple[float, float] = (20.0, 60.0), seed: int | None = None) -> dict[str, Any]:
+    """Per-call SDK time on the caller's thread, in microseconds, beside the unwrapped call's.
 
-    `stream=True` measures a streamed call read to the end (`chunks` chunks plus the usage chunk).
+    Calls go in rounds of `burst` (wrapped and unwrapped alternating, which goes first alternating too);
+    before every `idle_every`-th round the process sleeps a random gap in `idle_ms`, and that round's
+    first wrapped call is also reported on its own (`after_idle_gap`). `stream=True` times a streamed
+    call read to the end (`chunks` chunks plus the usage chunk).
     """
+    rng = random.Random(seed)
     provider = _Provider(stream_chunks=chunks)
     raw = SimpleNamespace(chat=SimpleNamespace(completions=provider))
     client = ClientProxy(raw, "openai", False)
@@ -47,34 +60,68 @@ def measure_overhead(n: int = 5000, *, stream: bool = False, prompt_chars: int =
     ]
     sender = Sender(Config(api_key="bench", max_queue_size=n + warmup + 10, batch_size=1000),
                     transport=_NullTransport())
+    wrapped: list[int] = []
+    unwrapped: list[int] = []
+    after_gap: list[int] = []
     with _using(sender):
-        for _ in range(warmup):
-            _one_call(client, provider, messages, stream)
-        samples: list[int] = []
-        while len(samples) < n:
+        for i in range(warmup):
+            _one_call(client, provider, messages, stream, _TAGS)
+            _one_call(raw, provider, messages, stream)
+            if i % burst == 0:
+                sender.flush(timeout=60)
+        rounds = 0
+        while len(wrapped) < n:
             sender.flush(timeout=60)
-            samples.extend(_one_call(client, provider, messages, stream)
-                           for _ in range(min(burst, n - len(samples))))
+            rounds += 1
+            gap = idle_every > 0 and rounds % idle_every == 0
+            if gap:
+                time.sleep(rng.uniform(*idle_ms) / 1000)
+            for j in range(min(burst, n - len(wrapped))):
+                if j % 2 == 0:
+                    wrapped.append(_one_call(client, provider, messages, stream, _TAGS))
+                    unwrapped.append(_one_call(raw, provider, messages, stream))
+                else:
+                    unwrapped.append(_one_call(raw, provider, messages, stream))
+                    wrapped.append(_one_call(client, provider, messages, stream, _TAGS))
+                if gap and j == 0:
+                    after_gap.append(wrapped[-1])
         sender.flush(timeout=60)
     sender.close(timeout=5)
-    samples.sort()
+    sdk = _summary(wrapped)
+    base = _summary(unwrapped)
     return {
         "n": n,
         "stream": stream,
         "chunks": chunks + 1 if stream else 0,
-        "p50_us": _us(samples[len(samples) // 2]),
-        "p99_us": _us(samples[min(len(samples) - 1, (len(samples) * 99) // 100)]),
-        "mean_us": _us(statistics.fmean(samples)),
-        "max_us": _us(samples[-1]),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared: read figures against it
+        **sdk,
+        "unwrapped_us": base,
+        "added_p99_us": round(sdk["p99_us"] - base["p99_us"], 2),
+        "after_idle_gap": {"n": len(after_gap), **_summary(after_gap)},
+        "p99_vs_50us_target": round(sdk["p99_us"] / 50, 3),
         "worker_us_per_event": _worker_cost(messages, stream),
     }
 
 
-def _one_call(client: Any, provider: _Provider, messages: list[dict[str, str]], stream: bool) -> int:
+def _summary(samples: list[int]) -> dict[str, float]:
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    return {
+        "p50_us": _us(ordered[len(ordered) // 2]),
+        "p99_us": _us(ordered[min(len(ordered) - 1, (len(ordered) * 99) // 100)]),
+        "mean_us": _us(statistics.fmean(ordered)),
+        "max_us": _us(ordered[-1]),
+    }
+
+
+def _one_call(client: Any, provider: _Provider, messages: list[dict[str, str]], stream: bool,
+              extra: dict[str, Any] | None = None) -> int:
+    """One call's time outside the provider's own code, in nanoseconds; `extra` are its extra arguments."""
+    extra = extra or {}
     provider.inside_ns = 0
     start = perf_counter_ns()
-    result = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=stream,
-                                            tokentra_tags={"feature": "bench"})
+    result = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=stream, **extra)
     if stream:
         for _ in result:
             pass

@@ -10,8 +10,8 @@ from typing import Any, Callable, NamedTuple
 from . import _state
 from ._record import Call, internal_error
 from ._signals import FORMAT_PARAMS
-from .feedback import remember
-from .tags import live_tags, merge_tags
+from .feedback import _LAST
+from .tags import _TAGS, merge_tags
 
 __all__ = ["ENDPOINTS", "Endpoint", "begin"]
 
@@ -34,24 +34,30 @@ def begin(provider: str, endpoint: Endpoint, kwargs: dict[str, Any], helper: boo
     """
     call_tags = kwargs.pop("tokentra_tags", None)
     try:
-        if not _state.get_config().enabled:
+        # Inline rather than through helpers: each Python call here is paid on every wrapped call.
+        config = _state._config
+        if not (config if config is not None else _state.get_config()).enabled:
             return None
-        tags = live_tags()
-        if isinstance(call_tags, Mapping) and call_tags:
+        tags = _TAGS.get()
+        if call_tags and isinstance(call_tags, Mapping):
             tags = merge_tags(tags, call_tags)
         stream = helper or kwargs.get("stream") is True
         if stream and endpoint.name == "chat.completions":
             _ask_for_stream_usage(kwargs)
-        call = Call(
-            provider, endpoint.name, kwargs.get("model"), stream, tags,
-            _snapshot(kwargs.get(endpoint.prompt_param)),
-            _snapshot(kwargs.get(endpoint.system_param)) if endpoint.system_param else None,
-        )
+        # A shallow copy is enough to survive the usual `messages.append(reply)` after the call; an
+        # iterator is left alone rather than consumed before the provider reads it.
+        prompt = kwargs.get(endpoint.prompt_param)
+        if type(prompt) is list:
+            prompt = prompt.copy()
+        elif not (prompt is None or isinstance(prompt, (str, tuple))):
+            prompt = _snapshot(prompt)
+        system = _snapshot(kwargs.get(endpoint.system_param)) if endpoint.system_param else None
+        call = Call(provider, endpoint.name, kwargs.get("model"), stream, tags, prompt, system)
         for name in FORMAT_PARAMS[endpoint.name]:
             if name in kwargs:
                 call.format_param = kwargs[name]
                 break
-        remember(call)
+        _LAST.set(call)  # for last_request_id()
         return call
     except Exception:
         internal_error()
@@ -69,8 +75,6 @@ def _ask_for_stream_usage(kwargs: dict[str, Any]) -> None:
 
 
 def _snapshot(value: Any) -> Any:
-    # A shallow copy is enough to survive the usual `messages.append(reply)` after the call; an
-    # iterator is left alone rather than consumed before the provider reads it.
     if isinstance(value, list):
         return list(value)
     if isinstance(value, (str, tuple)) or value is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from . import _state
 from ._prompt import extract_texts, hash_text
@@ -16,10 +17,12 @@ from ._signals import answer_text, output_overhead, requested_format
 from ._usage import merge_delta, normalize_usage, usage_dict
 from .classifier import classify
 
-__all__ = ["Call", "error_code", "internal_error"]
+__all__ = ["Call", "error_code", "internal_error", "request_id_of"]
 
 _log = logging.getLogger("tokentra")
 _SCALARS = (str, int, float, bool)
+# Only for giving a call its id: taken by the sender thread and by last_request_id(), never by the hot path.
+_id_lock = threading.Lock()
 
 
 class Call:
@@ -30,14 +33,13 @@ class Call:
         "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
         "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
         "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id", "format_param",
-        "response", "cache", "routing",
+        "response", "cache", "routing", "observe",
     )
 
     def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
                  messages: Any, system: Any) -> None:
-        # Fixed now, so every retry of the ingest request carries the same id and the server dedups it.
-        # Raw random bytes here; formatting them as a UUID (the slow part) waits for the sender thread.
-        self.request_id = os.urandom(16)
+        # Drawn on first use (request_id_of), not here: reading the OS's randomness is a system call.
+        self.request_id: bytes | None = None
         self.provider = provider
         self.endpoint = endpoint
         self.model = model
@@ -62,9 +64,14 @@ class Call:
         self.response: Any = None  # a finished answer, measured (never sent) on the sender thread
         self.cache: dict[str, Any] | None = None  # set when TokenTRA's semantic cache answered (cache.py)
         self.routing: dict[str, Any] | None = None  # the routing decision's fields (_routing_client.py)
+        # Set instead of reading the response on the caller's thread: to_event() calls it with `response`.
+        self.observe: Callable[[Call, Any], None] | None = None
 
     def to_event(self) -> dict[str, Any]:
         """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""
+        if self.observe is not None:
+            observe, self.observe = self.observe, None
+            observe(self, self.response)
         texts = extract_texts(self.endpoint, self.messages, self.system)
         raw = usage_dict(self.usage)
         if self.usage_delta is not None:
@@ -73,7 +80,7 @@ class Call:
         if tier is None and raw is not None:
             tier = raw.get("service_tier")
         event: dict[str, Any] = {
-            "request_id": str(uuid.UUID(bytes=self.request_id, version=4)),
+            "request_id": request_id_of(self),
             "provider": self.provider,
             "model": _text(self.response_model) or _text(self.model) or "unknown",
             "endpoint": self.endpoint,
@@ -122,6 +129,18 @@ class Call:
             signals["prefix_hash"] = prefix_hash
             signals["prefix_share"] = round(min(len(texts.prefix) / total, 1.0), 4)
         return signals
+
+
+def request_id_of(call: Call) -> str:
+    """The call's request id, drawn once: the sender's event and last_request_id() name the same id, and
+    every retry of the ingest request carries it, so the server dedups it."""
+    raw = call.request_id
+    if raw is None:
+        with _id_lock:
+            raw = call.request_id
+            if raw is None:
+                raw = call.request_id = os.urandom(16)
+    return str(uuid.UUID(bytes=raw, version=4))
 
 
 def error_code(exc: BaseException) -> str:

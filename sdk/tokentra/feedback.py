@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import math
-import uuid
 from typing import Any
 
 from . import _state
+from ._record import request_id_of
 
 __all__ = ["Feedback", "feedback", "last_request_id", "remember"]
 
@@ -31,7 +31,7 @@ def remember(call: Any) -> None:
 def last_request_id() -> str | None:
     """The request_id of the last call this thread or task made through a wrapped client, or None."""
     call = _LAST.get()
-    return None if call is None else str(uuid.UUID(bytes=call.request_id, version=4))
+    return None if call is None else request_id_of(call)
 
 
 class Feedback:

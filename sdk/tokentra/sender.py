@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import random
 import threading
 import time
@@ -17,10 +17,10 @@ from .config import DEFAULT_URL, Config
 __all__ = ["Sender"]
 
 _log = logging.getLogger("tokentra")
-_WAKE = object()  # queued by flush() and close() to end a blocking get early
 _MAX_RETRY_AFTER = 120.0
+# "enqueued" is not counted at submit (that would take a lock on the caller's thread): stats() derives it.
 _COUNTERS = (
-    "enqueued", "sent", "accepted", "duplicates", "rejected", "dropped_queue_full", "dropped_failed",
+    "sent", "accepted", "duplicates", "rejected", "dropped_queue_full", "dropped_failed",
     "dropped_unauthorized", "retries", "requests", "internal_errors",
 )
 
@@ -28,8 +28,10 @@ _COUNTERS = (
 class Sender:
     """Queues events without blocking and delivers them to the ingest endpoint from a worker thread.
 
-    `submit` only ever does a non-blocking put; everything else (finishing events, JSON, HTTP,
-    retries) runs on the worker, which starts on first use.
+    `submit` only appends to a deque: no lock, no allocation of its own, and no thread woken (except
+    once a batch is full), so a call after an idle gap costs what any call costs. Everything else
+    (finishing events, JSON, HTTP, retries) runs on the worker, which starts on first use and wakes by
+    itself every `flush_interval` to take what has gathered.
     """
 
     def __init__(
@@ -41,9 +43,12 @@ class Sender:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        # SimpleQueue's put is a single C call, several times cheaper than Queue's; the bound is
-        # checked by hand and may be overshot by a few items when many threads submit at once.
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # deque.append and len are single C calls, atomic under the GIL and never blocking; the bound
+        # is checked by hand and may be overshot by a few items when many threads submit at once.
+        # Only the worker takes items off it, under _cond, counting them in _taken: events enqueued so
+        # far are then _taken + len(_queue), with no counter touched on the caller's thread.
+        self._queue: collections.deque[Any] = collections.deque()
+        self._taken = 0
         self._max_queue_size = config.max_queue_size
         self._batch_size = config.batch_size
         self._has_key = bool(config.api_key)
@@ -58,8 +63,7 @@ class Sender:
         self._lost = 0
         self._lost_at_flush = 0
         self._warned: set = set()
-        self._flush_requested = threading.Event()
-        self._wakeup = threading.Event()  # ends the batching window early: batch full, flush or close
+        self._wakeup = threading.Event()  # ends the worker's wait early: a full batch, flush or close
         self._stopping = threading.Event()
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,13 +84,15 @@ class Sender:
         if self._closed:
             self._refuse("dropped_failed")
             return False
-        size = self._queue.qsize()
+        queue = self._queue
+        size = len(queue)
         if size >= self._max_queue_size:
             self._refuse("dropped_queue_full")
             self._warn_once("full", "tokentra: event queue full, dropping events (see tokentra.stats())")
             return False
-        self._queue.put(item)
-        self._count("enqueued")
+        queue.append(item)
+        # Waking the worker costs the caller a system call and often a context switch; only a full
+        # batch is worth it, otherwise the worker's own timer collects the events.
         if size + 1 >= self._batch_size and not self._wakeup.is_set():
             self._wakeup.set()
         return True
@@ -98,11 +104,10 @@ class Sender:
         flush(); `stats()` says which counter took the lost ones.
         """
         with self._cond:
-            target = self._counts["enqueued"]
+            target = self._taken + len(self._queue)
             done = self._settled >= target
         if not done:
-            self._flush_requested.set()
-            self._wake()
+            self._wakeup.set()
             with self._cond:
                 done = self._cond.wait_for(lambda: self._settled >= target, timeout)
         with self._cond:
@@ -118,7 +123,7 @@ class Sender:
         self._stopping.set()
         if not done:
             self._abort.set()
-        self._wake()
+        self._wakeup.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
@@ -127,7 +132,9 @@ class Sender:
     def stats(self) -> dict[str, int]:
         with self._cond:
             snapshot = dict(self._counts)
-        snapshot["queued"] = self._queue.qsize()
+            queued = len(self._queue)
+            snapshot["enqueued"] = self._taken + queued
+        snapshot["queued"] = queued
         return snapshot
 
     def count(self, name: str, n: int = 1) -> None:
@@ -147,59 +154,33 @@ class Sender:
     def _run(self) -> None:
         try:
             while True:
-                if self._urgent():
-                    # Clear before draining, so a flush asked for during the drain is seen next round.
-                    self._flush_requested.clear()
-                    self._drain()
-                    if self._stopping.is_set():
-                        break
-                    continue
-                batch = self._collect()
-                if batch:
-                    self._deliver(batch)
+                # Sleeping through the window, rather than blocking on the queue, means a call never
+                # wakes this thread (and a burst of calls never hands the GIL back and forth with it);
+                # a full batch, flush() or close() ends the wait early.
+                self._wakeup.wait(self.config.flush_interval)
+                self._wakeup.clear()  # cleared before draining: a flush asked for meanwhile is seen next round
+                stopping = self._stopping.is_set()
+                self._drain()
+                if stopping:
+                    break
         except Exception:  # pragma: no cover - a bug here must not kill the process's exit path
             _log.exception("tokentra: sender stopped after an internal error")
         finally:
             self._drop_remaining()
             self._transport.close()
 
-    def _collect(self) -> list[Any]:
-        """Wait for a first event, then let more gather for up to `flush_interval`.
-
-        The worker sleeps through that window rather than waking for each event, so a burst of calls
-        does not hand the GIL back and forth with it; a full batch, flush() or close() ends it early.
-        """
-        size, interval = self.config.batch_size, self.config.flush_interval
-        try:
-            first = self._queue.get(timeout=interval)
-        except queue.Empty:
-            return []
-        if first is _WAKE:
-            return []
-        self._wakeup.clear()
-        if self._queue.qsize() + 1 < size and not self._urgent():
-            self._wakeup.wait(interval)
-        return [first, *self._take_nowait(size - 1)]
-
-    def _urgent(self) -> bool:
-        return self._flush_requested.is_set() or self._stopping.is_set()
-
     def _drain(self) -> None:
         while True:
-            items = self._take_nowait(self.config.batch_size)
+            items = self._take(self.config.batch_size)
             if not items:
                 return
             self._deliver(items)
 
-    def _take_nowait(self, limit: int) -> list[Any]:
-        items: list[Any] = []
-        while len(items) < limit:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _WAKE:
-                items.append(item)
+    def _take(self, limit: int) -> list[Any]:
+        queue = self._queue
+        with self._cond:
+            items = [queue.popleft() for _ in range(min(limit, len(queue)))]
+            self._taken += len(items)
         return items
 
     def _deliver(self, items: Sequence[Any]) -> None:
@@ -313,7 +294,7 @@ class Sender:
             self._cond.notify_all()
 
     def _drop_remaining(self) -> None:
-        dropped = len(self._take_nowait(self._max_queue_size + 1))
+        dropped = len(self._take(len(self._queue)))
         if dropped:
             self._give_up("dropped_failed", dropped)
 
@@ -326,10 +307,6 @@ class Sender:
     def _count(self, name: str, n: int = 1) -> None:
         with self._cond:
             self._counts[name] += n
-
-    def _wake(self) -> None:
-        self._wakeup.set()
-        self._queue.put(_WAKE)
 
     def _abortable_sleep(self, delay: float) -> None:
         self._abort.wait(delay)
