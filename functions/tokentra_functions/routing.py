@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from typing import Annotated, Any, Literal
 
@@ -31,8 +32,12 @@ MAX_BODY = 16 * 1024
 # Keys made for ingestion route too (the SDK holds one key); gateway keys route their own calls.
 SCOPES = frozenset({"ingest", "gateway"})
 # How long a decision may use an organization's snapshot: rule edits and feedback reach decisions within
-# this; reading the snapshot costs tens of milliseconds, a decision tens of microseconds.
+# this (plus one read); reading the snapshot costs tens of milliseconds, a decision tens of microseconds.
 SNAPSHOT_SECONDS = 10.0
+# An expired snapshot still answers while a fresh one is read in the background, so no request waits
+# for that read; one older than this (an organization not seen for a while) is read first instead.
+SNAPSHOT_STALE_SECONDS = 60.0
+_log = logging.getLogger(__name__)
 Tag = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -93,8 +98,10 @@ class DecisionBody(BaseModel):
 
 
 # ---------------------------------------------------------------- snapshots
-_cache: dict[str, tuple[float, Snapshot]] = {}
+_cache: dict[str, tuple[float, Snapshot]] = {}  # org -> (expires at, snapshot)
 _locks: dict[str, asyncio.Lock] = {}
+_refreshing: set[str] = set()
+_tasks: set[asyncio.Task[None]] = set()  # referenced until done, so the loop cannot drop them
 
 
 async def _snapshot_json(pool: Pool, org: str) -> Any:
@@ -105,11 +112,25 @@ async def _snapshot_json(pool: Pool, org: str) -> Any:
 
 
 async def snapshot_for(pool: Pool, org: str) -> Snapshot:
-    """The organization's snapshot, read at most once per SNAPSHOT_SECONDS per process."""
+    """The organization's snapshot, read at most once per SNAPSHOT_SECONDS per process; compiled for
+    decisions once per read (Snapshot.from_dict), never per decision."""
     hit = _cache.get(org)
     now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not None:
+        expires, snapshot = hit
+        if expires > now:
+            return snapshot
+        if expires + SNAPSHOT_STALE_SECONDS - SNAPSHOT_SECONDS > now:
+            if org not in _refreshing:
+                _refreshing.add(org)
+                task = asyncio.create_task(_refresh(pool, org))
+                _tasks.add(task)
+                task.add_done_callback(_tasks.discard)
+            return snapshot
+    return await _load(pool, org)
+
+
+async def _load(pool: Pool, org: str) -> Snapshot:
     lock = _locks.setdefault(org, asyncio.Lock())
     async with lock:
         hit = _cache.get(org)
@@ -120,6 +141,16 @@ async def snapshot_for(pool: Pool, org: str) -> Snapshot:
             _cache.clear()
         _cache[org] = (time.monotonic() + SNAPSHOT_SECONDS, snapshot)
         return snapshot
+
+
+async def _refresh(pool: Pool, org: str) -> None:
+    try:
+        await _load(pool, org)
+    except Exception as exc:  # the stale snapshot keeps answering; the next request tries again
+        _log.warning("routing snapshot refresh failed (%s); the previous snapshot still answers",
+                     type(exc).__name__)
+    finally:
+        _refreshing.discard(org)
 
 
 async def _key(request: Request, pool: Pool) -> ApiKeyOrg | JSONResponse:

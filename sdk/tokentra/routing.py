@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from .classifier import TASK_CATEGORY
 
@@ -184,6 +184,108 @@ def _same(actual: Any, expected: Any) -> bool:
     return str(actual) == str(expected)
 
 
+def _gate(rule: Rule) -> tuple[str, frozenset[str]] | None:
+    """An `eq`/`in` condition of the rule whose expected values are all strings: (field, values)."""
+    for c in rule.conditions:
+        if c.operator == "eq" and type(c.value) is str:
+            return c.field, frozenset((c.value,))
+        if c.operator == "in" and isinstance(c.value, (list, tuple)) and all(type(v) is str for v in c.value):
+            return c.field, frozenset(c.value)
+    return None
+
+
+def _cost_rank(condition: Condition) -> int:
+    return {"eq": 0, "in": 0, "neq": 1, "not_in": 1, "regex": 3}.get(condition.operator, 2)
+
+
+def _compile(c: Condition) -> Callable[[Mapping[str, Any]], bool]:
+    """A predicate over facts that answers exactly as `c.holds` does, with the work that depends only on
+    the condition (float conversion, sets of expected strings, the regex) done once."""
+    op = c.operator
+    if op in ("eq", "neq"):
+        return _compile_eq(c.field, c.value, op == "neq")
+    if op in ("in", "not_in"):
+        if isinstance(c.value, (list, tuple)):
+            return _compile_in(c.field, tuple(c.value), op == "not_in")
+        return c.holds  # a value Condition.make would have refused: keep its exact behaviour
+    if op == "contains":
+        return _compile_contains(c.field, str(c.value))
+    if op == "regex":
+        return _compile_regex(c.field, c.pattern)
+    return _compile_number(c.field, c.value, op)
+
+
+def _compile_eq(name: str, expected: Any, negate: bool) -> Callable[[Mapping[str, Any]], bool]:
+    missing = negate and expected is not None
+    if isinstance(expected, str):
+        def test(actual: Any) -> bool:
+            return actual == expected if type(actual) is str else _same(actual, expected)
+    else:
+        def test(actual: Any) -> bool:
+            return _same(actual, expected)
+
+    def holds(facts: Mapping[str, Any]) -> bool:
+        actual = facts.get(name)
+        if actual is None:
+            return missing
+        return test(actual) is not negate
+
+    return holds
+
+
+def _compile_in(name: str, values: tuple[Any, ...], negate: bool) -> Callable[[Mapping[str, Any]], bool]:
+    strings = frozenset(values) if all(type(v) is str for v in values) else None
+
+    def holds(facts: Mapping[str, Any]) -> bool:
+        actual = facts.get(name)
+        if actual is None:
+            return negate  # not_in holds for a missing field, in does not
+        if strings is not None and type(actual) is str:
+            found = actual in strings
+        else:
+            found = any(_same(actual, v) for v in values)
+        return found is not negate
+
+    return holds
+
+
+def _compile_contains(name: str, needle: str) -> Callable[[Mapping[str, Any]], bool]:
+    def holds(facts: Mapping[str, Any]) -> bool:
+        actual = facts.get(name)
+        return isinstance(actual, str) and needle in actual
+
+    return holds
+
+
+def _compile_regex(name: str, pattern: re.Pattern | None) -> Callable[[Mapping[str, Any]], bool]:
+    def holds(facts: Mapping[str, Any]) -> bool:
+        actual = facts.get(name)
+        return isinstance(actual, str) and pattern is not None and pattern.search(actual) is not None
+
+    return holds
+
+
+def _compile_number(name: str, expected: Any, op: str) -> Callable[[Mapping[str, Any]], bool]:
+    try:
+        bound = float(expected)
+    except (TypeError, ValueError):
+        return lambda facts: False  # no number to compare with: never holds, as in Condition.holds
+    compare: Callable[[float, float], bool] = (
+        float.__gt__ if op == "gt" else float.__ge__ if op == "gte" else float.__lt__ if op == "lt" else float.__le__)
+
+    def holds(facts: Mapping[str, Any]) -> bool:
+        actual = facts.get(name)
+        if actual is None:
+            return False
+        try:
+            number = float(actual)
+        except (TypeError, ValueError):
+            return False
+        return compare(number, bound)
+
+    return holds
+
+
 @dataclass(frozen=True)
 class Rule:
     """One routing rule: conditions (all must hold), an action, a priority and a traffic share."""
@@ -235,12 +337,33 @@ class Rule:
         return all(c.holds(facts) for c in self.conditions)
 
 
+class _Candidate(NamedTuple):
+    """A registry row as strategy selection reads it, with what it needs computed once per snapshot."""
+
+    quality: float
+    position: int  # in the provider's rows: ties in every sort key keep this order
+    model: ModelInfo
+    input_mtok: float
+    output_mtok: float
+    max_output_tokens: int | None
+    context_window: int | None
+    unhealthy: bool  # deprecated or degraded
+    latency_ms: float
+
+
+_FIND_MEMO_LIMIT = 4096
+_TIME_FIELDS = frozenset(("time_of_day", "day_of_week"))
+
+
 class Snapshot:
     """An organization's rules (by priority) and registry rows, indexed for decisions in microseconds.
 
+    Everything a decision would otherwise redo per call is done once here: conditions compiled to
+    predicates, registry rows grouped by provider and, per task category, ranked by quality.
     Rows that cannot be understood are skipped and listed in `errors`, never raised at decision time."""
 
-    __slots__ = ("rules", "models", "errors", "generated_at", "_by_key", "_by_name", "_by_provider")
+    __slots__ = ("rules", "models", "errors", "generated_at", "_by_key", "_by_name", "_by_provider",
+                 "_compiled", "_needs_time", "_ranked", "_found", "_gates", "_ungated")
 
     def __init__(self, rules: Iterable[Rule] = (), models: Iterable[ModelInfo] = (),
                  generated_at: str | None = None, errors: Iterable[str] = ()) -> None:
@@ -254,6 +377,27 @@ class Snapshot:
         for m in self.models:
             self._by_name.setdefault(m.model, m)
             self._by_provider.setdefault(m.provider, []).append(m)
+        # Each rule with its conditions as predicates, the cheap equality tests first (all must hold,
+        # and none has side effects, so their order changes nothing but the time taken).
+        self._compiled = tuple((rule, tuple(_compile(c) for c in sorted(rule.conditions, key=_cost_rank)))
+                               for rule in self.rules)
+        self._needs_time = any(c.field in _TIME_FIELDS for rule in self.rules for c in rule.conditions)
+        # A rule with an equality (or `in`) condition on strings can only match a call whose field has
+        # one of those strings: index it under them, so a decision looks at few rules, not all.
+        self._gates: dict[str, dict[str, list[int]]] = {}
+        ungated = []
+        for position, rule in enumerate(self.rules):
+            gate = _gate(rule)
+            if gate is None:
+                ungated.append(position)
+                continue
+            index = self._gates.setdefault(gate[0], {})
+            for value in gate[1]:
+                index.setdefault(value, []).append(position)
+        self._ungated = tuple(ungated)
+        # Filled on first use (a snapshot is immutable, so a race only computes an entry twice).
+        self._ranked: dict[tuple[str | None, str], tuple[_Candidate, ...]] = {}
+        self._found: dict[tuple[str, str | None], ModelInfo | None] = {}
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> Snapshot:
@@ -274,6 +418,18 @@ class Snapshot:
     def find(self, model: str, provider: str | None = None) -> ModelInfo | None:
         """A model by name, exact first, else the longest registry name that prefixes it at a separator
         (`gpt-4o-2024-08-06` is `gpt-4o`), within the provider when one is given."""
+        key = (model, provider)
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
+        found = self._find(model, provider)
+        if len(self._found) >= _FIND_MEMO_LIMIT:
+            self._found.clear()
+        self._found[key] = found
+        return found
+
+    def _find(self, model: str, provider: str | None) -> ModelInfo | None:
         if provider is not None:
             hit = self._by_key.get((provider, model))
             if hit is not None:
@@ -288,6 +444,42 @@ class Snapshot:
                     and (best is None or len(name) > len(best.model))):
                 best = m
         return best
+
+    def rules_to_try(self, facts: Mapping[str, Any]) -> Iterable[int]:
+        """Positions (in priority order) of the rules that may match these facts; the others cannot."""
+        if not self._gates:
+            return range(len(self.rules))
+        found: list[int] = list(self._ungated)
+        for name, index in self._gates.items():
+            actual = facts.get(name)
+            if actual is None:
+                continue  # an equality on a missing field never holds
+            if type(actual) is str:
+                found.extend(index.get(actual, ()))
+            else:  # not a plain string: compared as Condition.holds would; let the predicates decide
+                found.extend({p for positions in index.values() for p in positions})
+        found.sort()
+        return found
+
+    def ranked(self, provider: str | None, category: str) -> tuple[_Candidate, ...]:
+        """The provider's (None: every provider's) priced text models with a quality for the category,
+        best quality first."""
+        key = (provider, category)
+        hit = self._ranked.get(key)
+        if hit is None:
+            rows = self.models if provider is None else self._by_provider.get(provider, ())
+            found = []
+            for position, m in enumerate(rows):
+                quality = m.quality.get(category)
+                if m.kind != "text" or quality is None or not m.priced:
+                    continue
+                found.append(_Candidate(
+                    quality, position, m, m.input_mtok or 0.0, m.output_mtok or 0.0, m.max_output_tokens,
+                    m.context_window, m.deprecated or (m.error_share or 0.0) >= DEGRADED_ERROR_SHARE,
+                    m.latency_ms))
+            found.sort(key=lambda c: -c.quality)
+            hit = self._ranked[key] = tuple(found)
+        return hit
 
     def candidates(self, providers: Iterable[str] | None) -> Iterable[ModelInfo]:
         if providers is None:
@@ -341,16 +533,18 @@ class RouteRequest:
             return None
         return TASK_CATEGORY.get(self.task_type) or (self.task_type if self.task_type in _CATEGORIES else None)
 
-    def facts(self, provider: str | None) -> dict[str, Any]:
-        """Everything a condition may name."""
-        moment = time.gmtime(self.now if self.now is not None else time.time())
-        facts: dict[str, Any] = {str(k): v for k, v in self.tags.items()}
+    def facts(self, provider: str | None, with_time: bool = True) -> dict[str, Any]:
+        """Everything a condition may name (the clock's fields only `with_time`)."""
+        facts: dict[str, Any] = {str(k): v for k, v in self.tags.items()} if self.tags else {}
         facts.update({
             "model": self.model, "provider": provider, "task_type": self.task_type,
             "task_category": self.category, "input_tokens": self.input_tokens, "feature": self.feature,
             "team": self.team, "project": self.project, "user_id": self.user_id,
-            "time_of_day": moment.tm_hour, "day_of_week": (moment.tm_wday + 1) % 7,  # 0 = Sunday
         })
+        if with_time:
+            moment = time.gmtime(self.now if self.now is not None else time.time())
+            facts["time_of_day"] = moment.tm_hour
+            facts["day_of_week"] = (moment.tm_wday + 1) % 7  # 0 = Sunday
         return facts
 
 
@@ -453,10 +647,12 @@ def decide(request: RouteRequest, snapshot: Snapshot) -> Decision:
     directives: dict[str, Mapping[str, Any]] = {}
     base = _Origin(request.model, provider, asked_cost)
 
-    if snapshot.rules:
-        facts = request.facts(provider)
-        for rule in snapshot.rules:
-            if not rule.matches(facts):
+    if snapshot._compiled:
+        facts = request.facts(provider, snapshot._needs_time)
+        compiled = snapshot._compiled
+        for position in snapshot.rules_to_try(facts):
+            rule, predicates = compiled[position]
+            if not _all_hold(predicates, facts):
                 continue
             experiment = None
             if rule.traffic_share < 1:
@@ -487,6 +683,13 @@ def decide(request: RouteRequest, snapshot: Snapshot) -> Decision:
             return chosen
     reason = "no rule matched and no strategy asked" if request.strategy is None else "the asked model is the choice"
     return base.decision(request.model, provider, reason, asked_cost, directives=directives)
+
+
+def _all_hold(predicates: tuple[Callable[[Mapping[str, Any]], bool], ...], facts: Mapping[str, Any]) -> bool:
+    for holds in predicates:
+        if not holds(facts):
+            return False
+    return True
 
 
 def _apply_route(rule: Rule, request: RouteRequest, snapshot: Snapshot, provider: str | None,
@@ -530,17 +733,18 @@ def _by_strategy(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | N
         pool = [c for c in pool if c[2] <= asked_cost]  # never dearer than what was asked for
         if not pool:
             return None
+    # c[3] is the row's place among the reachable rows: ties in every key keep the registry's order.
     if strategy == "cheapest":
-        pool.sort(key=lambda c: (c[2], -c[1], c[0].latency_ms))
+        pool.sort(key=lambda c: (c[2], -c[1], c[4], c[3]))
     elif strategy == "fastest":
-        pool.sort(key=lambda c: (c[0].latency_ms, c[2], -c[1]))
+        pool.sort(key=lambda c: (c[4], c[2], -c[1], c[3]))
     elif strategy == "quality":
-        pool.sort(key=lambda c: (-c[1], c[2], c[0].latency_ms))
+        pool.sort(key=lambda c: (-c[1], c[2], c[4], c[3]))
     else:
         best = max(c[1] for c in pool)
         pool = [c for c in pool if c[1] >= best - BALANCED_TOLERANCE]
-        pool.sort(key=lambda c: (c[2], c[0].latency_ms, -c[1]))
-    chosen, quality, cost = pool[0]
+        pool.sort(key=lambda c: (c[2], c[4], -c[1], c[3]))
+    chosen, quality, cost = pool[0][0], pool[0][1], pool[0][2]
     fallbacks = [c[0].model for c in pool[1:3] if c[0].model != request.model]
     if chosen.model != request.model:
         fallbacks.append(request.model)
@@ -556,23 +760,29 @@ def _by_strategy(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | N
 
 
 def _eligible(request: RouteRequest, snapshot: Snapshot, asked: ModelInfo | None, provider: str | None,
-              category: str, floor: float) -> list[tuple[ModelInfo, float, float]]:
-    """Candidates as (model, quality, estimated cost): reachable, priced text models meeting the floor
-    and the call's needs, neither deprecated nor degraded (the asked model excepted)."""
-    reachable = request.providers if request.providers is not None else ((provider,) if provider else None)
+              category: str, floor: float) -> list[tuple[ModelInfo, float, float, tuple[int, int], float]]:
+    """Candidates as (model, quality, estimated cost, place, latency): reachable, priced text models meeting
+    the floor and the call's needs, neither deprecated nor degraded (the asked model excepted)."""
+    reachable: Iterable[str | None] = (
+        request.providers if request.providers is not None else ((provider,) if provider else (None,)))
     need_context = request.input_tokens + (request.output_tokens or 0)
-    pool: list[tuple[ModelInfo, float, float]] = []
-    for m in snapshot.candidates(reachable):
-        quality = m.quality.get(category)
-        if m.kind != "text" or quality is None or quality < floor:
-            continue
-        if m is not asked and (m.deprecated or (m.error_share or 0.0) >= DEGRADED_ERROR_SHARE):
-            continue
-        if not _capable(m, request) or (m.context_window is not None and need_context > m.context_window):
-            continue
-        cost = estimate_cost(m, request.input_tokens, _expected_output(request, m))
-        if cost is not None:
-            pool.append((m, quality, cost))
+    input_tokens = request.input_tokens
+    wanted_out = request.output_tokens if request.output_tokens is not None else max(64, input_tokens // 2)
+    needs = request.needs_tools or request.needs_vision or request.needs_json
+    pool: list[tuple[ModelInfo, float, float, tuple[int, int], float]] = []
+    for place, reach in enumerate(reachable):
+        for c in snapshot.ranked(reach, category):
+            if c.quality < floor:
+                break  # ranked best first: the rest are below the floor too
+            m = c.model
+            if c.unhealthy and m is not asked:
+                continue
+            if (needs and not _capable(m, request)) or (c.context_window is not None
+                                                         and need_context > c.context_window):
+                continue
+            out = min(wanted_out, c.max_output_tokens) if c.max_output_tokens else wanted_out
+            cost = (input_tokens * c.input_mtok + out * c.output_mtok) / 1e6
+            pool.append((m, c.quality, cost, (place, c.position), c.latency_ms))
     return pool
 
 
