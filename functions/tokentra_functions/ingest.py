@@ -15,7 +15,15 @@ from tokentra_functions._app import Pool, autocommit, error, function_app
 from tokentra_functions.auth import ApiKeyOrg, authenticate, presented_key
 from tokentra_functions.batch_body import BodyError, parse_batch
 from tokentra_functions.budget_enforcement import settle_budgets
-from tokentra_functions.ingest_schema import STAGED, STAGED_COLUMNS, Batch, openapi_body, validate
+from tokentra_functions.ingest_schema import (
+    STAGED,
+    STAGED_COLUMNS,
+    Batch,
+    openapi_body,
+    typed_events,
+    validate,
+    validate_typed,
+)
 from tokentra_functions.models import ErrorBody, IngestResult, Rejection
 
 router = APIRouter(tags=["ingest"])
@@ -89,8 +97,13 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: di
 
     Afterwards, reservations the stored events carry are committed, and budget_headers (if given) is
     filled with the batch's budget status (budget_enforcement.py)."""
-    settings = get_settings()
-    batch = validate(raw, datetime.now(UTC), settings.retention_days)
+    return await store_batch(pool, key, validate(raw, datetime.now(UTC), get_settings().retention_days),
+                             budget_headers)
+
+
+async def store_batch(pool: Pool, key: ApiKeyOrg, batch: Batch, budget_headers: dict[str, str] | None = None
+                      ) -> IngestResult:
+    """store_events for a batch validated already."""
     rejected = batch.rejected
     accepted = duplicates = unpriced = 0
     stored: set[int] = set()
@@ -164,12 +177,29 @@ def _settled(batch: Batch, stored: set[int]) -> list[dict]:
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": openapi_body()}}}},
 )
 async def ingest(request: Request, pool: Pool) -> JSONResponse:
-    batch = await read_batch(request, pool, "events")
-    if isinstance(batch, JSONResponse):
-        return batch
-    key, events = batch
+    settings = get_settings()
+    key = await authorize(request, pool)
+    if isinstance(key, JSONResponse):
+        return key
+    body = await read_limited_body(request, settings.ingest_max_bytes)
+    if body is None:
+        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
+    # Well-formed batches, the usual case, are read and typed in one pass; any other body is taken apart
+    # so that each bad event is named and costs only itself.
+    events = typed_events(body)
+    items: list = []
+    if events is None:
+        try:
+            items = parse_batch(body, "events")
+        except BodyError as exc:
+            return error(exc.status, exc.code, str(exc))
+    if len(items if events is None else events) > settings.ingest_max_events:
+        return error(413, "too_many_events", f"events: at most {settings.ingest_max_events} items a request")
+    now = datetime.now(UTC)
+    batch = (validate(items, now, settings.retention_days) if events is None
+             else validate_typed(events, now, settings.retention_days))
     budget_headers: dict[str, str] = {}
-    result = await store_events(pool, key, events, budget_headers)
+    result = await store_batch(pool, key, batch, budget_headers)
     return JSONResponse(result.model_dump(mode="json"), headers=budget_headers)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,8 @@ from tokentra_functions.batch_body import Unreadable
 from tokentra_functions.models import Rejection, Short
 
 __all__ = ["ATTRIBUTION", "CHECKS", "SIGNALS", "SIGNALS_KEY", "STAGED", "STAGED_COLUMNS", "Batch", "IngestBatch",
-           "IngestEvent", "Problem", "TimeWindow", "openapi_body", "validate"]
+           "IngestEvent", "Problem", "TimeWindow", "openapi_body", "typed_events", "validate",
+           "validate_typed"]
 
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
 MAX_JSON_BYTES = 16_384
@@ -150,6 +152,30 @@ class IngestEvent(BaseModel):
     )
 
 
+# The fast path's event: the integer fields take JSON integers only (strict), so a boolean, a float or
+# a numeric string sends the batch to the lax path, which refuses booleans by name and reads the rest as
+# it always has. Everything else is IngestEvent's own, so an event reads the same on either path.
+StrictCount = Annotated[int, Field(ge=0, le=10**10, strict=True)]
+StrictMillis = Annotated[int, Field(ge=0, le=86_400_000, strict=True)]
+
+
+class _StrictEvent(IngestEvent):
+    input_tokens: StrictCount = 0
+    output_tokens: StrictCount = 0
+    cached_tokens: StrictCount = 0
+    cache_write_tokens: StrictCount = 0
+    reasoning_tokens: StrictCount = 0
+    latency_ms: StrictMillis | None = None
+    time_to_first_token_ms: StrictMillis | None = None
+    retry_count: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0
+
+
+class _FastBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    events: list[_StrictEvent]
+
+
 class IngestBatch(BaseModel):
     """The body of POST /ingest, as the OpenAPI document shows it (events are validated one by one)."""
 
@@ -160,15 +186,15 @@ class TimeWindow:
     """The timestamps an event may carry: up to 5 minutes ahead, back to the retention period."""
 
     def __init__(self, now: datetime, retention_days: int) -> None:
-        # Compared as naive UTC: comparing aware times asks both zones for their offset, which for
-        # pydantic's zones is a call out of C each time, four per event.
-        utc = now.astimezone(UTC).replace(tzinfo=None)
+        # Bounds in the standard library's UTC: an instant converted to it compares against them without
+        # asking either zone for its offset (pydantic's zones answer through a call out of C each time).
+        utc = now.astimezone(UTC)
         self.latest = utc + timedelta(minutes=5)
         self.earliest = utc - timedelta(days=retention_days)
         self.retention_days = retention_days
 
     def problem(self, utc: datetime) -> Problem | None:
-        """Why a naive UTC time is outside the window, or None."""
+        """Why a time in UTC is outside the window, or None."""
         if utc > self.latest:
             return Problem("timestamp", "timestamp is more than 5 minutes in the future")
         if utc < self.earliest:
@@ -177,15 +203,14 @@ class TimeWindow:
 
 
 def _utc(ts: datetime) -> datetime:
-    """A timestamp as naive UTC (no offset given: UTC), without overflow at the ends of the calendar."""
-    offset = ts.utcoffset()
-    naive = ts.replace(tzinfo=None)
-    if not offset:
-        return naive
+    """A timestamp in the standard library's UTC (no offset given: UTC), without overflow at the ends of
+    the calendar."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
     try:
-        return naive - offset
+        return ts.astimezone(UTC)
     except OverflowError:  # year 1 or 9999: far outside any window either way
-        return datetime.min if offset > timedelta(0) else datetime.max
+        return datetime.min.replace(tzinfo=UTC) if ts.year == 1 else datetime.max.replace(tzinfo=UTC)
 # Integer fields where JSON true/false must not pass as 1 and 0.
 _INTEGERS = ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
              "latency_ms", "time_to_first_token_ms", "retry_count")
@@ -253,7 +278,10 @@ _HASHED = ("request_id", "provider", "model", "endpoint", "input_tokens", "outpu
 # was made under; the signals are hashed inside metadata.
 _UNHASHED = {"metadata", "timestamp", "cost_usd", "reservation_id", *SIGNALS}
 _LATER = tuple(f for f in IngestEvent.model_fields if f not in _HASHED and f not in _UNHASHED)
+_HASHED_OF = operator.itemgetter(*_HASHED)
+_SIGNALS_OF = operator.itemgetter(*SIGNALS)
 _EVENTS = TypeAdapter(list[IngestEvent])
+_FAST_BODY = TypeAdapter(_FastBody)
 
 
 @dataclass
@@ -272,8 +300,28 @@ class Batch:
 def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
     """Validate a batch; every item ends up staged or rejected with its index, field and reason."""
     batch = Batch()
+    return _staged(batch, _typed(items, batch.rejected), now, retention_days)
+
+
+def typed_events(body: bytes) -> list[IngestEvent] | None:
+    """The events of a `{"events": [...]}` body whose every event has the right shape, validated from
+    the bytes in one pass of pydantic-core (no Python objects for the parsed JSON first); None when the
+    body or any event does not fit, for parse_batch and validate to take apart and report event by event."""
+    try:
+        return list(_FAST_BODY.validate_json(body).events)
+    except ValueError:  # pydantic's ValidationError, and a body that is not JSON at all
+        return None
+
+
+def validate_typed(events: list[IngestEvent], now: datetime, retention_days: int) -> Batch:
+    """validate() for events typed_events read: the rules beyond the types (window, totals, what
+    Postgres cannot store) still reject single events."""
+    return _staged(Batch(), enumerate(events), now, retention_days)
+
+
+def _staged(batch: Batch, events: Iterable[tuple[int, IngestEvent]], now: datetime, retention_days: int) -> Batch:
     window = TimeWindow(now, retention_days)
-    for idx, event in _typed(items, batch.rejected):
+    for idx, event in events:
         staged = _problem(event, window) or _stage(event, idx)
         if isinstance(staged, Problem):
             batch.rejected.append(Rejection(index=idx, field=staged.field, message=staged.reason))
@@ -355,9 +403,9 @@ def _problem(e: IngestEvent, window: TimeWindow) -> Problem | None:
     utc = _utc(e.timestamp)
     problem = window.problem(utc)
     if problem is None:
-        # The instant, in the standard library's UTC (psycopg reads its offset in C); the binary COPY
+        # The instant in the standard library's UTC (psycopg reads its offset in C); the binary COPY
         # never sends offset text, which Postgres refuses past 15:59.
-        e.__dict__["timestamp"] = utc.replace(tzinfo=UTC)
+        e.__dict__["timestamp"] = utc
     return problem
 
 
@@ -371,10 +419,11 @@ def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
         if value.__class__ is float and not math.isfinite(value):
             return Problem(f"metadata.{key}", _NOT_FINITE)
         lifted[column] = None if value is None else str(value)[:200]
-    signals = {k: values[k] for k in SIGNALS if values[k] is not None}
-    if signals:
-        meta[SIGNALS_KEY] = signals
-    meta = dict(sorted(meta.items()))  # key order must not change the content hash
+    sent = _SIGNALS_OF(values)
+    if sent.count(None) != len(SIGNALS):
+        meta[SIGNALS_KEY] = {k: v for k, v in zip(SIGNALS, sent, strict=True) if v is not None}
+    if len(meta) > 1:
+        meta = dict(sorted(meta.items()))  # key order must not change the content hash
     status = e.status
     is_timeout = e.is_timeout or status == "timeout"
     is_rate_limited = e.is_rate_limited or status == "rate_limited"
@@ -421,7 +470,7 @@ def _grouping_id(sent: str | None, meta: dict[str, Any], key: str) -> str | None
 def _hashed(values: dict[str, Any], is_timeout: bool, is_rate_limited: bool, lifted: dict[str, str | None],
             meta: dict[str, Any], client_cost: str | None) -> dict[str, Any]:
     """What the content hash covers, key for key in the order it always had."""
-    body = {name: values[name] for name in _HASHED}
+    body = dict(zip(_HASHED, _HASHED_OF(values), strict=True))
     body["is_timeout"] = is_timeout
     body["is_rate_limited"] = is_rate_limited
     body.update(lifted)
