@@ -89,3 +89,42 @@ def test_any_exception_in_one_organization_is_counted_and_the_others_run(dsn, ca
     assert totals == {"done": 3, "failed": 1}
     [line] = [r.getMessage() for r in caplog.records if failing in r.getMessage()]
     assert "test job" in line and type(error).__name__ in line and str(error.args[0]) in line
+
+
+_UNWRITABLE = """
+create function private.detect_unwritable(p_orgs uuid[], p_now timestamptz)
+returns setof private.recommendation_candidate language sql stable set search_path = '' as $$
+  -- a finding the recommendations table refuses (risk is low, medium or high), for one organization only
+  select o, 'unwritable', 'feature', 'f', 'k', 'title', 'description', 10::numeric, 1::numeric, 'method', 0.5,
+         case when o = %(bad)s::uuid then 'extreme' else 'low' end, 'low', '["step"]'::jsonb, '{}'::jsonb,
+         null::jsonb
+    from unnest(p_orgs) o
+$$
+"""
+
+
+def test_a_chunk_that_cannot_be_written_is_written_one_organization_at_a_time(dsn, caplog):
+    """The chunk's findings go in one call; when that call fails, each organization is written and committed
+    on its own, so only the organization whose findings cannot be written is rolled back, logged and counted."""
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(int(uuid.uuid4().int % 2**32))
+    bad, good = _org_with_waste(dsn, rng, now), _org_with_waste(dsn, rng, now)
+    with connect(dsn) as conn:
+        conn.execute(_UNWRITABLE.replace("%(bad)s", f"'{uuid.UUID(bad)}'"))
+        conn.execute("insert into private.detectors (category, function_name, description) "
+                     "values ('unwritable', 'private.detect_unwritable', 'a finding the table refuses for one')")
+        conn.commit()
+    try:
+        with caplog.at_level(logging.WARNING, logger="tokentra.worker"):
+            summary = recommendations.run_recommendations(dsn, now, orgs=[bad, good])
+    finally:
+        with connect(dsn) as conn:
+            conn.execute("delete from private.detectors where category = 'unwritable'")
+            conn.execute("drop function private.detect_unwritable(uuid[], timestamptz)")
+            conn.commit()
+    assert summary.endswith("1 organizations failed"), summary
+    assert _categories(dsn, good) == {"request_deduplication", "unwritable"}
+    assert _categories(dsn, bad) == set()  # rolled back whole, its other findings included
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(bad in line and "risk_is_known" in line for line in lines), lines
+    assert not any(good in line for line in lines)
