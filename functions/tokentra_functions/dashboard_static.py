@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from tokentra_core.dev_auth import local_sign_in_refusal
 from tokentra_core.settings import Settings, get_settings
@@ -22,6 +24,23 @@ __all__ = ["dashboard_config", "mount_dashboard"]
 NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>TokenTRA dashboard</title>
 <p>The dashboard is not built. In the checkout run <code>./scripts/setup</code>, or
 <code>cd dashboard &amp;&amp; npm ci &amp;&amp; npm run build</code>, then reload.</p>"""
+
+
+# Vite names every built asset after its content's hash: a name never changes content, so browsers may keep
+# it for a year without asking again. index.html names the current assets and must be revalidated each time.
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+
+
+class DashboardFiles(StaticFiles):
+    """The built app, with caching headers: hashed assets immutable, everything else revalidated."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            hashed = path.startswith("assets/")
+            response.headers["Cache-Control"] = IMMUTABLE if hashed else REVALIDATE
+        return response
 
 
 def dashboard_config(settings: Settings) -> dict[str, Any]:
@@ -50,7 +69,7 @@ def mount_dashboard(app: FastAPI) -> None:
         return JSONResponse(dashboard_config(get_settings()), headers={"Cache-Control": "no-store"})
 
     if (dist / "index.html").is_file():
-        app.mount("/dashboard", StaticFiles(directory=dist, html=True), name="dashboard")
+        app.mount("/dashboard", DashboardFiles(directory=dist, html=True), name="dashboard")
     else:
         @app.get("/dashboard/", include_in_schema=False)
         async def _not_built() -> HTMLResponse:
