@@ -6,6 +6,7 @@ import { Empty, ErrorBox, Loading } from "./components/State";
 import { useAsync } from "./components/useAsync";
 import { LiveProvider, useLive } from "./live";
 import { PAGE_MODULES } from "./pageModules";
+import { take } from "./prefetch";
 import { SignIn } from "./pages/SignIn";
 import { SessionProvider, useSession } from "./session";
 
@@ -82,7 +83,7 @@ function Shell() {
   const [session, setSession] = useState(currentSession());
   useEffect(() => onSession(setSession), []);
   const location = useLocation();
-  const me = useAsync(() => api.me(), [session?.accessToken]);
+  const me = useAsync(() => take("me", api.me), [session?.accessToken]);
   if (!session) return <Navigate to={`/signin?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
   if (me.error) return <ErrorBox error={me.error} retry={me.reload} />;
   if (!me.data) return <Loading what="your organizations" />;

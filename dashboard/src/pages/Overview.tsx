@@ -7,6 +7,7 @@ import { Async, Empty } from "../components/State";
 import { Table } from "../components/Table";
 import { useAsync } from "../components/useAsync";
 import { useLive, useLiveReload } from "../live";
+import { take } from "../prefetch";
 import { useDocumentTitle, useSession } from "../session";
 
 function Kpi({ label, value, sub, id }: { label: string; value: string; sub?: string; id: string }) {
@@ -44,7 +45,7 @@ export function Overview() {
   useDocumentTitle("Overview");
   const { org, can } = useSession();
   const live = useLive();
-  const overview = useAsync(() => api.overview(org.id), [org.id]);
+  const overview = useAsync(() => take(`overview:${org.id}`, () => api.overview(org.id)), [org.id]);
   const forecast = useAsync(
     () => (can("budgets.read") ? api.forecast(org.id) : Promise.resolve(null)),
     [org.id],
