@@ -468,11 +468,12 @@ def bench_query(
     raw_runs: Annotated[int, typer.Option(help="Timed runs of each raw aggregate.")] = 5,
     late: Annotated[int, typer.Option(help="Late events ingested before the timed refresh.")] = 10_000,
     keep: Annotated[bool, typer.Option(help="Keep the benchmark database afterwards.")] = False,
+    reuse: Annotated[bool, typer.Option(help="Time over the database a --keep run left (built if absent).")] = False,
 ) -> None:
     """Overview and 30-day breakdowns from the rollups beside raw aggregates; freshness; late refresh."""
     run = dev_tool("bench_query").run
 
-    run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep)
+    run(rows=rows, small_orgs=small_orgs, requests=requests, raw_runs=raw_runs, late=late, keep=keep, reuse=reuse)
 
 
 @bench_app.command("dashboard")

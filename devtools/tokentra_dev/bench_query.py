@@ -12,6 +12,7 @@ Prints figures; asserts nothing (targets: p95 under 20 ms, 100x raw, visible wit
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -80,6 +81,25 @@ from public.usage_records
 where org_id = %(org)s and occurred_at >= %(prev_start)s and occurred_at < %(end)s
 group by grouping sets ((1), (provider), (team), (feature), (api_key_id), (end_user_id))
 """
+
+
+# The statements the overview function runs, in its own terms (this month so far, the same days of the last).
+_MONTH = "date_trunc('month', now(), 'UTC')"
+_NEXT_DAY = "date_trunc('day', now(), 'UTC') + interval '1 day'"
+OVERVIEW_PARTS = {
+    "public.dashboard_overview (all of it)": "select public.dashboard_overview(org => %(org)s)",
+    "usage sums (days; providers, teams, features, keys)": (
+        f"select * from private.usage_overview_sums({_MONTH} - interval '1 month', {_MONTH}, {_NEXT_DAY}, %(org)s)"
+    ),
+    "top end users of the month": (
+        f"select * from private.end_user_summary({_MONTH}, {_MONTH} + interval '1 month', %(org)s, 5)"
+    ),
+    "open recommendations and alerts (counts)": (
+        "select (select count(*) from public.recommendations r where r.status in ('open', 'under_review') "
+        "and r.org_id = %(org)s), (select count(*) from public.alert_events a where a.status <> 'resolved' "
+        "and a.org_id = %(org)s)"
+    ),
+}
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -217,65 +237,110 @@ def _exact(rows_api: list[dict], rows_raw: list[dict], dim: str) -> bool:
     return api == raw
 
 
-def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, keep: bool) -> None:  # noqa: C901
-    base = get_settings().dsn
-    console.print(
-        f"[bold]bench query[/bold]: {rows:,} rows for one organization over 30 days, "
-        f"{small_orgs} smaller organizations; database {BENCH_DB} (fresh)"
-    )
-    dsn = _fresh_database(base)
-    proc = None
+def _existing(dsn: str) -> tuple[uuid.UUID, uuid.UUID, list[admin.ApiKey]] | None:
+    """The large organization, its owner and keys of a database an earlier run kept, else None."""
     try:
         with connect(dsn) as conn:
-            org = admin.create_org(conn, "bench-large")
-            user = admin.create_user(conn, f"bench-{uuid.uuid4().hex[:8]}@example.com", org.id, "owner")
-            keys = [admin.create_key(conn, org.id, name=f"key-{i}") for i in range(5)]
-            small = [admin.create_org(conn, f"bench-small-{i}") for i in range(small_orgs)]
-            small_keys = {o.id: admin.create_key(conn, o.id).id for o in small}
-            conn.commit()
-            start = datetime.now(UTC) - timedelta(days=30)
-
-            t0 = time.perf_counter()
-            _load(conn, org.id, rows, 2000, [k.id for k in keys], start, "b-", chunks=max(1, rows // 250_000))
-            small_rows = max(1000, rows // 1000)
-            for o in small:
-                _load(conn, o.id, small_rows, 50, [small_keys[o.id]], start, "s-", chunks=1)
-            loaded = rows + small_rows * small_orgs
-            load_s = time.perf_counter() - t0
-            conn.execute("analyze public.usage_records")
-            conn.commit()
-            console.print(
-                f"load        {loaded:,} rows in {load_s:.1f} s ({loaded / load_s:,.0f} rows/s), "
-                "INSERT ... SELECT generate_series into public.usage_records"
-            )
-
-            steps, refresh_s = _refresh_all(conn)
-            conn.execute("commit")
-            conn.autocommit = True
-            conn.execute(
-                "vacuum analyze private.usage_rollup_hourly, private.usage_rollup_daily, "
-                "private.usage_rollup_deltas, private.end_user_rollup_daily, "
-                "private.end_user_rollup_monthly, private.end_user_rollup_deltas"
-            )
-            counts = conn.execute(
-                "select (select count(*) from private.usage_rollup_hourly) as hourly, "
-                "(select count(*) from private.usage_rollup_daily) as daily, "
-                "(select count(*) from private.end_user_rollup_daily) as end_user_daily"
+            migrate(dsn, log=lambda *_: None)  # migrations added since it was built
+            org = conn.execute(
+                "select o.id, m.user_id from public.organizations o join public.organization_members m "
+                "on m.org_id = o.id and m.role = 'owner' where o.name = 'bench-large' "
+                "order by o.created_at desc limit 1"
             ).fetchone()
-            conn.autocommit = False
-            console.print(
-                f"refresh     {steps} steps of at most 6 h in {refresh_s:.1f} s: "
-                f"{counts['hourly']:,} hourly, "
-                f"{counts['daily']:,} daily, {counts['end_user_daily']:,} end-user daily rows"
-            )
+            if org is None:
+                return None
+            keys = [admin.create_key(conn, org["id"], name="key-reuse")]
+            conn.commit()
+            return org["id"], org["user_id"], keys
+    except psycopg.OperationalError:
+        return None
 
+
+def _build(dsn: str, rows: int, small_orgs: int) -> tuple[uuid.UUID, uuid.UUID, list[admin.ApiKey]]:
+    with connect(dsn) as conn:
+        # The load and the refresh keep one core busy for many minutes on a machine others time on.
+        pid = conn.execute("select pg_backend_pid() as pid").fetchone()["pid"]
+        _renice(pid)
+        org = admin.create_org(conn, "bench-large")
+        user = admin.create_user(conn, f"bench-{uuid.uuid4().hex[:8]}@example.com", org.id, "owner")
+        keys = [admin.create_key(conn, org.id, name=f"key-{i}") for i in range(5)]
+        small = [admin.create_org(conn, f"bench-small-{i}") for i in range(small_orgs)]
+        small_keys = {o.id: admin.create_key(conn, o.id).id for o in small}
+        conn.commit()
+        start = datetime.now(UTC) - timedelta(days=30)
+
+        t0 = time.perf_counter()
+        _load(conn, org.id, rows, 2000, [k.id for k in keys], start, "b-", chunks=max(1, rows // 250_000))
+        small_rows = max(1000, rows // 1000)
+        for o in small:
+            _load(conn, o.id, small_rows, 50, [small_keys[o.id]], start, "s-", chunks=1)
+        loaded = rows + small_rows * small_orgs
+        load_s = time.perf_counter() - t0
+        conn.execute("analyze public.usage_records")
+        conn.commit()
+        console.print(
+            f"load        {loaded:,} rows in {load_s:.1f} s ({loaded / load_s:,.0f} rows/s), "
+            "INSERT ... SELECT generate_series into public.usage_records"
+        )
+
+        steps, refresh_s = _refresh_all(conn)
+        conn.execute("commit")
+        conn.autocommit = True
+        conn.execute(
+            "vacuum analyze private.usage_rollup_hourly, private.usage_rollup_daily, "
+            "private.usage_rollup_deltas, private.end_user_rollup_daily, "
+            "private.end_user_rollup_monthly, private.end_user_rollup_deltas"
+        )
+        counts = conn.execute(
+            "select (select count(*) from private.usage_rollup_hourly) as hourly, "
+            "(select count(*) from private.usage_rollup_daily) as daily, "
+            "(select count(*) from private.end_user_rollup_daily) as end_user_daily"
+        ).fetchone()
+        conn.autocommit = False
+        console.print(
+            f"refresh     {steps} steps of at most 6 h in {refresh_s:.1f} s: "
+            f"{counts['hourly']:,} hourly, "
+            f"{counts['daily']:,} daily, {counts['end_user_daily']:,} end-user daily rows"
+        )
+    return org.id, user.id, keys
+
+
+def _renice(pid: int) -> None:
+    """Lowest CPU priority for a backend doing bulk work (a no-op where the server runs elsewhere)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    except OSError:
+        pass
+
+
+def run(  # noqa: C901
+    rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, keep: bool, reuse: bool = False
+) -> None:
+    base = get_settings().dsn
+    dsn = make_conninfo(**{**conninfo_to_dict(base), "dbname": BENCH_DB})
+    found = _existing(dsn) if reuse else None
+    if found is not None:
+        org_id, user_id, keys = found
+        with connect(dsn) as conn:
+            n = conn.execute("select count(*) as n from public.usage_records").fetchone()["n"]
+        console.print(f"[bold]bench query[/bold]: reusing {BENCH_DB} ({n:,} usage rows; built by an earlier run)")
+    else:
+        console.print(
+            f"[bold]bench query[/bold]: {rows:,} rows for one organization over 30 days, "
+            f"{small_orgs} smaller organizations; database {BENCH_DB} (fresh)"
+        )
+        dsn = _fresh_database(base)
+    proc = None
+    try:
+        if found is None:
+            org_id, user_id, keys = _build(dsn, rows, small_orgs)
         proc, url = start_functions(54400, env={"DATABASE_URL": dsn})
-        client = httpx.Client(headers={"Authorization": f"Bearer {_token(user.id)}"}, timeout=60)
+        client = httpx.Client(headers={"Authorization": f"Bearer {_token(user_id)}"}, timeout=60)
         today = datetime.now(UTC).date()
         first = today - timedelta(days=29)
-        window = {"start_date": first.isoformat(), "end_date": today.isoformat(), "org_id": str(org.id)}
+        window = {"start_date": first.isoformat(), "end_date": today.isoformat(), "org_id": str(org_id)}
         raw_window = {
-            "org": org.id,
+            "org": org_id,
             "start": datetime.combine(first, datetime.min.time(), UTC),
             "end": datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC),
         }
@@ -284,13 +349,13 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
 
         timed = {
             "overview": (
-                lambda: _get(client, f"{url}/dashboard/overview", org_id=str(org.id)),
+                lambda: _get(client, f"{url}/dashboard/overview", org_id=str(org_id)),
                 lambda: _raw_as_user(
                     dsn,
-                    user.id,
+                    user_id,
                     RAW_OVERVIEW,
                     {
-                        "org": org.id,
+                        "org": org_id,
                         "prev_start": datetime.combine(prev_start, datetime.min.time(), UTC),
                         "end": raw_window["end"],
                     },
@@ -298,11 +363,11 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
             ),
             "costs by model, 30 days": (
                 lambda: _get(client, f"{url}/costs", group_by="model", **window),
-                lambda: _raw_as_user(dsn, user.id, RAW_BREAKDOWN.format(dim="model"), raw_window),
+                lambda: _raw_as_user(dsn, user_id, RAW_BREAKDOWN.format(dim="model"), raw_window),
             ),
             "costs by feature, 30 days": (
                 lambda: _get(client, f"{url}/costs", group_by="feature", **window),
-                lambda: _raw_as_user(dsn, user.id, RAW_BREAKDOWN.format(dim="feature"), raw_window),
+                lambda: _raw_as_user(dsn, user_id, RAW_BREAKDOWN.format(dim="feature"), raw_window),
             ),
         }
         console.print(
@@ -310,13 +375,22 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
         )
         for name, (fn, raw) in timed.items():
             api_t = _time(fn, requests)
+            if raw_runs <= 0:
+                console.print(f"{name:28} {_ms(api_t):36} {'(not run: --raw-runs 0)':36}")
+                continue
             raw_t = _time(raw, raw_runs, warmup=1)
             ratio = _percentile(raw_t, 95) / _percentile(api_t, 95)
             console.print(f"{name:28} {_ms(api_t):36} {_ms(raw_t):36} {ratio:,.0f}x")
 
+        # Where the overview's time goes: each statement it runs, alone, as the same user in SQL (no HTTP).
+        console.print(f"\n{'overview, statement by statement (SQL, same user)':52} {'':36}")
+        for name, sql in OVERVIEW_PARTS.items():
+            part_t = _time(lambda sql=sql: _raw_as_user(dsn, user_id, sql, {"org": org_id}), requests // 2)
+            console.print(f"  {name:50} {_ms(part_t)}")
+
         for dim in ("model", "feature"):
             api = _get(client, f"{url}/costs", group_by=dim, **window)["data"]
-            raw = _raw_as_user(dsn, user.id, RAW_BREAKDOWN.format(dim=dim), raw_window)
+            raw = _raw_as_user(dsn, user_id, RAW_BREAKDOWN.format(dim=dim), raw_window)
             console.print(f"exact       costs by {dim} equal the raw aggregate: {_exact(api, raw, dim)}")
 
         # Freshness: from the ingest response to the first /costs answer that counts the event.
@@ -372,7 +446,7 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
         )
         for dim in ("model", "feature"):
             api = _get(client, f"{url}/costs", group_by=dim, **window)["data"]
-            raw = _raw_as_user(dsn, user.id, RAW_BREAKDOWN.format(dim=dim), raw_window)
+            raw = _raw_as_user(dsn, user_id, RAW_BREAKDOWN.format(dim=dim), raw_window)
             console.print(
                 f"exact       after the late events, costs by {dim} equal the raw aggregate: "
                 f"{_exact(api, raw, dim)}"
@@ -381,7 +455,7 @@ def run(rows: int, small_orgs: int, requests: int, raw_runs: int, late: int, kee
     finally:
         if proc is not None:
             stop_functions(proc)
-        if keep:
+        if keep or found is not None:
             console.print(f"kept database {BENCH_DB}")
         else:
             _drop_database(base)
