@@ -13,7 +13,7 @@ from ._signals import FORMAT_PARAMS
 from .feedback import _LAST
 from .tags import _TAGS, merge_tags
 
-__all__ = ["ENDPOINTS", "Endpoint", "begin"]
+__all__ = ["ENDPOINTS", "Endpoint", "ask_for_stream_usage", "begin", "snapshot"]
 
 _TERMINAL_RESPONSE_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 
@@ -43,15 +43,15 @@ def begin(provider: str, endpoint: Endpoint, kwargs: dict[str, Any], helper: boo
             tags = merge_tags(tags, call_tags)
         stream = helper or kwargs.get("stream") is True
         if stream and endpoint.name == "chat.completions":
-            _ask_for_stream_usage(kwargs)
+            ask_for_stream_usage(kwargs)
         # A shallow copy is enough to survive the usual `messages.append(reply)` after the call; an
         # iterator is left alone rather than consumed before the provider reads it.
         prompt = kwargs.get(endpoint.prompt_param)
         if type(prompt) is list:
             prompt = prompt.copy()
         elif not (prompt is None or isinstance(prompt, (str, tuple))):
-            prompt = _snapshot(prompt)
-        system = _snapshot(kwargs.get(endpoint.system_param)) if endpoint.system_param else None
+            prompt = snapshot(prompt)
+        system = snapshot(kwargs.get(endpoint.system_param)) if endpoint.system_param else None
         call = Call(provider, endpoint.name, kwargs.get("model"), stream, tags, prompt, system)
         for name in FORMAT_PARAMS[endpoint.name]:
             if name in kwargs:
@@ -64,7 +64,7 @@ def begin(provider: str, endpoint: Endpoint, kwargs: dict[str, Any], helper: boo
         return None
 
 
-def _ask_for_stream_usage(kwargs: dict[str, Any]) -> None:
+def ask_for_stream_usage(kwargs: dict[str, Any]) -> None:
     # OpenAI only reports usage in a stream when asked; an explicit include_usage from the caller wins.
     options = kwargs.get("stream_options")
     if isinstance(options, Mapping):
@@ -74,7 +74,7 @@ def _ask_for_stream_usage(kwargs: dict[str, Any]) -> None:
         kwargs["stream_options"] = {"include_usage": True}
 
 
-def _snapshot(value: Any) -> Any:
+def snapshot(value: Any) -> Any:
     if isinstance(value, list):
         return list(value)
     if isinstance(value, (str, tuple)) or value is None:

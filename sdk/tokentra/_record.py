@@ -29,43 +29,38 @@ class Call:
     """Facts about one provider call. The hot path only stores references and clock readings;
     hashing, classification and usage conversion wait for `to_event()` on the sender thread."""
 
-    __slots__ = (
-        "request_id", "provider", "endpoint", "model", "stream", "tags", "started_at", "t0",
-        "messages", "system", "response_model", "usage", "usage_delta", "service_tier", "status",
-        "error_code", "request", "latency_ns", "ttft_ns", "complete", "reservation_id", "format_param",
-        "response", "cache", "routing", "observe",
-    )
+    # No __slots__: the fields below are class-level defaults, so a new call stores only what it knows at
+    # the start (eight attributes), and the rest only when something sets them.
+    request_id: bytes | None = None  # drawn on first use (request_id_of): reading the OS's randomness is a system call
+    t0 = 0  # set by the wrapper just before the provider call, so latency excludes the SDK
+    response_model: Any = None
+    usage: Any = None
+    usage_delta: Any = None
+    service_tier: Any = None
+    status = "success"
+    error_code: str | None = None
+    request: Any = None
+    latency_ns = 0
+    ttft_ns: int | None = None
+    complete = False
+    reservation_id: str | None = None  # strict budget enforcement (budgets.py)
+    format_param: Any = None  # the request's output format parameter (_signals.FORMAT_PARAMS)
+    response: Any = None  # a finished answer, measured (never sent) on the sender thread
+    cache: dict[str, Any] | None = None  # set when TokenTRA's semantic cache answered (cache.py)
+    routing: dict[str, Any] | None = None  # the routing decision's fields (_routing_client.py)
+    # Set instead of reading the response on the caller's thread: to_event() calls it with `response`.
+    observe: Callable[[Call, Any], None] | None = None
 
     def __init__(self, provider: str, endpoint: str, model: Any, stream: bool, tags: Mapping[str, Any],
                  messages: Any, system: Any) -> None:
-        # Drawn on first use (request_id_of), not here: reading the OS's randomness is a system call.
-        self.request_id: bytes | None = None
         self.provider = provider
         self.endpoint = endpoint
         self.model = model
         self.stream = stream
         self.tags = tags
         self.started_at = time.time()
-        self.t0 = 0  # set by the wrapper just before the provider call, so latency excludes the SDK
         self.messages = messages
         self.system = system
-        self.response_model: Any = None
-        self.usage: Any = None
-        self.usage_delta: Any = None
-        self.service_tier: Any = None
-        self.status = "success"
-        self.error_code: str | None = None
-        self.request: Any = None
-        self.latency_ns = 0
-        self.ttft_ns: int | None = None
-        self.complete = False
-        self.reservation_id: str | None = None  # strict budget enforcement (budgets.py)
-        self.format_param: Any = None  # the request's output format parameter (_signals.FORMAT_PARAMS)
-        self.response: Any = None  # a finished answer, measured (never sent) on the sender thread
-        self.cache: dict[str, Any] | None = None  # set when TokenTRA's semantic cache answered (cache.py)
-        self.routing: dict[str, Any] | None = None  # the routing decision's fields (_routing_client.py)
-        # Set instead of reading the response on the caller's thread: to_event() calls it with `response`.
-        self.observe: Callable[[Call, Any], None] | None = None
 
     def to_event(self) -> dict[str, Any]:
         """The ingest event. Runs on the sender thread; prompt text is hashed here and goes no further."""

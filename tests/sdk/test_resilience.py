@@ -9,7 +9,7 @@ import pytest
 from sdk_ingest_receiver import IngestReceiver, flushed
 
 import tokentra
-from tokentra import _observe, _state
+from tokentra import _instrument, _observe, _state
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -21,6 +21,7 @@ def _boom(*args: object, **kwargs: object) -> None:
 def test_a_failure_while_starting_to_record_is_swallowed(openai_client: openai.OpenAI, sdk: IngestReceiver,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_observe, "Call", _boom)
+    monkeypatch.setattr(_instrument, "Call", _boom)  # a plainly wrapped client starts its record itself
     reply = openai_client.chat.completions.create(model="m", messages=MESSAGES, tokentra_tags={"a": "b"})
     assert reply.choices[0].message.content == "Paris."
     assert tokentra.stats()["internal_errors"] == 1
