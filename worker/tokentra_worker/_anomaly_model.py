@@ -33,6 +33,11 @@ SUSTAINED_THRESHOLD = 6.0
 SUSTAINED_NOVELTY = 1.05
 # The sustained channel averages over a twelfth of the baseline window (two hours of five-minute points).
 SUSTAIN_FRACTION = 12
+# Cycles of past a seasonal profile needs: three for the daily one (a median of three shrugs off one odd
+# day); two for the weekly one, or a young series would read its second Monday as news. A median of two
+# weeks is their mean, noisier, and the profile's significance test weighs exactly that.
+DAILY_CYCLES = 3
+WEEKLY_CYCLES = 2
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,8 @@ class Scores:
     dev: np.ndarray  # rest less its trailing median: the point channel
     sustained: np.ndarray | None  # dev's trailing mean over a short span: the sustained channel
     window: int
-    ready: int  # the first point that may be flagged: its seasonal profile is known
+    ready: int  # the first point that may be flagged: its seasonal profile and every weekday are known
+    settled: int  # the first point whose weekly profile is known (before: each weekday seen only once)
 
 
 def _centred_median(x: np.ndarray, window: int) -> np.ndarray:
@@ -86,7 +92,7 @@ def seasonal_component(x: np.ndarray, period: int | None, weekly: int | None = N
 def _profiles(x: np.ndarray, period: int | None, weekly: int | None = None) -> list[tuple[int, int, np.ndarray | None]]:
     """Spans of x with the seasonal profile each is scored with. Each day's points get the profile of the
     points strictly before that day (so a point's baseline never uses what comes after it): the median
-    per hour of the week where three weeks exist, else per phase of the day where three days exist,
+    per hour of the week where two weeks exist, else per phase of the day where three days exist,
     taken after removing a centred running median (so trends and shifts do not leak in); zeros where the
     profile explains too little to be more than noise. Before three cycles of past, nothing is known and
     the points take the first profile (they are never flagged, only compared with)."""
@@ -94,16 +100,17 @@ def _profiles(x: np.ndarray, period: int | None, weekly: int | None = None) -> l
     cycles = [c for c in (weekly, period) if c and c >= 2]
     if not cycles:
         return [(0, n, None)]
-    ready = 3 * min(cycles)
+    need = {c: WEEKLY_CYCLES * c if c == weekly else DAILY_CYCLES * c for c in cycles}
+    ready = min(need.values())
     spans: list[tuple[int, int, np.ndarray | None]] = [(0, min(ready, n), None)]
     step = min(cycles)
     # The centred running median of a prefix equals the whole series' up to half a cycle before the
     # prefix's end (each value reads only points inside the prefix), then repeats its last exact value.
-    centred = {c: _centred_median(x, c) for c in cycles if n > 3 * c}
+    centred = {c: _centred_median(x, c) for c in cycles if n > need[c]}
     for start in range(ready, n, step):
         found = None
         for c in cycles:
-            if start < 3 * c or c not in centred:
+            if start < need[c] or c not in centred:
                 continue
             last = start - c + c // 2
             trend = centred[c][:start].copy()
@@ -152,9 +159,15 @@ def scores(
     x = np.nan_to_num(np.asarray(values, dtype=float))
     window = window or max(8, min(period or 24, 168))
     cycles = [c for c in (weekly, period) if c and c >= 2]
+    ready = min(DAILY_CYCLES * c if c != weekly else WEEKLY_CYCLES * c for c in cycles) if cycles else 0
+    if weekly and weekly >= 2:
+        # Until a whole week, and a baseline window before its first point, is behind a point, some
+        # weekday has not been seen yet after the days before it: the first Monday after a quiet weekend
+        # would read as news (a daily profile cannot know it). Once seen, it is part of the past the
+        # novelty bar is set by, and from two weeks on the weekly profile explains it.
+        ready = max(ready, weekly + window)
     # Nothing is flagged before the profile is known, so what sets the log offset may come from those
     # points without any point that may be flagged seeing its own future.
-    ready = 3 * min(cycles) if cycles else 0
     head = x[: max(ready, window)]
     offset = None
     if log and len(x) and x.min() >= 0:
@@ -183,7 +196,8 @@ def scores(
     if len(dev) > 2 * k:
         sustained = np.convolve(dev, np.ones(k) / k)[: len(dev)]
         sustained[: k - 1] = np.cumsum(dev[: k - 1]) / np.arange(1, k)
-    return Scores(x, offset, season, rest, base, dev, sustained, window, ready)
+    settled = max(ready, WEEKLY_CYCLES * weekly) if weekly and weekly >= 2 else ready
+    return Scores(x, offset, season, rest, base, dev, sustained, window, ready, settled)
 
 
 def _median(a: np.ndarray) -> float:
@@ -220,6 +234,10 @@ def _firing(
         block = np.zeros(stop - start, dtype=bool)
         point = np.zeros(stop - start)
         for c, (d, threshold, novelty) in enumerate(channels):
+            if start < s.settled:
+                # Each weekday has been seen once: a sustained move's small margin presumes a past that
+                # has shown its extremes many times; against one sample it must beat it as a point does.
+                novelty = max(novelty, channels[0][2])
             if count[c]:
                 past, top, bottom = kept[c][: count[c]], high[c], low[c]
             else:
@@ -273,9 +291,10 @@ def incidents(
     min_scale: float = 0.0,
 ) -> list[Incident]:
     """Incidents of a scored series. `direction` is "up", "down" or "both"; points before `warmup`
-    (default: one baseline window), or before the seasonal profile and a window of baseline on it are
-    known, are never flagged; firing points closer than `gap` are one incident. Whether a point fires
-    depends only on the points up to it; only an incident's kind looks at the points after its run."""
+    (default: one baseline window), or before the seasonal profile is known (with a weekly cycle: before
+    a whole week and a baseline window are behind them), are never flagged; firing points closer than
+    `gap` are one incident. Whether a point fires depends only on the points up to it; only an incident's
+    kind looks at the points after its run."""
     n = len(s.x)
     if n < 8:
         return []

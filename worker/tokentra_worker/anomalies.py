@@ -15,18 +15,20 @@ import numpy as np
 from psycopg.types.json import Jsonb
 
 from tokentra_core.db import one
-from tokentra_worker._anomaly_model import detect
+from tokentra_worker._anomaly_model import Incident, detect
 from tokentra_worker._per_org import for_each_active_org
 
-__all__ = ["GRAINS", "METRICS", "detect_org", "run_anomalies"]
+__all__ = ["GRAINS", "METRICS", "detect_org", "detect_series", "run_anomalies"]
 
 log = logging.getLogger("tokentra.worker.anomalies")
 THRESHOLD = 6.0  # robust standard deviations
 
 DIMENSIONS = ("organization", "team", "project", "feature", "model", "api_key_id")
 # grain: (interval, points of history read, daily period, weekly period, minimum history, recent points)
+# An hourly series is checked from a week and a day on: the detector flags nothing before every weekday
+# has been seen once with a baseline window behind it (else the first Monday after a weekend is news).
 GRAINS = {
-    "hour": (timedelta(hours=1), 28 * 24, 24, 168, 72, 48),
+    "hour": (timedelta(hours=1), 28 * 24, 24, 168, 7 * 24 + 24, 48),
     "day": (timedelta(days=1), 91, 7, None, 21, 3),
 }
 # metric: (direction, log scale, minimum deviation in the metric's units)
@@ -85,9 +87,25 @@ def _metric_series(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def detect_series(x: np.ndarray, grain: str, metric: str) -> list[Incident]:
+    """Incidents in one series of a grain and metric, at the job's settings."""
+    period, weekly = GRAINS[grain][2], GRAINS[grain][3]
+    direction, log_scale, min_dev = METRICS[metric]
+    return detect(
+        x,
+        period,
+        weekly,
+        direction=direction,
+        log=log_scale,
+        min_scale=min_dev / THRESHOLD,
+        threshold=THRESHOLD,
+        window=min(period * 7 if grain == "day" else 24, len(x) // 2),
+    )
+
+
 def detect_org(conn, org: str, grain: str, until: datetime) -> list[dict[str, Any]]:
     """Incidents found in one organization's series ending just before `until` (a bucket boundary)."""
-    step, points, period, weekly, min_history, recent = GRAINS[grain]
+    step, points, _, _, min_history, recent = GRAINS[grain]
     since = until - step * points
     view = "usage_hourly" if grain == "hour" else "usage_daily"
     rows = conn.execute(
@@ -111,17 +129,7 @@ def detect_org(conn, org: str, grain: str, until: datetime) -> list[dict[str, An
             for k in ("cost", "requests", "errors", "tokens", "latency_sum", "latency_count")
         }
         for metric, x in _metric_series(cols).items():
-            direction, log_scale, min_dev = METRICS[metric]
-            for inc in detect(
-                x,
-                period,
-                weekly,
-                direction=direction,
-                log=log_scale,
-                min_scale=min_dev / THRESHOLD,
-                threshold=THRESHOLD,
-                window=min(period * 7 if grain == "day" else 24, len(x) // 2),
-            ):
+            for inc in detect_series(x, grain, metric):
                 if inc.end < len(x) - recent:
                     continue  # long over and recorded by earlier runs
                 actual = x[inc.start : inc.end + 1]

@@ -1,7 +1,7 @@
 -- Short history is said, not silent: the anomaly and recommendation lists carry what history they need
 -- and how much each organization has; and cost per trace or session sums raw rows over a bounded range.
 begin;
-select plan(11);
+select plan(13);
 
 insert into public.organizations (id, name) values ('00000000-0000-4000-8000-0000000ab001', 'history-a'),
                                                    ('00000000-0000-4000-8000-0000000ab002', 'history-b');
@@ -24,7 +24,8 @@ select private.refresh_usage_rollups(now(), null) is not null as refreshed;
 select tests.authenticate_as('hist_member');
 -- an empty anomaly list says why: what detection needs and how much there is
 select is(public.anomaly_list() -> 'data', '[]'::jsonb, 'no anomalies yet');
-select is((public.anomaly_list() #>> '{meta,needs,hourly_series_hours}')::int, 72, 'the list says hourly detection needs 72 hours');
+select is((public.anomaly_list() #>> '{meta,needs,hourly_series_hours}')::int, 192,
+          'the list says hourly detection needs 192 hours (every weekday seen once, with a day before it)');
 -- (the rollups keep hours: the first call counts from the start of its hour)
 select ok(((public.anomaly_list() #> '{meta,history,0}') ->> 'history_hours')::numeric between 5 and 6,
           'and the organization has 5 hours');
@@ -51,11 +52,18 @@ select throws_ok($$ select public.trace_costs(now() - interval '40 days', now())
                  'the range is bounded');
 select tests.clear_authentication();
 
--- four days later the same organization's hourly detection is ready, its daily one is not
-update public.usage_records set occurred_at = occurred_at - interval '4 days'
+-- a week later (173 hours) hourly detection still waits: some weekday has not been seen after a day
+update public.usage_records set occurred_at = occurred_at - interval '7 days'
+ where org_id = '00000000-0000-4000-8000-0000000ab001';
+select is(public.usage_history('00000000-0000-4000-8000-0000000ab001') #>> '{0,anomalies,hourly_ready}', 'false',
+          'after a week, hourly detection has not started');
+-- nine days later the same organization's hourly detection is ready, its daily one is not
+update public.usage_records set occurred_at = occurred_at - interval '2 days'
  where org_id = '00000000-0000-4000-8000-0000000ab001';
 select is(public.usage_history('00000000-0000-4000-8000-0000000ab001') #>> '{0,anomalies,hourly_ready}', 'true',
-          'after 72 hours, hourly detection is ready');
+          'after 192 hours, hourly detection is ready');
+select is(public.usage_history('00000000-0000-4000-8000-0000000ab001') #>> '{0,anomalies,daily_ready}', 'false',
+          'daily detection still needs 21 days');
 
 select * from finish();
 rollback;
