@@ -127,7 +127,8 @@ class Settings(BaseSettings):
 
     # The gateway: upstream timeouts and pool, request size, how long decrypted provider keys stay in
     # memory, the runaway-loop kill-switch (more than loop_limit calls of one prompt by one key within
-    # loop_window_seconds stop the key for block_seconds; 0 turns it off), and the usage writer.
+    # loop_window_seconds stop the key for block_seconds; 0 turns it off), and the usage writer (it waits
+    # usage_linger_seconds for more calls before each write).
     gateway_timeout_seconds: float = Field(default=600, gt=0)
     gateway_connect_timeout_seconds: float = Field(default=10, gt=0)
     gateway_max_connections: int = Field(default=1000, ge=1)
@@ -139,6 +140,7 @@ class Settings(BaseSettings):
     gateway_usage_batch: int = Field(default=500, ge=1, le=1000)
     gateway_usage_attempts: int = Field(default=8, ge=1)
     gateway_usage_retry_base_seconds: float = Field(default=0.5, gt=0)
+    gateway_usage_linger_seconds: float = Field(default=0.2, ge=0)
     # How long a call may wait for a database connection to check its policy (a burst on one budget queues).
     gateway_policy_wait_seconds: float = Field(default=120, gt=0)
     # Admission without a database round trip per call: keys' policy cached this long (changes are also

@@ -121,6 +121,8 @@ class Admission:
         self.windows: dict[UUID, dict[int, list[int]]] = defaultdict(dict)
         # (key id, prompt hash, window start) -> [synced calls, pending calls]
         self.prompts: dict[tuple[UUID, str, int], list[int]] = {}
+        self.prompts_pending: set[tuple[UUID, str, int]] = set()
+        self._pruned = time.time()
         self.used_keys: set[UUID] = set()
         self.leases: dict[tuple[Any, ...], Lease] = {}
         self.lease_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
@@ -129,6 +131,7 @@ class Admission:
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._refreshed = 0.0
+        self._used_sent = 0.0
 
     # ------------------------------------------------------------ lifecycle
     def _start(self) -> None:
@@ -220,8 +223,10 @@ class Admission:
         if prompt_hash is not None and settings.gateway_loop_limit > 0:
             width = settings.gateway_loop_window_seconds
             start = _EPOCH_2000 + int((now - _EPOCH_2000) // width) * width
-            counts = self.prompts.setdefault((key_id, prompt_hash, start), [0, 0])
+            slot = (key_id, prompt_hash, start)
+            counts = self.prompts.setdefault(slot, [0, 0])
             counts[1] += 1
+            self.prompts_pending.add(slot)
             if counts[0] + counts[1] > settings.gateway_loop_limit:
                 return "loop", settings.gateway_block_seconds
         if policy.rpm is None and policy.tpm is None:
@@ -263,8 +268,10 @@ class Admission:
 
     async def _sync_once(self, retire_all: bool = False) -> None:
         await self._retire_leases(retire_all)
-        windows, prompts = self._take_pending()
-        used, self.used_keys = self.used_keys, set()
+        windows, prompts = self._pending()
+        used: set[UUID] = set()
+        if time.time() - self._used_sent > 30:  # last_used_at is kept to the minute
+            used, self.used_keys, self._used_sent = self.used_keys, set(), time.time()
         if not windows and not prompts and not used:
             return
         try:
@@ -274,8 +281,21 @@ class Admission:
                                                  "used": [str(k) for k in used]}),))
                 totals = (await one_async(cur))["totals"]
         except BaseException:
-            self._add_pending(windows, prompts)  # sent again with the next sync
+            self.used_keys |= used  # the counts stayed pending: sent again with the next sync
             raise
+        # What was sent is in the totals now; what was counted during the round trip stays pending.
+        for row in windows:
+            w = self.windows.get(UUID(row["key_id"]), {}).get(_epoch(row["window_start"]))
+            if w is not None:
+                w[2] = max(0, w[2] - row["requests"])
+                w[3] = max(0, w[3] - row["tokens"])
+        for row in prompts:
+            slot = (UUID(row["key_id"]), row["prompt_hash"], _epoch(row["window_start"]))
+            counts = self.prompts.get(slot)
+            if counts is not None:
+                counts[1] = max(0, counts[1] - row["calls"])
+                if not counts[1]:
+                    self.prompts_pending.discard(slot)
         for row in totals["windows"]:
             w = self.windows[UUID(row["key_id"])].setdefault(_epoch(row["window_start"]), [0, 0, 0, 0])
             w[0], w[1] = row["requests"], row["tokens"]
@@ -283,9 +303,10 @@ class Admission:
             key = (UUID(row["key_id"]), row["prompt_hash"], _epoch(row["window_start"]))
             self.prompts.setdefault(key, [0, 0])[0] = row["calls"]
 
-    def _take_pending(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The counts not yet in the database (now moved out), past windows dropped. Every current window
-        of a limited key is listed at least once a second, so the answer brings the other processes' counts."""
+    def _pending(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The counts not yet in the database (they stay pending until the database has them), past windows
+        dropped. Every current window of a limited key is listed at least once a second, so the answer
+        brings the other processes' counts."""
         settings = get_settings()
         now = time.time()
         current = int(now // 60) * 60
@@ -299,30 +320,17 @@ class Admission:
             if not by_minute:
                 del self.windows[key_id]
             for minute, w in by_minute.items():
-                if not (refresh or w[2] or w[3]):
-                    continue
-                windows.append({"key_id": str(key_id), "window_start": _iso(minute), "requests": w[2],
-                                "tokens": w[3]})
-                w[2] = w[3] = 0
-        prompts: list[dict[str, Any]] = []
-        oldest = now - 2 * settings.gateway_loop_window_seconds
-        for pkey, counts in list(self.prompts.items()):
-            if pkey[2] < oldest:
+                if refresh or w[2] or w[3]:
+                    windows.append({"key_id": str(key_id), "window_start": _iso(minute), "requests": w[2],
+                                    "tokens": w[3]})
+        prompts = [{"key_id": str(k[0]), "prompt_hash": k[1], "window_start": _iso(k[2]), "calls": self.prompts[k][1]}
+                   for k in self.prompts_pending if self.prompts[k][1]]
+        if now - self._pruned > 30:  # past loop windows, now and then (one entry per distinct prompt)
+            self._pruned = now
+            oldest = now - 2 * settings.gateway_loop_window_seconds
+            for pkey in [k for k, c in self.prompts.items() if k[2] < oldest and not c[1]]:
                 del self.prompts[pkey]
-            elif counts[1]:
-                prompts.append({"key_id": str(pkey[0]), "prompt_hash": pkey[1], "window_start": _iso(pkey[2]),
-                                "calls": counts[1]})
-                counts[1] = 0
         return windows, prompts
-
-    def _add_pending(self, windows: list[dict[str, Any]], prompts: list[dict[str, Any]]) -> None:
-        for row in windows:
-            w = self.windows[UUID(row["key_id"])].setdefault(_epoch(row["window_start"]), [0, 0, 0, 0])
-            w[2] += row["requests"]
-            w[3] += row["tokens"]
-        for row in prompts:
-            self.prompts.setdefault((UUID(row["key_id"]), row["prompt_hash"], _epoch(row["window_start"])),
-                                    [0, 0])[1] += row["calls"]
 
     # ------------------------------------------------------------ prices
     async def max_cost(self, provider: str, model: str, input_tokens: int, max_tokens: int | None) -> Decimal:

@@ -1,0 +1,133 @@
+"""Admission in memory across two gateway processes: budget leases never let the processes together admit
+more than a hard budget holds, and once idle leases are handed back the budget admits exactly what fits;
+a revoked key is refused at once by processes that had it cached."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import openai
+import pytest
+from gateway_helpers import one_prompt
+
+from tokentra_cli.functions_server import free_port, start_functions
+
+IDLE_SECONDS = 2.0  # gateway_lease_idle_seconds' default, which both servers run with
+
+
+@pytest.fixture(scope="module")
+def two_gateways(dsn: str, gateway_url: str) -> Iterator[list[str]]:
+    """The tests' gateway and a second server process on the same database."""
+    proc, url = start_functions(free_port(), env={"DATABASE_URL": dsn, "TOKENTRA_GATEWAY_POLICY_WAIT_SECONDS": "900"})
+    yield [gateway_url + "/openai/v1", url + "/gateway/openai/v1"]
+    proc.terminate()
+    proc.wait(120)
+
+
+def _client(url: str, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key=key, base_url=url, max_retries=0, timeout=600)
+
+
+async def _call(client: openai.AsyncOpenAI) -> bool:
+    """True when admitted; False when refused for the budget."""
+    try:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt(), max_completion_tokens=50_000)
+    except openai.RateLimitError as exc:
+        assert exc.code == "budget_exceeded"
+        return False
+    return True
+
+
+def test_leases_across_two_processes_never_pass_the_budget_and_return_what_fits(gw, two_gateways, upstream) -> None:
+    budget = Decimal(random.choice(["0.50", "0.75", "1.00"]))
+    key = gw.key(budget=budget, period="daily")
+    upstream.app.exact_usage = True
+    upstream.app.delay = 0.3
+    try:
+        async def burst() -> list[tuple[int, bool]]:
+            clients = [_client(url, key) for url in two_gateways]
+            try:
+                which = [random.randrange(2) for _ in range(60)]
+                admitted = await asyncio.gather(*(_call(clients[w]) for w in which))
+                return list(zip(which, admitted, strict=True))
+            finally:
+                for c in clients:
+                    await c.close()
+
+        results = asyncio.run(burst())
+        rows = gw.usage(key, sum(ok for _, ok in results), timeout=60)
+        amount = rows[0]["cost_usd"]
+        fit = math.floor(budget / amount)
+        first = sum(ok for _, ok in results)
+        assert 0 < first <= fit, "together the processes never admit more than the budget holds"
+        assert {w for w, ok in results if ok} == {0, 1}, "both processes admitted calls from their leases"
+
+        # Idle leases go back to the budget; calls then take what is left, to the last call that fits.
+        time.sleep(IDLE_SECONDS + 1.0)
+
+        async def rest() -> int:
+            """Calls taking turns until both processes refuse in a row: a process may refuse while the other
+            still holds a remainder too small for a call of its own, which it hands back when it next leases."""
+            clients = [_client(url, key) for url in two_gateways]
+            more = refused_in_a_row = 0
+            try:
+                for turn in range(2 * fit + 4):
+                    if await _call(clients[turn % 2]):
+                        more += 1
+                        refused_in_a_row = 0
+                    else:
+                        refused_in_a_row += 1
+                        if refused_in_a_row == 2:
+                            break
+            finally:
+                for c in clients:
+                    await c.close()
+            return more
+
+        upstream.app.delay = 0.0
+        total = first + asyncio.run(rest())
+    finally:
+        upstream.app.delay = 0.0
+        upstream.app.exact_usage = False
+    assert total == fit, f"exactly the calls that fit were admitted ({total} of {fit} at ${amount})"
+    rows = gw.usage(key, total, timeout=60)
+    assert len(rows) == total and sum(r["cost_usd"] for r in rows) <= budget
+    calls = gw.sql("select status, amount_usd from private.budget_reservations where api_key_id = %s "
+                   "and kind = 'call'", gw.keys[key])
+    assert len(calls) == total and {c["status"] for c in calls} == {"committed"}
+    assert all(abs(c["amount_usd"] - amount) < Decimal("0.000001") for c in calls)
+    time.sleep(IDLE_SECONDS + 1.0)
+    held = gw.sql("select count(*) as n from private.budget_reservations where api_key_id = %s "
+                  "and kind = 'lease' and status = 'open' and amount_usd > 0", gw.keys[key])[0]["n"]
+    assert held == 0, "idle leases were handed back"
+
+
+def test_revocation_reaches_every_process_that_cached_the_key(gw, two_gateways) -> None:
+    key = gw.key()
+
+    async def each() -> list[object]:
+        out: list[object] = []
+        for url in two_gateways:
+            client = _client(url, key)
+            try:
+                out.append(await client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt()))
+            except openai.AuthenticationError as exc:
+                out.append(exc)
+            finally:
+                await client.close()
+        return out
+
+    assert not any(isinstance(r, Exception) for r in asyncio.run(each())), "both processes admit (and cache) it"
+    gw.sql("update public.api_keys set revoked_at = now() where id = %s", gw.keys[key])
+    started = time.monotonic()
+    while True:
+        refused = [isinstance(r, openai.AuthenticationError) for r in asyncio.run(each())]
+        if all(refused) or time.monotonic() - started > 2:
+            break
+    assert all(refused), "a revoked key is refused by every process within moments"
+    assert time.monotonic() - started < 2
