@@ -2,7 +2,7 @@
 -- its organization's partition's HNSW graph, a small one is searched exactly, and neither ever returns
 -- another organization's entry (even one sharing the partition), another scope's, or an expired one.
 begin;
-select plan(13);
+select plan(14);
 
 create function tests.nearest_vec(seed float8) returns extensions.vector
 language sql volatile set search_path = '' as $$
@@ -21,7 +21,9 @@ where satisfies_hash_partition('public.semantic_cache'::regclass, 32, (select r 
 limit 1;
 insert into public.organizations (id, name) select id, 'nearest ' || name from nearest_orgs;
 
--- A: 2,100 entries in one scope (model m, params p), 50 in another model's scope, 1 expired.
+-- A: 2,100 entries in one scope (model m, params p), 50 in another model's scope, 1 expired. Loaded
+-- before the 384 index exists (built once afterwards, faster than an insert into the graph per row).
+drop index public.semantic_cache_embedding_384_idx;
 insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, expires_at)
 select (select id from nearest_orgs where name = 'a'), case when i <= 2100 then 'm' else 'm2' end, 'p', 'local',
        tests.nearest_vec(i), md5(i::text), now() + interval '1 hour'
@@ -38,6 +40,8 @@ values ((select id from nearest_orgs where name = 'b'), 'm', 'p', 'local', (sele
         now() + interval '1 hour'),
        ((select id from nearest_orgs where name = 'a'), 'm', 'p', 'local', (select q from nearest_query), 'a-expired',
         now() - interval '1 second');
+select is(private.ensure_semantic_cache_index(384), 'semantic_cache_embedding_384_idx created',
+          'the 384 index is built again over the partitions');
 analyze public.semantic_cache;
 
 select is((select count(distinct tableoid)::int from public.semantic_cache
