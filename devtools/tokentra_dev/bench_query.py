@@ -195,6 +195,16 @@ def _raw_as_user(dsn: str, user_id: uuid.UUID, sql: str, params: dict) -> list[d
         return conn.execute(sql, params).fetchall()
 
 
+def _on_conn_as_user(conn: psycopg.Connection, user_id: uuid.UUID, sql: str, params: dict) -> list[dict]:
+    with conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"sub": str(user_id), "role": "authenticated"}),),
+        )
+        return conn.execute(sql, params).fetchall()
+
+
 def _refresh_all(conn: psycopg.Connection) -> tuple[int, float]:
     steps, t0 = 0, time.perf_counter()
     while True:
@@ -384,9 +394,10 @@ def run(  # noqa: C901
 
         # Where the overview's time goes: each statement it runs, alone, as the same user in SQL (no HTTP).
         console.print(f"\n{'overview, statement by statement (SQL, same user)':52} {'':36}")
-        for name, sql in OVERVIEW_PARTS.items():
-            part_t = _time(lambda sql=sql: _raw_as_user(dsn, user_id, sql, {"org": org_id}), requests // 2)
-            console.print(f"  {name:50} {_ms(part_t)}")
+        with connect(dsn) as conn:  # one connection, as a pooled server has: plans stay cached between calls
+            for name, sql in OVERVIEW_PARTS.items():
+                part_t = _time(lambda sql=sql: _on_conn_as_user(conn, user_id, sql, {"org": org_id}), requests // 2)
+                console.print(f"  {name:50} {_ms(part_t)}")
 
         for dim in ("model", "feature"):
             api = _get(client, f"{url}/costs", group_by=dim, **window)["data"]
