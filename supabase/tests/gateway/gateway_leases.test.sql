@@ -1,0 +1,54 @@
+-- Gateway budget leases: a lease takes at most its share of the tightest room and never less than the call
+-- at hand; the previous lease's unused part is given back in the same call; carving moves a call's amount
+-- from its lease's holds to its own, once; a retired lease closes when nothing is left in it.
+begin;
+select plan(10);
+
+insert into public.organizations (id, name) values ('00000000-0000-0000-0000-00000007e001', 'leases');
+insert into public.budgets (id, org_id, name, amount, period, hard_limit)
+values ('00000000-0000-0000-0000-00000007e0b1', '00000000-0000-0000-0000-00000007e001', 'hard', 1.00, 'daily', true);
+
+-- want $5 (more than the budget), share 0.5: half the room
+create temp table l1 as select * from private.gateway_lease('00000000-0000-0000-0000-00000007e001', null, 'openai',
+  'gpt-4o', '{}', 0.10, 5.00, 0.5, '10 minutes');
+select is((select granted from l1), 0.50::numeric, 'a lease takes at most its share of the room');
+select is((select sum(amount_usd) from private.budget_holds where budget_id = '00000000-0000-0000-0000-00000007e0b1'),
+          0.50::numeric, 'the lease holds its grant against the budget');
+
+-- a second lease for a call of $0.40: half of the $0.50 left is less than the call, so the call's own cost
+create temp table l2 as select * from private.gateway_lease('00000000-0000-0000-0000-00000007e001', null, 'openai',
+  'gpt-4o', '{}', 0.40, 5.00, 0.5, '10 minutes');
+select is((select granted from l2), 0.40::numeric, 'never less than the call at hand');
+
+-- no room for $0.20 more: refused, naming the budget
+select is((select allowed from private.gateway_lease('00000000-0000-0000-0000-00000007e001', null, 'openai',
+  'gpt-4o', '{}', 0.20, 5.00, 0.5, '10 minutes')), false, 'refused when the call does not fit');
+
+-- two calls admitted in memory against the first lease are carved out of it, once
+select is(private.gateway_carve_calls('00000000-0000-0000-0000-00000007e001', jsonb_build_array(
+  jsonb_build_object('reservation_id', '00000000-0000-0000-0000-00000007ec01', 'lease_id', (select lease_id from l1),
+                     'amount_usd', 0.10, 'provider', 'openai', 'model', 'gpt-4o'),
+  jsonb_build_object('reservation_id', '00000000-0000-0000-0000-00000007ec02', 'lease_id', (select lease_id from l1),
+                     'amount_usd', 0.10, 'provider', 'openai', 'model', 'gpt-4o'))), 2, 'two calls carved');
+select is(private.gateway_carve_calls('00000000-0000-0000-0000-00000007e001', jsonb_build_array(
+  jsonb_build_object('reservation_id', '00000000-0000-0000-0000-00000007ec01', 'lease_id', (select lease_id from l1),
+                     'amount_usd', 0.10, 'provider', 'openai', 'model', 'gpt-4o'))), 0, 'a retried carve changes nothing');
+select is((select amount_usd from private.budget_holds where reservation_id = (select lease_id from l1)),
+          0.30::numeric, 'the lease holds what is not carved');
+select is((select sum(amount_usd) from private.budget_holds where budget_id = '00000000-0000-0000-0000-00000007e0b1'),
+          0.90::numeric, 'carving moves holds and adds none');
+
+-- a new lease giving back the first lease's unused $0.20 (of its $0.30: one more call in flight): $0.30 room
+create temp table l3 as select * from private.gateway_lease('00000000-0000-0000-0000-00000007e001', null, 'openai',
+  'gpt-4o', '{}', 0.10, 5.00, 1.0, '10 minutes', (select lease_id from l1), 0.20);
+select is((select granted from l3), 0.30::numeric, 'the unused part given back counts at once');
+
+-- the call still in flight is carved: the retired first lease is then empty and closed
+select private.gateway_carve_calls('00000000-0000-0000-0000-00000007e001', jsonb_build_array(
+  jsonb_build_object('reservation_id', '00000000-0000-0000-0000-00000007ec03', 'lease_id', (select lease_id from l1),
+                     'amount_usd', 0.10, 'provider', 'openai', 'model', 'gpt-4o')));
+select is((select status from private.budget_reservations where id = (select lease_id from l1)), 'released',
+          'a retired lease closes once its last call is carved');
+
+select * from finish();
+rollback;
