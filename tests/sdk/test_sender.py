@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -251,3 +252,22 @@ def test_pack_keeps_order_and_limits(sizes: list[int], max_events: int, max_byte
         # Only a single event too large for any body may exceed the byte limit.
         assert len(encode_body(group)) <= max_bytes or len(group) == 1
         assert json.loads(encode_body(group))["events"] == [json.loads(p) for p in group]
+
+
+def test_a_call_wakes_no_thread_and_the_worker_sends_on_its_own_timer(make_sender: MakeSender,
+                                                                       ingest_receiver: IngestReceiver) -> None:
+    rng = random.Random()
+    batch = rng.randint(5, 40)
+    sender, _ = make_sender(batch_size=batch, flush_interval=0.2)
+    sender.submit(event())
+    assert ingest_receiver.arrived.wait(10)  # no flush(): the worker's own timer sent it
+    n = rng.randint(1, batch - 2)
+    for i in range(n):
+        sender.submit(event(i))
+        assert not sender._wakeup.is_set()  # below a full batch, a submit signals nothing
+    assert sender.stats()["enqueued"] == n + 1
+    deadline = time.monotonic() + 10
+    while len(ingest_receiver.events) < n + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(ingest_receiver.events) == n + 1 and sender.stats()["sent"] == n + 1
+    sender.close(timeout=5)
