@@ -74,14 +74,15 @@ class GatewayOrg:
         return row["key"]
 
     def usage(self, key: str, expect: int, timeout: float = 10.0, **where: Any) -> list[dict[str, Any]]:
-        """The usage rows of a key once `expect` of them are stored (the writer runs after the answer)."""
+        """The usage rows of a key once `expect` of them are stored (the writer runs after the answer), in the
+        order the calls started (one write may store several calls at the same received_at)."""
         deadline = time.monotonic() + timeout
         clause = "".join(f" and {k} = %s" for k in where)
         while True:
             with connect(self.dsn, autocommit=True) as conn:
                 rows = conn.execute(f"select * from public.usage_records where org_id = %s and api_key_id = %s{clause} "
-                                    "order by received_at, id", (self.org_id, self.keys[key], *where.values())
-                                    ).fetchall()
+                                    "order by occurred_at, received_at, id",
+                                    (self.org_id, self.keys[key], *where.values())).fetchall()
             if len(rows) >= expect or time.monotonic() > deadline:
                 return rows
             time.sleep(0.05)
