@@ -60,7 +60,7 @@ export function Anomalies() {
           </label>
         ))}
       </div>
-      <Async state={list} what="anomalies" isEmpty={(a) => a.length === 0} empty="No anomalies found (the detector needs about two weeks of history).">
+      <Async state={list} what="anomalies" isEmpty={(a) => a.length === 0} empty="No anomalies found (hourly detection starts after eight days of history, daily after three weeks).">
         {(rows) => (
           <>
             {selected && <Detail anomaly={selected} />}
