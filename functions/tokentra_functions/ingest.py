@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, autocommit, error, function_app
+from tokentra_functions._app import Pool, autocommit, error, function_app, json_body
 from tokentra_functions.auth import ApiKeyOrg, authenticate, presented_key
 from tokentra_functions.batch_body import BodyError, parse_batch
 from tokentra_functions.budget_enforcement import settle_budgets
@@ -19,7 +19,7 @@ from tokentra_functions.ingest_schema import (
     STAGED,
     STAGED_COLUMNS,
     Batch,
-    openapi_body,
+    IngestBatch,
     typed_events,
     validate,
     validate_typed,
@@ -174,7 +174,7 @@ def _settled(batch: Batch, stored: set[int]) -> list[dict]:
     responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
                422: {"model": ErrorBody}, 429: {"model": ErrorBody}},
     summary="Store a batch of up to 1,000 usage events",
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": openapi_body()}}}},
+    openapi_extra=json_body(IngestBatch),
 )
 async def ingest(request: Request, pool: Pool) -> JSONResponse:
     settings = get_settings()

@@ -36,7 +36,7 @@ from tokentra_functions.batch_body import Unreadable
 from tokentra_functions.models import Rejection, Short
 
 __all__ = ["ATTRIBUTION", "CHECKS", "SIGNALS", "SIGNALS_KEY", "STAGED", "STAGED_COLUMNS", "Batch", "IngestBatch",
-           "IngestEvent", "Problem", "TimeWindow", "openapi_body", "typed_events", "validate",
+           "IngestEvent", "Problem", "TimeWindow", "typed_events", "validate",
            "validate_typed"]
 
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
@@ -330,24 +330,6 @@ def _staged(batch: Batch, events: Iterable[tuple[int, IngestEvent]], now: dateti
         batch.reservations.append(event.reservation_id)
     batch.rejected.sort(key=lambda r: r.index)
     return batch
-
-
-def openapi_body() -> dict[str, Any]:
-    """IngestBatch's JSON schema with its definitions inlined, for the operation's requestBody."""
-    schema = IngestBatch.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return inline(schema)
 
 
 def _typed(items: list[Any], rejected: list[Rejection]) -> list[tuple[int, IngestEvent]]:
