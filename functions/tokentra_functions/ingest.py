@@ -71,17 +71,28 @@ async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = froze
     return key
 
 
+async def read_authorized_body(request: Request, pool: Pool) -> tuple[ApiKeyOrg, bytes] | JSONResponse:
+    """The ingest key's organization and the request's body, or the error response to send (401/429 from
+    authorize, 413 over the size limit)."""
+    key = await authorize(request, pool)
+    if isinstance(key, JSONResponse):
+        return key
+    limit = get_settings().ingest_max_bytes
+    body = await read_limited_body(request, limit)
+    if body is None:
+        return error(413, "too_large", f"a request carries at most {limit} bytes")
+    return key, body
+
+
 async def read_batch(request: Request, pool: Pool, name: str) -> tuple[ApiKeyOrg, list] | JSONResponse:
     """The key's organization and the items under `name` of a `{name: [...]}` body, or the error response
     to send (401/429 from authorize, 413 too large or too many items, 400 not JSON or nested too deep, 422
     wrong shape). An item that cannot be parsed on its own is a batch_body.Unreadable in the list."""
+    read = await read_authorized_body(request, pool)
+    if isinstance(read, JSONResponse):
+        return read
+    key, body = read
     settings = get_settings()
-    key = await authorize(request, pool)
-    if isinstance(key, JSONResponse):
-        return key
-    body = await read_limited_body(request, settings.ingest_max_bytes)
-    if body is None:
-        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
     try:
         items = parse_batch(body, name)
     except BodyError as exc:
@@ -177,13 +188,11 @@ def _settled(batch: Batch, stored: set[int]) -> list[dict]:
     openapi_extra=json_body(IngestBatch),
 )
 async def ingest(request: Request, pool: Pool) -> JSONResponse:
+    read = await read_authorized_body(request, pool)
+    if isinstance(read, JSONResponse):
+        return read
+    key, body = read
     settings = get_settings()
-    key = await authorize(request, pool)
-    if isinstance(key, JSONResponse):
-        return key
-    body = await read_limited_body(request, settings.ingest_max_bytes)
-    if body is None:
-        return error(413, "too_large", f"a request carries at most {settings.ingest_max_bytes} bytes")
     # Well-formed batches, the usual case, are read and typed in one pass; any other body is taken apart
     # so that each bad event is named and costs only itself.
     events = typed_events(body)
