@@ -343,7 +343,7 @@ def serve(
     uvicorn.run("tokentra_cli.serve_app:app", host=host, port=port, log_level="warning", workers=workers,
                 # 431 for oversized headers; no access log of the server's own (it quotes query strings):
                 # serve_app logs method, path, status and time instead.
-                http="tokentra_functions._http:H11Protocol", access_log=False)
+                http="tokentra_functions._http:HttpToolsProtocol", access_log=False)
 
 
 @app.command("demo")

@@ -29,7 +29,7 @@ def start_functions(port: int, env: dict[str, str] | None = None, log: IO | None
         [sys.executable, "-m", "uvicorn", "tokentra_functions.app:app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", log_level, "--workers", str(workers),
          # 431 for oversized headers; no access log of the server's own (it quotes query strings: values).
-         "--http", "tokentra_functions._http:H11Protocol", "--no-access-log"],
+         "--http", "tokentra_functions._http:HttpToolsProtocol", "--no-access-log"],
         env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT if log else None,
     )
     url = f"http://127.0.0.1:{port}/functions/v1"

@@ -134,7 +134,7 @@ def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
     # The floor: the same server stack and HTTP client forwarding without any policy (whole calls only).
     floor_proc, floor_url = _start_upstream("tokentra_dev.testing.passthrough:app",
                                             {"TOKENTRA_PASSTHROUGH_UPSTREAM": upstream},
-                                            ("--http", "tokentra_functions._http:H11Protocol"))
+                                            ("--http", "tokentra_functions._http:HttpToolsProtocol"))
     targets = {
         "direct": (upstream + "/v1/chat/completions", {"authorization": f"Bearer {PROVIDER_KEY}"}),
         "gateway": (functions_url + "/gateway/openai/v1/chat/completions", {"authorization": f"Bearer {key}"}),

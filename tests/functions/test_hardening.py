@@ -8,6 +8,7 @@ import csv
 import io
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from fastapi import APIRouter
 from org_fixtures import Org, add_usage, make_org
 from tokentra_cli.functions_server import free_port
 from tokentra_functions._app import function_app
+from tokentra_functions._http import HEAD_LIMIT
 
 # (method, path, auth kind, request keyword arguments, the field the answer must name)
 POISON = [
@@ -92,6 +94,41 @@ def test_oversized_headers_get_431_not_a_reset(functions_url: str, size: int) ->
     assert r.status_code == 431 and r.json()["error"] == "headers_too_large"
 
 
+def _raw_exchange(url: str, chunks: list[bytes]) -> bytes:
+    """Send a request in the given pieces over one socket and read until the server closes it."""
+    parts = httpx.URL(url)
+    with socket.create_connection((parts.host, parts.port), timeout=10) as sock:
+        for chunk in chunks:
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    return answer
+
+
+@pytest.mark.parametrize("piece", [7, 1000, 70_000])
+def test_a_head_past_the_limit_gets_431_however_it_is_split(functions_url: str, piece: int) -> None:
+    rng = random.Random(piece)
+    head = (f"GET {httpx.URL(functions_url).path}/costs HTTP/1.1\r\nHost: x\r\n"
+            + "".join(f"X-Filler-{i}: {'v' * rng.randrange(50, 400)}\r\n" for i in range(120)) + "\r\n").encode()
+    assert len(head) > HEAD_LIMIT
+    answer = _raw_exchange(functions_url, [head[i:i + piece] for i in range(0, len(head), piece)])
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b'"headers_too_large"' in answer
+
+
+def test_a_head_under_the_limit_and_a_large_body_are_served(functions_url: str, org: Org) -> None:
+    filler = {f"x-filler-{i}": "v" * 100 for i in range((HEAD_LIMIT - 2_000) // 120)}
+    at = datetime.now(UTC).isoformat()
+    events = [{"request_id": f"big-{i}", "timestamp": at, "provider": "openai", "model": "gpt-4o-mini",
+               "input_tokens": 10, "output_tokens": 5, "metadata": {"pad": "p" * 900}} for i in range(300)]
+    r = httpx.post(f"{functions_url}/ingest", headers={**_auth(org, "key"), **filler}, json={"events": events},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 300, r.text[:500]
+
+
 def test_csv_text_cells_cannot_start_a_formula(functions_url: str, dsn: str, org: Org) -> None:
     rng = random.Random(11)
     hostile = ["=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1)", "+1+1", "-2+3", "\tcmd", "\rcmd"]
@@ -136,7 +173,7 @@ def boom_url() -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(function_app(router), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", http="tokentra_functions._http:H11Protocol",
+                                           lifespan="off", http="tokentra_functions._http:HttpToolsProtocol",
                                            access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
