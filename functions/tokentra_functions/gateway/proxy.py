@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 
@@ -49,7 +49,7 @@ _tasks: set[asyncio.Task[None]] = set()  # stream pumps outliving their client
 @dataclass(slots=True)
 class Call:
     pool: AsyncConnectionPool[AsyncConn]
-    client: httpx.AsyncClient
+    session: aiohttp.ClientSession
     recorder: UsageRecorder
     admission: Admission
     key: VirtualKey
@@ -73,7 +73,7 @@ class Call:
     # ------------------------------------------------------------ attempts
     async def run(self) -> Response:
         candidates = [self.decision.model, *self.decision.fallbacks]
-        failure: tuple[str, httpx.Response | None, bytes] | None = None
+        failure: tuple[str, aiohttp.ClientResponse | None, bytes] | None = None
         for index, model in enumerate(candidates):
             last = index == len(candidates) - 1
             if index:
@@ -84,23 +84,21 @@ class Call:
                     self._record_attempts()
                     return refusal.response(self.provider)  # type: ignore[arg-type]
             try:
-                response = await self.client.send(self._request(model), stream=True)
-            except httpx.TimeoutException:
+                response = await self._send(model)
+                if self.facts.stream and response.status == 200:
+                    return self._stream(model, response)
+                try:
+                    content = await response.read()
+                finally:
+                    response.release()  # back to the pool once read to its end, closed otherwise
+            except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors too
                 failure = ("timeout", None, b"")
-            except httpx.TransportError:
+            except aiohttp.ClientError:
                 failure = ("unreachable", None, b"")
             else:
-                if response.status_code in FALLBACK_STATUSES and not last:
-                    content = await response.aread()
-                    await response.aclose()
-                    failure = (str(response.status_code), response, content)
-                elif self.facts.stream and response.status_code == 200:
-                    return self._stream(model, response)
+                if response.status in FALLBACK_STATUSES and not last:
+                    failure = (str(response.status), response, content)
                 else:
-                    try:
-                        content = await response.aread()
-                    finally:
-                        await response.aclose()
                     return self._answer(model, response, content)
             self._attempt_failed(model, failure[0])
         # Every candidate failed before an answer: the last provider error as the provider sent it, or ours.
@@ -125,7 +123,8 @@ class Call:
             self.key.org_id, self.key.key_id, self.provider, model, self.facts.input_tokens_bound,
             self.facts.max_output_tokens, budget_attribution(self.attribution))
 
-    def _request(self, model: str) -> httpx.Request:
+    async def _send(self, model: str) -> aiohttp.ClientResponse:
+        """The attempt's request; the answer's headers are in, its body is not read yet."""
         body = self.raw
         inject = self.endpoint == CHAT and self.facts.stream and not self.facts.asked_stream_usage
         if model != self.facts.model or inject:
@@ -135,7 +134,7 @@ class Call:
                 payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             body = json.dumps(payload, separators=(",", ":")).encode()
         url = self.upstream.base_url + (self.path if self.provider == "openai" else "/v1" + self.path)
-        return self.client.build_request("POST", url, content=body, headers=self.headers)
+        return await self.session.post(url, data=body, headers=self.headers, allow_redirects=False)
 
     def _attempt_failed(self, model: str, cause: str) -> None:
         metrics.FALLBACKS.labels(self.provider, cause).inc()
@@ -143,10 +142,10 @@ class Call:
                               "latency_ms": round((time.perf_counter() - self.started) * 1000)})
 
     # ------------------------------------------------------------ answers
-    def _answer(self, model: str, response: httpx.Response, content: bytes) -> Response:
+    def _answer(self, model: str, response: aiohttp.ClientResponse, content: bytes) -> Response:
         raw_usage = served = tier = None
         error_code = None
-        if response.status_code == 200:
+        if response.status == 200:
             try:
                 payload = json.loads(content)
             except ValueError:
@@ -157,15 +156,15 @@ class Call:
                     gateway_cache.store_later(self.pool, self.key.org_id, self.provider, model, self.body, payload,
                                               tokens(self.endpoint, raw_usage), self.facts.task_type)
         else:
-            error_code = _error_code(content) or str(response.status_code)
-        status = _status(response.status_code)
+            error_code = _error_code(content) or str(response.status)
+        status = _status(response.status)
         self._record(model, served, raw_usage, tier, status, error_code, ttft_ms=None)
-        metrics.REQUESTS.labels(self.provider, self.endpoint, str(response.status_code)).inc()
+        metrics.REQUESTS.labels(self.provider, self.endpoint, str(response.status)).inc()
         metrics.LATENCY.labels(self.provider, self.endpoint).observe(time.perf_counter() - self.started)
-        return Response(content=content, status_code=response.status_code,
-                        headers={**_pass_back(response), **self._our_headers(model)})
+        return Response(content=content, status_code=response.status,
+                        headers={**pass_back(response), **self._our_headers(model)})
 
-    def _stream(self, model: str, response: httpx.Response) -> StreamingResponse:
+    def _stream(self, model: str, response: aiohttp.ClientResponse) -> StreamingResponse:
         strip = self.endpoint == CHAT and not self.facts.asked_stream_usage
         pump = _Pump(self, model, response, StreamTap(self.endpoint, strip))
         task = asyncio.get_running_loop().create_task(pump.run(), name="gateway-stream")
@@ -173,7 +172,7 @@ class Call:
         task.add_done_callback(_tasks.discard)
         metrics.REQUESTS.labels(self.provider, self.endpoint, "200").inc()
         return StreamingResponse(pump.body(), status_code=200,
-                                 headers={**_pass_back(response), **self._our_headers(model)})
+                                 headers={**pass_back(response), **self._our_headers(model)})
 
     def _our_headers(self, model: str) -> dict[str, str]:
         headers = {"x-tokentra-request-id": self.request_id, "x-tokentra-model": model}
@@ -235,7 +234,7 @@ class _Pump:
     """Reads the provider's stream to its end whatever the client does, passing events on while the
     client listens; records the usage when the provider is done."""
 
-    def __init__(self, call: Call, model: str, response: httpx.Response, tap: StreamTap) -> None:
+    def __init__(self, call: Call, model: str, response: aiohttp.ClientResponse, tap: StreamTap) -> None:
         self.call, self.model, self.response, self.tap = call, model, response, tap
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.listening = True
@@ -244,7 +243,7 @@ class _Pump:
     async def run(self) -> None:
         status, error_code = "success", None
         try:
-            async for chunk in self.response.aiter_raw():
+            async for chunk in self.response.content.iter_any():
                 out = self.tap.feed(chunk)
                 if out:
                     if self.first_byte is None:
@@ -254,12 +253,12 @@ class _Pump:
             rest = self.tap.close()
             if rest and self.listening:
                 self.queue.put_nowait(rest)
-        except httpx.TimeoutException:
+        except TimeoutError:
             status, error_code = "timeout", "stream_timeout"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             status, error_code = "error", type(exc).__name__
         finally:
-            await self.response.aclose()
+            self.response.release()  # back to the pool once read to its end, closed otherwise
             self.queue.put_nowait(None)
             if self.tap.error and status == "success":
                 status, error_code = "error", self.tap.error
@@ -278,9 +277,14 @@ class _Pump:
             self.listening = False
 
 
-def _pass_back(response: httpx.Response) -> dict[str, str]:
-    return {name: value for name, value in response.headers.items()
-            if name in PASS_BACK or name.startswith(PASS_BACK_PREFIXES)}
+def pass_back(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """The provider's headers the client gets (aiohttp keeps names as the provider spelled them)."""
+    out = {}
+    for name, value in response.headers.items():
+        lower = name.lower()
+        if lower in PASS_BACK or lower.startswith(PASS_BACK_PREFIXES):
+            out[lower] = value
+    return out
 
 
 def _status(code: int) -> str:
@@ -319,4 +323,4 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["Call", "MESSAGES", "now_utc", "upstream_headers"]
+__all__ = ["Call", "MESSAGES", "now_utc", "pass_back", "upstream_headers"]
