@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     ingest_max_events: int = 1000
     ingest_max_bytes: int = 1024 * 1024
     retention_days: int = 400
+    # API keys verified in the database are served from memory this long by endpoints that make no other
+    # round trip (POST /route); changes are announced on the keys' LISTEN channel and apply at once. 0: off.
+    api_key_cache_seconds: float = Field(default=10, ge=0)
 
     # The worker: job leases, and retries of a failed run with exponential backoff.
     worker_lease_seconds: float = Field(default=60, gt=0)
