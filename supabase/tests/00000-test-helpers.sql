@@ -104,9 +104,9 @@ begin
                                      upper_80, lower_95, upper_95, method)
   values (org, budget, date_trunc('month', now()), date_trunc('month', now()) + interval '1 month', 1, 2, 1.5, 2.5,
           1.2, 3, 'test');
-  insert into public.semantic_cache (org_id, model, embedding_model, embedding, prompt_hash, response)
+  insert into public.semantic_cache (org_id, model, embedding_model, embedding, prompt_hash, response, scope_key)
   values (org, 'gpt-4o', 'text-embedding-3-small', array_fill(0.1, array[1536])::extensions.vector,
-          'hash-' || tag, '{}');
+          'hash-' || tag, '{}', private.cache_scope_key(org, 'gpt-4o', '', '', ''));
   insert into public.semantic_cache_settings (org_id, enabled, store_responses) values (org, true, false);
   insert into public.semantic_cache_stats (org_id, hour, model, lookups, misses)
   values (org, date_trunc('hour', now(), 'UTC'), 'gpt-4o', 1, 1);

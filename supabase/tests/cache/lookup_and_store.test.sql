@@ -127,10 +127,11 @@ select is((select sum(hits)::int from private.semantic_cache_entry_hits where or
 
 -- a scope of more than 2,000 entries is searched through the HNSW index, and still finds the neighbour
 insert into public.semantic_cache (org_id, model, params_hash, system_prompt_hash, embedding_model, embedding, prompt_hash,
-                                   response, expires_at, guard_key)
+                                   response, expires_at, guard_key, scope_key)
 select '00000000-0000-0000-0000-00000000ca01', 'gpt-4o', 'params', 'sys', 'local',
        extensions.l2_normalize(array(select random() - 0.5 + i * 0 from generate_series(1, 384))::extensions.vector),
-       md5(i::text) || md5('x' || i), '{"answer": "random"}', now() + interval '1 hour', 'g'
+       md5(i::text) || md5('x' || i), '{"answer": "random"}', now() + interval '1 hour', 'g',
+       private.cache_scope_key('00000000-0000-0000-0000-00000000ca01', 'gpt-4o', 'params', 'sys', '')
 from generate_series(1, 2100) i;
 select is((select response ->> 'answer' from tests.cache_get('00000000-0000-0000-0000-00000000ca01', 'capital of france',
            tests.cache_vec(1, 2, 0.1), 'g', null, null, 'gpt-4o', 'params', 'sys', '{merit+}', '{capital, france}')),

@@ -1,51 +1,67 @@
--- The semantic cache's nearest-entry search over the partitioned table: a scope above 2,000 entries walks
--- its organization's partition's HNSW graph, a small one is searched exactly, and neither ever returns
--- another organization's entry (even one sharing the partition), another scope's, or an expired one.
+-- The semantic cache's nearest-entry search over the table partitioned by scope: a scope above 2,000
+-- entries walks its partition's HNSW graph, a small one is searched exactly, and neither ever returns
+-- another organization's entry (even one whose scope shares the partition), another scope's, or an expired
+-- one. An entry's partition key must be its scope's.
 begin;
-select plan(14);
+select plan(16);
 
 create function tests.nearest_vec(seed float8) returns extensions.vector
 language sql volatile set search_path = '' as $$
   select extensions.l2_normalize(array(select random() - 0.5 + seed * 0 from generate_series(1, 384))::extensions.vector)
 $$;
 
--- Organization A, and B chosen to land in A's partition, so only the filter keeps B out of A's walk.
+-- Organization A, and B chosen so that its scope (model m, params p) lands in the partition of A's, so
+-- only the filter keeps B out of A's walk.
 create temporary table nearest_orgs (name text primary key, id uuid not null);
 insert into nearest_orgs values ('a', gen_random_uuid());
 create temporary table nearest_partition as
-select r from generate_series(0, 31) r
-where satisfies_hash_partition('public.semantic_cache'::regclass, 32, r, (select id from nearest_orgs where name = 'a'));
+select r from generate_series(0, 127) r
+where satisfies_hash_partition('public.semantic_cache'::regclass, 128, r,
+                               private.cache_scope_key((select id from nearest_orgs where name = 'a'), 'm', 'p', '', ''));
 insert into nearest_orgs
-select 'b', u from (select gen_random_uuid() u from generate_series(1, 2000)) g
-where satisfies_hash_partition('public.semantic_cache'::regclass, 32, (select r from nearest_partition), u)
+select 'b', u from (select gen_random_uuid() u from generate_series(1, 20000)) g
+where satisfies_hash_partition('public.semantic_cache'::regclass, 128, (select r from nearest_partition),
+                               private.cache_scope_key(u, 'm', 'p', '', ''))
 limit 1;
 insert into public.organizations (id, name) select id, 'nearest ' || name from nearest_orgs;
 
 -- A: 2,100 entries in one scope (model m, params p), 50 in another model's scope, 1 expired. Loaded
 -- before the 384 index exists (built once afterwards, faster than an insert into the graph per row).
 drop index public.semantic_cache_embedding_384_idx;
-insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, expires_at)
-select (select id from nearest_orgs where name = 'a'), case when i <= 2100 then 'm' else 'm2' end, 'p', 'local',
-       tests.nearest_vec(i), md5(i::text), now() + interval '1 hour'
-from generate_series(1, 2150) i;
+insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, expires_at,
+                                   scope_key)
+select a, model, 'p', 'local', tests.nearest_vec(i), md5(i::text), now() + interval '1 hour',
+       private.cache_scope_key(a, model, 'p', '', '')
+from generate_series(1, 2150) i,
+     lateral (select (select id from nearest_orgs where name = 'a') a,
+                     case when i <= 2100 then 'm' else 'm2' end model) s;
 create temporary table nearest_query as
 select embedding as q from public.semantic_cache
 where org_id = (select id from nearest_orgs where name = 'a') and model = 'm' and prompt_hash = md5('7');
 -- B holds the query's exact vector in the same model and parameters; A's other model holds it too;
 -- A's expired entry is the query itself.
-insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, expires_at)
-values ((select id from nearest_orgs where name = 'b'), 'm', 'p', 'local', (select q from nearest_query), 'b-same',
-        now() + interval '1 hour'),
-       ((select id from nearest_orgs where name = 'a'), 'm2', 'p', 'local', (select q from nearest_query), 'a-other-model',
-        now() + interval '1 hour'),
-       ((select id from nearest_orgs where name = 'a'), 'm', 'p', 'local', (select q from nearest_query), 'a-expired',
-        now() - interval '1 second');
+insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, expires_at,
+                                   scope_key)
+select org_id, model, 'p', 'local', (select q from nearest_query), prompt_hash, expires_at,
+       private.cache_scope_key(org_id, model, 'p', '', '')
+from (values ((select id from nearest_orgs where name = 'b'), 'm', 'b-same', now() + interval '1 hour'),
+             ((select id from nearest_orgs where name = 'a'), 'm2', 'a-other-model', now() + interval '1 hour'),
+             ((select id from nearest_orgs where name = 'a'), 'm', 'a-expired', now() - interval '1 second'))
+     v (org_id, model, prompt_hash, expires_at);
 select is(private.ensure_semantic_cache_index(384), 'semantic_cache_embedding_384_idx created',
           'the 384 index is built again over the partitions');
 analyze public.semantic_cache;
 
 select is((select count(distinct tableoid)::int from public.semantic_cache
-           where org_id in (select id from nearest_orgs)), 1, 'the two organizations share a partition');
+           where org_id in (select id from nearest_orgs) and model = 'm'), 1,
+          'the two organizations'' scopes share a partition');
+select throws_ok($$insert into public.semantic_cache (org_id, model, params_hash, embedding_model, prompt_hash, scope_key)
+                   values ((select id from nearest_orgs where name = 'a'), 'm', 'p', 'local', 'wrong-key',
+                           private.cache_scope_key((select id from nearest_orgs where name = 'a'), 'm', 'other', '', ''))$$,
+                 '23514', null, 'an entry whose partition key is not its scope''s is refused');
+select throws_ok($$insert into public.semantic_cache (org_id, model, params_hash, embedding_model, prompt_hash)
+                   values ((select id from nearest_orgs where name = 'a'), 'm', 'p', 'local', 'no-key')$$,
+                 '23502', null, 'an entry without a partition key is refused');
 
 create temporary table nearest_large as
 select n.*, c.org_id, c.model, c.prompt_hash, c.expires_at
@@ -90,7 +106,7 @@ select throws_ok($$select * from private.cache_nearest(gen_random_uuid(), 'm', '
 -- partitions are reached only through the table, whose policies apply
 select tests.create_user('nearest_user');
 select tests.authenticate_as('nearest_user');
-select throws_ok($$select count(*) from public.semantic_cache_p00$$, '42501', null,
+select throws_ok($$select count(*) from public.semantic_cache_p000$$, '42501', null,
                  'a signed-in user cannot read a partition directly');
 
 select * from finish();
