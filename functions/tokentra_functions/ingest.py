@@ -9,10 +9,9 @@ from weakref import WeakKeyDictionary
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, autocommit, error, function_app, json_body
-from tokentra_functions.auth import ApiKeyOrg, authenticate, presented_key
+from tokentra_functions.auth import ApiKeyOrg, authorize
 from tokentra_functions.batch_body import BodyError, parse_batch
 from tokentra_functions.budget_enforcement import settle_budgets
 from tokentra_functions.ingest_schema import (
@@ -28,7 +27,6 @@ from tokentra_functions.models import ErrorBody, IngestResult, Rejection
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("tokentra.ingest")
-UNAUTHORIZED = {"error": "unauthorized", "message": "a valid API key is required"}
 # Created and dropped inside the ingest transaction: nothing outlives it, as a transaction pooler requires.
 _STAGE = (f"create temp table ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
           "on commit drop")
@@ -52,23 +50,6 @@ async def read_limited_body(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
-
-
-async def authorize(request: Request, pool: Pool, scopes: frozenset[str] = frozenset({"ingest"})
-                    ) -> ApiKeyOrg | JSONResponse:
-    """The key's organization, or the 401/429 response to send instead (401 too for a key with none of
-    the scopes)."""
-    async with autocommit(pool) as conn:
-        key = await authenticate(conn, presented_key(request))
-        if key is None or not scopes & set(key.scopes):
-            return JSONResponse(UNAUTHORIZED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        cur = await conn.execute("select * from private.take_rate_limit(%s, %s)",
-                                 (key.key_id, key.rate_limit_per_minute))
-        limit = await one_async(cur)  # the counter's upsert answers one row
-    if not limit["allowed"]:
-        return error(429, "rate_limited", "the API key's request rate limit is exceeded",
-                     {"Retry-After": str(max(1, limit["retry_after"]))})
-    return key
 
 
 async def read_authorized_body(request: Request, pool: Pool) -> tuple[ApiKeyOrg, bytes] | JSONResponse:

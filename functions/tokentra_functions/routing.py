@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra.routing import RouteRequest, Snapshot, decide
 from tokentra_functions._app import Pool, error, function_app
-from tokentra_functions.auth import ApiKeyOrg
+from tokentra_functions.auth import ApiKeyOrg, authorize
 from tokentra_functions.models import ErrorBody
 
 __all__ = ["RouteBody", "app", "router"]
@@ -154,8 +154,6 @@ async def _refresh(pool: Pool, org: str) -> None:
 
 
 async def _key(request: Request, pool: Pool) -> ApiKeyOrg | JSONResponse:
-    from tokentra_functions.ingest import authorize
-
     return await authorize(request, pool, SCOPES)
 
 
@@ -215,29 +213,36 @@ async def route_snapshot(request: Request, pool: Pool) -> Response:
     openapi_extra={"requestBody": {"required": True,
                                    "content": {"application/json": {"schema": RouteBody.model_json_schema()}}}},
 )
-async def route(request: Request, pool: Pool) -> JSONResponse:
+async def route(request: Request) -> Response:
     from tokentra_functions.ingest import read_limited_body
 
-    key = await _key(request, pool)
+    pool = request.app.state.pool  # not a dependency: resolving one costs more than the decision
+    # A key verified in the last seconds answers from memory (revocations reach it by notification): the
+    # rate counter is then this endpoint's only database round trip.
+    key = await authorize(request, pool, SCOPES, cached=True)
     if isinstance(key, JSONResponse):
         return key
     raw = await read_limited_body(request, MAX_BODY)
     if raw is None:
         return error(413, "too_large", f"a request carries at most {MAX_BODY} bytes")
     try:
-        parsed = RouteBody.model_validate(json.loads(raw or b"{}"))
+        # pydantic's own JSON parser: no dict step, and no RecursionError on a deeply nested body.
+        parsed = RouteBody.model_validate_json(raw or b"{}")
         wanted = parsed.to_request()
     except ValidationError as exc:
         first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            return error(400, "not_json", "the body is not valid JSON")
         field = ".".join(str(p) for p in first["loc"]) or "body"
         return error(422, "invalid_request", f"{field}: {first['msg']}")
-    except ValueError as exc:  # not JSON, or RouteRequest's own checks (their message starts with the field)
-        if isinstance(exc, json.JSONDecodeError):
-            return error(400, "not_json", "the body is not valid JSON")
+    except ValueError as exc:  # RouteRequest's own checks (their message starts with the field)
         return error(422, "invalid_request", str(exc))
     snapshot = await snapshot_for(pool, str(key.org_id))
     decision = decide(wanted, snapshot)
-    return JSONResponse({**decision.to_dict(), "snapshot_generated_at": snapshot.generated_at})
+    # Serialised once, here: a JSONResponse would do the same, this skips its extra checks.
+    body = json.dumps({**decision.to_dict(), "snapshot_generated_at": snapshot.generated_at},
+                      separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, media_type="application/json")
 
 
 app = function_app(router)

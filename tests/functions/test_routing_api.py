@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from tokentra_cli import admin
 from tokentra_core.db import connect
 
 
@@ -95,6 +97,9 @@ def test_route_refuses_bad_keys_and_bodies_without_a_500(functions_url, tenant):
     assert call("POST", f"{functions_url}/route", "tt_live_" + "x" * 43, json={"model": "x"}).status_code == 401
     assert call("POST", f"{functions_url}/route", tenant.key, content=b"{nope").status_code == 400
     assert call("POST", f"{functions_url}/route", tenant.key, content=b"[" * 20000).status_code == 413
+    nested = random.randint(2000, 7000)  # under the size limit, deeper than a recursive parser goes
+    deep = call("POST", f"{functions_url}/route", tenant.key, content=b"[" * nested + b"]" * nested)
+    assert deep.status_code in (400, 422) and deep.json()["error"] in ("not_json", "invalid_request"), deep.text
     assert call("GET", f"{functions_url}/models", None).status_code == 401
 
 
@@ -117,3 +122,61 @@ def test_openapi_documents_the_route_body(functions_url):
     schema = doc["paths"]["/functions/v1/route"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"model", "strategy", "quality_floor", "task_type"} <= set(schema["properties"])
     assert "/functions/v1/models" in doc["paths"]
+
+
+def refused_within(url: str, key: str, within: float = 2.0) -> float:
+    """Seconds until POST /route answers the key 401: a change to a key reaches each server process's key
+    cache by a notification, moments after the statement that made it commits."""
+    started = time.monotonic()
+    while True:
+        r = call("POST", url, key, json={"model": "gpt-4o"})
+        if r.status_code == 401:
+            return time.monotonic() - started
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - started < within, f"the key still routed {within} s after the change"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("change", [
+    "update public.api_keys set revoked_at = now() where id = %s",
+    "update public.api_keys set expires_at = now() - interval '1 second' where id = %s",
+    "update public.api_keys set scopes = '{budgets}' where id = %s",  # no scope /route accepts
+    "delete from public.api_keys where id = %s",
+])
+def test_route_refuses_a_changed_key_within_moments(functions_url, dsn, change):
+    """/route serves verified keys from memory; a revoked, expired, re-scoped or deleted key is refused
+    within 2 s all the same (the cache's own bound is longer), and from then on."""
+    with connect(dsn, autocommit=True) as conn:
+        org = admin.create_org(conn, f"test-{uuid.uuid4().hex[:8]}")
+        key, other = admin.create_key(conn, org.id), admin.create_key(conn, org.id, name="other")
+    url = f"{functions_url}/route"
+    for _ in range(random.randint(2, 6)):  # verified once, then served from the cache
+        assert call("POST", url, key.key, json={"model": "gpt-4o"}).status_code == 200
+        assert call("POST", url, other.key, json={"model": "gpt-4o"}).status_code == 200
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute(change, (key.id,))
+    refused_within(url, key.key)
+    for _ in range(random.randint(2, 6)):
+        assert call("POST", url, key.key, json={"model": "gpt-4o"}).status_code == 401
+    # the organization's other key is untouched
+    assert call("POST", url, other.key, json={"model": "gpt-4o"}).status_code == 200
+
+
+def test_route_serves_a_verified_key_from_memory_until_a_change_is_announced(functions_url, dsn):
+    """What makes /route fast is that a verified key is not read again per request; what keeps it safe is
+    the announcement. With the trigger bypassed, the revoked key still routes (served from memory, for at
+    most api_key_cache_seconds); once the change is announced as the trigger would, it is refused."""
+    with connect(dsn, autocommit=True) as conn:
+        org = admin.create_org(conn, f"test-{uuid.uuid4().hex[:8]}")
+        key = admin.create_key(conn, org.id)
+    url = f"{functions_url}/route"
+    for _ in range(5):  # the listener starts with the first cached request; from then on keys are kept
+        assert call("POST", url, key.key, json={"model": "gpt-4o"}).status_code == 200
+        time.sleep(0.1)
+    with connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("set local session_replication_role = replica")  # ordinary triggers do not fire
+        conn.execute("update public.api_keys set revoked_at = now() where id = %s", (key.id,))
+    assert call("POST", url, key.key, json={"model": "gpt-4o"}).status_code == 200
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("select pg_notify('tokentra_gateway_keys', %s)", (str(key.id),))
+    refused_within(url, key.key)
