@@ -4,20 +4,18 @@ non-blocking queue put happen here; the provider's result or exception passes th
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from time import perf_counter_ns
 from typing import Any, Callable
 
 from . import _state
-from ._observe import Endpoint, ask_for_stream_usage, begin, snapshot
-from ._record import Call, error_code, internal_error, request_of
+from ._observe import Endpoint, begin, snapshot
+from ._record import Call, error_code, internal_error, plain_call_type, request_of
 from ._routing_client import Router, fallback_kwargs, mark_fallback, take_option
-from ._signals import FORMAT_PARAMS
 from ._streams import AsyncStreamProxy, SyncStreamProxy
 from .budgets import Enforcement
 from .cache import CacheClient
 from .feedback import _LAST
-from .tags import _TAGS, merge_tags
+from .tags import _TAGS
 
 __all__ = ["failed", "instrument_async", "instrument_sync"]
 
@@ -101,42 +99,45 @@ def instrument_async(fn: Callable[..., Any], provider: str, endpoint: Endpoint,
 
 
 def _plain_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -> Callable[..., Any]:
-    """The wrapper of a client without budgets, cache or routing: the same steps as the full one with
-    those left out, and `begin` written out in place, in as few Python calls as possible: each costs
-    several microseconds in a call after an idle gap, when little of the SDK is in the CPU's caches."""
-    observe = endpoint.observe_response
-    name, prompt_param, system_param = endpoint.name, endpoint.prompt_param, endpoint.system_param
-    format_params = FORMAT_PARAMS[name]
-    chat = name == "chat.completions"
+    """The wrapper of a client without budgets, cache or routing.
+
+    A non-streamed call's record is a PlainCall: before the provider is called, the caller's thread only
+    keeps references (the wrapper's own kwargs dict, the tags context, the call's tags and prompt list
+    copied in C) and reads the monotonic clock; after it, the latency, the response and one deque append.
+    There is no Python frame but this one on the way: a call after an idle gap, when little of the SDK is
+    in the CPU's caches, pays several microseconds for each. Model, format, merged tags, wall-clock time
+    and everything about the response are derived on the sender thread (PlainCall.to_event).
+    Streams, recording switched off, the first call of a process and unusual tag arguments take the
+    general path through begin().
+    """
+    kind = plain_call_type(provider, endpoint.name, endpoint.observe_response)
+    prompt_param, system_param = endpoint.prompt_param, endpoint.system_param
 
     @functools.wraps(fn)
     def create(*args: Any, **kwargs: Any) -> Any:
         kwargs.pop("tokentra_routing", None)  # routing is off for this client: the option means nothing
         call_tags = kwargs.pop("tokentra_tags", None)
-        call = None
+        config = _state._config
+        if (config is None or not config.enabled or kwargs.get("stream") is True
+                or (call_tags is not None and type(call_tags) is not dict)):
+            if call_tags is not None:
+                kwargs["tokentra_tags"] = call_tags
+            return _begun_sync(fn, args, kwargs, provider, endpoint)
         try:
-            config = _state._config
-            if (config if config is not None else _state.get_config()).enabled:
-                tags = _TAGS.get()
-                if call_tags and isinstance(call_tags, Mapping):
-                    tags = merge_tags(tags, call_tags)
-                stream = kwargs.get("stream") is True
-                if stream and chat:
-                    ask_for_stream_usage(kwargs)
-                prompt = kwargs.get(prompt_param)
-                # A copy survives the caller's `messages.append(reply)` after the call.
-                prompt = prompt.copy() if type(prompt) is list else snapshot(prompt)
-                call = Call(provider, name, kwargs.get("model"), stream, tags, prompt,
-                            snapshot(kwargs.get(system_param)) if system_param else None)
-                for param in format_params:
-                    if param in kwargs:
-                        call.format_param = kwargs[param]
-                        break
-                _LAST.set(call)  # for last_request_id()
+            call = kind()
+            call.kwargs = kwargs  # built for this call by the ** above: nobody else holds or changes it
+            call.tags = _TAGS.get()  # never mutated once set (see tags.py)
+            if call_tags:
+                call.call_tags = call_tags.copy()
+            # A copy survives the caller's `messages.append(reply)` after the call.
+            prompt = kwargs.get(prompt_param)
+            call.messages = prompt.copy() if type(prompt) is list else snapshot(prompt)
+            if system_param is not None:
+                system = kwargs.get(system_param)
+                call.system = system.copy() if type(system) is list else snapshot(system)
+            _LAST.set(call)  # for last_request_id()
         except Exception:
             internal_error()
-            call = None
-        if call is None:  # recording is off, or starting the record failed
             return fn(*args, **kwargs)
         call.t0 = t0 = perf_counter_ns()
         try:
@@ -144,19 +145,34 @@ def _plain_sync(fn: Callable[..., Any], provider: str, endpoint: Endpoint) -> Ca
         except BaseException as exc:
             failed(call, exc)
             raise
-        if call.stream:
-            return _succeeded(call, result, endpoint, SyncStreamProxy, "__next__")
         try:
             call.latency_ns = perf_counter_ns() - t0
-            # Only the reference is kept: model, usage and tier are read from it on the sender thread.
             call.response = result
-            call.observe = observe
-            _state.submit(call)
+            sender = _state._sender
+            if sender is not None and len(sender.hot_queue) < sender.hot_limit:
+                sender.hot_queue.append(call)  # all that submit() would do here (see Sender.hot_limit)
+            else:
+                _state.submit(call)
         except Exception:
             internal_error()
         return result
 
     return create
+
+
+def _begun_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], provider: str,
+                endpoint: Endpoint) -> Any:
+    """A plainly wrapped call on the general path: streamed, not recorded, or with unusual arguments."""
+    call = begin(provider, endpoint, kwargs)
+    if call is None:
+        return fn(*args, **kwargs)
+    call.t0 = perf_counter_ns()
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        failed(call, exc)
+        raise
+    return _succeeded(call, result, endpoint, SyncStreamProxy, "__next__")
 
 
 def _succeeded(call: Call, result: Any, endpoint: Endpoint, stream_proxy: Any, next_method: str) -> Any:

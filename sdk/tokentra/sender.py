@@ -68,6 +68,12 @@ class Sender:
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # The plain wrapper appends to `hot_queue` itself while it holds fewer than `hot_limit` events,
+        # which is exactly when submit() would only append: that spares the caller's thread two Python
+        # frames. The limit stays 0 (every event goes through submit) until the worker runs, and again
+        # once the sender closes.
+        self.hot_queue = self._queue
+        self.hot_limit = 0
 
     # -- caller side -------------------------------------------------------------------------------
 
@@ -119,6 +125,7 @@ class Sender:
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         done = self.flush(timeout)
+        self.hot_limit = 0
         self._closed = True
         self._stopping.set()
         if not done:
@@ -150,6 +157,8 @@ class Sender:
             thread = threading.Thread(target=self._run, name="tokentra-sender", daemon=True)
             thread.start()
             self._thread = thread
+            if self._has_key:
+                self.hot_limit = min(self._max_queue_size, self._batch_size - 1)
 
     def _run(self) -> None:
         try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import random
+import time
+
 import openai
 import pytest
 from sdk_fake_providers import CHAT_USAGE, SERVED_MODEL_SUFFIX, ProviderServer
@@ -24,6 +28,31 @@ def _check_usage(event: dict) -> None:
     assert event["cache_write_tokens"] == 5
     assert event["reasoning_tokens"] == 12
     assert event["raw_usage"]["prompt_tokens"] == 120
+
+
+def test_a_plain_call_is_recorded_as_it_was_made(openai_client: openai.OpenAI, sdk: IngestReceiver) -> None:
+    # The caller's thread keeps references; the event is built later on the sender thread. What the
+    # caller changes after the call, and when the sender gets to it, must not show in the event.
+    messages = list(MESSAGES)
+    call_tags = {"feature": "geo", "team": None}
+    rng = random.Random()
+    with tokentra.tags(team="search", user_id="u-1"):
+        before = time.time()
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages, tokentra_tags=call_tags,
+                                              response_format={"type": "json_object"})
+        after = time.time()
+    request_id = tokentra.last_request_id()
+    messages.append({"role": "assistant", "content": "Paris."})
+    call_tags["feature"] = "changed"
+    time.sleep(rng.uniform(0.3, 0.6))  # the event is built at the flush, well after the call
+
+    [event] = flushed(sdk)
+    assert event["request_id"] == request_id
+    assert event["metadata"] == {"feature": "geo", "user_id": "u-1"}  # None removed the scope's team
+    assert event["prompt_hash"] == hash_text("user: What is the capital of France?")
+    assert event["response_format"] == "json_object"
+    stamped = datetime.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert before - 0.002 <= stamped <= after + 0.002, (before, stamped, after)
 
 
 def test_sync_json_call_is_recorded(openai_client: openai.OpenAI, sdk: IngestReceiver) -> None:

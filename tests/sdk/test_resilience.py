@@ -21,7 +21,8 @@ def _boom(*args: object, **kwargs: object) -> None:
 def test_a_failure_while_starting_to_record_is_swallowed(openai_client: openai.OpenAI, sdk: IngestReceiver,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_observe, "Call", _boom)
-    monkeypatch.setattr(_instrument, "Call", _boom)  # a plainly wrapped client starts its record itself
+    # A plainly wrapped client starts its record itself, with the record type it takes when first used.
+    monkeypatch.setattr(_instrument, "plain_call_type", lambda *args: _boom)
     reply = openai_client.chat.completions.create(model="m", messages=MESSAGES, tokentra_tags={"a": "b"})
     assert reply.choices[0].message.content == "Paris."
     assert tokentra.stats()["internal_errors"] == 1
