@@ -217,8 +217,8 @@ async def route(request: Request) -> Response:
     from tokentra_functions.ingest import read_limited_body
 
     pool = request.app.state.pool  # not a dependency: resolving one costs more than the decision
-    # A key verified in the last seconds answers from memory (revocations reach it by notification): the
-    # rate counter is then this endpoint's only database round trip.
+    # A key verified in the last seconds answers from memory (revocations reach it by notification) and is
+    # counted against its rate limit after the answer: no database round trip on this path.
     key = await authorize(request, pool, SCOPES, cached=True)
     if isinstance(key, JSONResponse):
         return key

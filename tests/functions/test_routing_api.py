@@ -180,3 +180,36 @@ def test_route_serves_a_verified_key_from_memory_until_a_change_is_announced(fun
     with connect(dsn, autocommit=True) as conn:
         conn.execute("select pg_notify('tokentra_gateway_keys', %s)", (str(key.id),))
     refused_within(url, key.key)
+
+
+def test_route_counts_every_request_and_refuses_past_the_rate_limit(functions_url, dsn):
+    """A cached key's requests are counted after their answers: each one is counted, and once the count
+    passes the key's limit the next requests are refused (429 with Retry-After) until the window ends."""
+    limit = random.randint(3, 9)
+    with connect(dsn, autocommit=True) as conn:
+        org = admin.create_org(conn, f"test-{uuid.uuid4().hex[:8]}")
+        key = admin.create_key(conn, org.id)
+        conn.execute("update public.api_keys set rate_limit_per_minute = %s where id = %s", (limit, key.id))
+    if datetime.now(UTC).second > 50:  # one minute's window for the whole test
+        time.sleep(61 - datetime.now(UTC).second)
+    url = f"{functions_url}/route"
+    answers = []
+    for _ in range(limit + 6):
+        answers.append(call("POST", url, key.key, json={"model": "gpt-4o"}))
+        time.sleep(0.05)  # each count lands before the next call here; concurrent calls may pass a few
+    codes = [r.status_code for r in answers]
+    assert codes[:limit] == [200] * limit, codes  # never refused under the limit
+    first = codes.index(429)  # refused at the latest one call after the limit
+    assert first <= limit + 1 and set(codes[first:]) == {429}, codes
+    assert 1 <= int(answers[first].headers["retry-after"]) <= 60
+    assert answers[first].json()["error"] == "rate_limited"
+    with connect(dsn) as conn:  # every admitted request was counted
+        deadline = time.monotonic() + 2
+        while True:
+            counted = conn.execute("select coalesce(sum(requests), 0) as n from private.api_key_rate_windows "
+                                   "where key_id = %s", (key.id,)).fetchone()["n"]
+            conn.rollback()
+            if counted == first or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert counted == first, (counted, codes)
