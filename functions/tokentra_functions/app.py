@@ -33,11 +33,12 @@ from tokentra_functions.scopes import router as scopes_router
 from tokentra_functions.traces import router as traces_router
 from tokentra_functions.usage_timeseries import router as usage_timeseries_router
 
-app = function_app(me_router, admin_router, dev_login_router, realtime_router,
+# Routers are tried in this order, route by route: the SDK's per-call routing endpoint comes first.
+app = function_app(routing_router, me_router, admin_router, dev_login_router, realtime_router,
                    ingest_router, otel_router, budgets_router, budget_enforcement_router, cache_router, alerts_router,
                    costs_router, dashboard_router, usage_timeseries_router, anomalies_router,
                    forecast_router, recommendations_router, reports_router, consensus_router, feedback_router,
-                   llm_status_router, gateway_router, virtual_keys_router, routing_router, prices_router, traces_router,
+                   llm_status_router, gateway_router, virtual_keys_router, prices_router, traces_router,
                    scopes_router, reconciliation_router, assistant_router)
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
 # The built dashboard at /dashboard/ (not part of any single function's deployment).
