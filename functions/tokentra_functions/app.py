@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokentra_functions._app import function_app
+from tokentra_functions._app import PREFIX, function_app
 from tokentra_functions.admin import router as admin_router
 from tokentra_functions.alerts import router as alerts_router
 from tokentra_functions.anomalies import router as anomalies_router
@@ -19,6 +19,7 @@ from tokentra_functions.feedback import router as feedback_router
 from tokentra_functions.forecast import router as forecast_router
 from tokentra_functions.gateway.admin import router as virtual_keys_router
 from tokentra_functions.gateway.routes import router as gateway_router
+from tokentra_functions.gateway.routes import serve_directly as serve_gateway_directly
 from tokentra_functions.ingest import router as ingest_router
 from tokentra_functions.llm_status import router as llm_status_router
 from tokentra_functions.me import router as me_router
@@ -40,6 +41,7 @@ app = function_app(routing_router, me_router, admin_router, dev_login_router, re
                    forecast_router, recommendations_router, reports_router, consensus_router, feedback_router,
                    llm_status_router, gateway_router, virtual_keys_router, prices_router, traces_router,
                    scopes_router, reconciliation_router, assistant_router)
+serve_gateway_directly(app, PREFIX)  # the provider calls skip the router's walk over every route above
 # The analytics functions (costs, dashboard, usage) authenticate users by JWT: their 401 handler.
 # The built dashboard at /dashboard/ (not part of any single function's deployment).
 mount_dashboard(app)

@@ -22,8 +22,11 @@ import aiohttp
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
@@ -347,6 +350,41 @@ async def count_tokens(request: Request, pool: Pool) -> Response:
     return Response(content=content, status_code=response.status, headers=pass_back(response))
 
 
+# ---------------------------------------------------------------- straight to the handlers
+# Calls go to these handlers without FastAPI's router: it tries route after route of every function on the
+# server, and builds dependencies each call, which cost more than the whole gateway policy. They stay
+# declared above for the OpenAPI document, and for every method and path this dispatch does not take.
+DIRECT = (chat_completions, responses, embeddings, messages, count_tokens)
+
+
+class _Direct:
+    """ASGI middleware inside the app's RequestGuard (request id, JSON 500, access log): a POST to one of
+    the DIRECT paths runs its handler; everything else goes on to the app's router."""
+
+    def __init__(self, app: ASGIApp, routes: dict[str, APIRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route  # as the router would set it: the access log names the route
+        request = Request(scope, receive, send)
+        response = await route.endpoint(request, request.app.state.pool)
+        await response(scope, receive, send)
+
+
+def serve_directly(app: FastAPI, prefix: str) -> None:
+    """Dispatch the gateway's provider endpoints of `app` (which included `router` under `prefix`) directly.
+    Call before the app serves: middleware is fixed at its first request."""
+    routes = {prefix + route.path: route for route in router.routes
+              if isinstance(route, APIRoute) and route.endpoint in DIRECT and route.methods == {"POST"}}
+    # Appended, so inside the middleware function_app added (RequestGuard), not around it.
+    app.user_middleware.append(Middleware(_Direct, routes=routes))
+
+
 # ---------------------------------------------------------------- metrics
 @router.get("/metrics", summary="Prometheus metrics of the gateway (text exposition format)",
             response_class=Response)
@@ -355,4 +393,4 @@ async def prometheus() -> Response:
     return Response(content=body, media_type=content_type)
 
 
-__all__ = ["router", "recorder", "admission", "JSONResponse"]
+__all__ = ["router", "recorder", "admission", "serve_directly", "JSONResponse"]
