@@ -33,6 +33,7 @@ from tokentra_core.db import connect
 from tokentra_core.secrets import store_provider_connection
 from tokentra_core.settings import get_settings
 from tokentra_dev.testing.gateway_upstream import PROVIDER_KEY
+from tokentra_functions._http import SPEC as SERVER_PROTOCOL
 
 console = Console()
 
@@ -134,7 +135,7 @@ def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
     # The floor: the same server stack and HTTP client forwarding without any policy (whole calls only).
     floor_proc, floor_url = _start_upstream("tokentra_dev.testing.passthrough:app",
                                             {"TOKENTRA_PASSTHROUGH_UPSTREAM": upstream},
-                                            ("--http", "tokentra_functions._http:HttpToolsProtocol"))
+                                            ("--http", SERVER_PROTOCOL))
     targets = {
         "direct": (upstream + "/v1/chat/completions", {"authorization": f"Bearer {PROVIDER_KEY}"}),
         "gateway": (functions_url + "/gateway/openai/v1/chat/completions", {"authorization": f"Bearer {key}"}),
