@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, date, datetime
 from weakref import WeakKeyDictionary
@@ -9,6 +10,7 @@ from weakref import WeakKeyDictionary
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, autocommit, error, function_app, json_body
 from tokentra_functions.auth import ApiKeyOrg, authorize
@@ -19,9 +21,10 @@ from tokentra_functions.ingest_schema import (
     STAGED_COLUMNS,
     Batch,
     IngestBatch,
+    Staging,
+    staging,
     typed_events,
-    validate,
-    validate_typed,
+    typed_staging,
 )
 from tokentra_functions.models import ErrorBody, IngestResult, Rejection
 
@@ -32,6 +35,8 @@ _STAGE = (f"create temp table ingest_batch ({', '.join(f'{name} {kind}' for name
           "on commit drop")
 _COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
 _TYPES = [kind for _, kind in STAGED]
+# Events below this many are stored in one part (see _parts).
+_FIRST_PART = 100
 _CONFLICT = "conflicts with the stored event of this request_id (content differs); not stored"
 # Per pool (so per database), the days this process has seen given a usage partition. A batch whose days
 # are all known skips the partition check, a round trip; a backfilled day still gets its partition first.
@@ -89,38 +94,42 @@ async def store_events(pool: Pool, key: ApiKeyOrg, raw: list, budget_headers: di
 
     Afterwards, reservations the stored events carry are committed, and budget_headers (if given) is
     filled with the batch's budget status (budget_enforcement.py)."""
-    return await store_batch(pool, key, validate(raw, datetime.now(UTC), get_settings().retention_days),
-                             budget_headers)
+    return await store_staging(pool, key, staging(raw, datetime.now(UTC), get_settings().retention_days),
+                               budget_headers)
 
 
-async def store_batch(pool: Pool, key: ApiKeyOrg, batch: Batch, budget_headers: dict[str, str] | None = None
-                      ) -> IngestResult:
-    """store_events for a batch validated already."""
-    rejected = batch.rejected
+async def store_staging(pool: Pool, key: ApiKeyOrg, events: Staging, budget_headers: dict[str, str] | None = None
+                        ) -> IngestResult:
+    """store_events for events typed already: they are checked and staged on the way to the database."""
     accepted = duplicates = unpriced = 0
     stored: set[int] = set()
+    outcomes = await _store(pool, key, events) if events.events else []
+    batch = events.batch
+    rejected = batch.rejected
+    for idx, outcome, priced in outcomes:
+        if outcome == "accepted":
+            accepted += 1
+            unpriced += not priced
+        elif outcome == "duplicate":
+            duplicates += 1
+        else:
+            rejected.append(Rejection(index=idx, field="request_id", message=_CONFLICT))
+            continue
+        stored.add(idx)
     if batch.rows:
-        outcomes = await _store(pool, key, batch)
-        for idx, outcome, priced in outcomes:
-            if outcome == "accepted":
-                accepted += 1
-                unpriced += not priced
-            elif outcome == "duplicate":
-                duplicates += 1
-            else:
-                rejected.append(Rejection(index=idx, field="request_id", message=_CONFLICT))
-                continue
-            stored.add(idx)
         await settle_budgets(pool, key, _settled(batch, stored), budget_headers)
-        rejected.sort(key=lambda r: r.index)
+    rejected.sort(key=lambda r: r.index)
     log.info("ingest org=%s accepted=%d duplicates=%d rejected=%d", key.org_id, accepted, duplicates, len(rejected))
     return IngestResult(accepted=accepted, duplicates=duplicates, unpriced=unpriced, rejected=rejected)
 
 
-async def _store(pool: Pool, key: ApiKeyOrg, batch: Batch) -> list[tuple[int, str, bool]]:
-    """COPY the batch into a temporary table and store it with one set-based call, in one transaction."""
+async def _store(pool: Pool, key: ApiKeyOrg, events: Staging) -> list[tuple[int, str, bool]]:
+    """Stage the events and store them in one transaction, part by part: each part is COPYed into a
+    temporary table and stored by one set-based call, and while Postgres stores a part, the next one is
+    checked and staged here (two cores working on one batch instead of one after the other). A request id
+    a later part repeats is found claimed by the earlier part, as within one part: the first is stored."""
     async with autocommit(pool) as conn:
-        days = {t.date() for t in batch.column("occurred_at")}
+        days = events.days()
         known = _PARTITIONED.setdefault(pool, set())
         if not days <= known:
             # A backfilled day gets its partition first (one catalog lookup per distinct day when it exists),
@@ -128,16 +137,45 @@ async def _store(pool: Pool, key: ApiKeyOrg, batch: Batch) -> list[tuple[int, st
             starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in sorted(days)]
             await conn.execute("select private.ensure_usage_partitions(%s)", (starts,))
             known |= days
+        outcomes: list[tuple[int, str, bool]] = []
         async with conn.transaction():
             await conn.execute(_STAGE)
-            cur = conn.cursor()
-            async with cur.copy(_COPY) as copy:
-                copy.set_types(_TYPES)
-                for row in batch.rows:
-                    await copy.write_row(row)
-            cur = await conn.execute("select idx, outcome, priced from private.ingest_staged(%s, %s, %s)",
-                                     (key.org_id, key.key_id, key.project_id))
-            return [(r["idx"], r["outcome"], r["priced"]) for r in await cur.fetchall()]
+            staged = False  # whether the temporary table holds a part already stored
+            pending: asyncio.Task[list[tuple[int, str, bool]]] | None = None
+            for start, stop in _parts(len(events.events)):
+                rows = events.stage(start, stop)
+                if pending is not None:
+                    outcomes += await pending
+                    pending = None
+                if not rows:
+                    continue
+                if staged:
+                    await conn.execute("truncate pg_temp.ingest_batch")
+                cur = conn.cursor()
+                async with cur.copy(_COPY) as copy:
+                    copy.set_types(_TYPES)
+                    for row in rows:
+                        await copy.write_row(row)
+                pending = asyncio.ensure_future(_ingest_staged(conn, key))
+                staged = True
+                await asyncio.sleep(0)  # the call is sent before the next part's staging takes the CPU
+            if pending is not None:
+                outcomes += await pending
+        return outcomes
+
+
+def _parts(n: int) -> list[tuple[int, int]]:
+    """Where a batch of n events is cut: a first part small enough that Postgres starts early, then the
+    rest, which takes about as long to stage here as the first takes to store there. Every part costs
+    Postgres a call (planning, price lookups, triggers), so there are only two."""
+    first = min(n, max(_FIRST_PART, n // 4))
+    return [(0, first), (first, n)] if first < n else [(0, n)]
+
+
+async def _ingest_staged(conn: AsyncConn, key: ApiKeyOrg) -> list[tuple[int, str, bool]]:
+    cur = await conn.execute("select idx, outcome, priced from private.ingest_staged(%s, %s, %s)",
+                             (key.org_id, key.key_id, key.project_id))
+    return [(r["idx"], r["outcome"], r["priced"]) for r in await cur.fetchall()]
 
 
 def _settled(batch: Batch, stored: set[int]) -> list[dict]:
@@ -186,10 +224,10 @@ async def ingest(request: Request, pool: Pool) -> JSONResponse:
     if len(items if events is None else events) > settings.ingest_max_events:
         return error(413, "too_many_events", f"events: at most {settings.ingest_max_events} items a request")
     now = datetime.now(UTC)
-    batch = (validate(items, now, settings.retention_days) if events is None
-             else validate_typed(events, now, settings.retention_days))
+    typed = (staging(items, now, settings.retention_days) if events is None
+             else typed_staging(events, now, settings.retention_days))
     budget_headers: dict[str, str] = {}
-    result = await store_batch(pool, key, batch, budget_headers)
+    result = await store_staging(pool, key, typed, budget_headers)
     return JSONResponse(result.model_dump(mode="json"), headers=budget_headers)
 
 

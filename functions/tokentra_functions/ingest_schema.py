@@ -24,7 +24,7 @@ import math
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple
 from uuid import UUID
@@ -36,8 +36,8 @@ from tokentra_functions.batch_body import Unreadable
 from tokentra_functions.models import Rejection, Short
 
 __all__ = ["ATTRIBUTION", "CHECKS", "SIGNALS", "SIGNALS_KEY", "STAGED", "STAGED_COLUMNS", "Batch", "IngestBatch",
-           "IngestEvent", "Problem", "TimeWindow", "typed_events", "validate",
-           "validate_typed"]
+           "IngestEvent", "Problem", "Staging", "TimeWindow", "staging", "typed_events",
+           "typed_staging", "validate", "validate_typed"]
 
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
 MAX_JSON_BYTES = 16_384
@@ -297,10 +297,68 @@ class Batch:
         return (row[i] for row in self.rows)
 
 
+class Staging:
+    """A batch whose events are typed (or rejected already) and are checked and staged in parts, so
+    that the caller can hand the rows staged so far to Postgres while the rest are still being staged.
+
+    Every event ends up in `batch`: staged as a row, or rejected with its index, field and reason."""
+
+    def __init__(self, events: list[tuple[int, IngestEvent]], rejected: list[Rejection], now: datetime,
+                 retention_days: int) -> None:
+        self.window = TimeWindow(now, retention_days)
+        self.batch = Batch(rejected=rejected)
+        # In the byte order of request ids (then by index), the order private.ingest_staged claims them
+        # in: parts cut from this order lock shared claims in the same order in every batch, so
+        # concurrent batches cannot deadlock, and a repeated id's first occurrence comes first.
+        self.events = sorted(events, key=_claim_order)
+        for _, event in events:
+            # The instant in the standard library's UTC (psycopg reads its offset in C); the binary COPY
+            # never sends offset text, which Postgres refuses past 15:59.
+            event.__dict__["timestamp"] = _utc(event.timestamp)
+
+    def days(self) -> set[date]:
+        """The days of the events inside the time window: those a stored event can fall on."""
+        earliest, latest = self.window.earliest, self.window.latest
+        return {e.timestamp.date() for _, e in self.events if earliest <= e.timestamp <= latest}
+
+    def stage(self, start: int, stop: int) -> list[tuple]:
+        """Check and stage events[start:stop] (in claim order); the rows staged of them."""
+        batch, window = self.batch, self.window
+        first = len(batch.rows)
+        for idx, event in self.events[start:stop]:
+            staged = _problem(event, window) or _stage(event, idx)
+            if isinstance(staged, Problem):
+                batch.rejected.append(Rejection(index=idx, field=staged.field, message=staged.reason))
+                continue
+            batch.rows.append(staged)
+            batch.reservations.append(event.reservation_id)
+        return batch.rows[first:]
+
+    def staged(self) -> Batch:
+        """Every event checked and staged; rejections in index order."""
+        self.stage(0, len(self.events))
+        self.batch.rejected.sort(key=lambda r: r.index)
+        return self.batch
+
+
+def _claim_order(pair: tuple[int, IngestEvent]) -> tuple[str, int]:
+    return pair[1].request_id, pair[0]
+
+
+def staging(items: list[Any], now: datetime, retention_days: int) -> Staging:
+    """A Staging of items taken apart one by one: those that are no IngestEvent are rejected already."""
+    rejected: list[Rejection] = []
+    return Staging(_typed(items, rejected), rejected, now, retention_days)
+
+
+def typed_staging(events: list[IngestEvent], now: datetime, retention_days: int) -> Staging:
+    """A Staging of events typed_events read."""
+    return Staging(list(enumerate(events)), [], now, retention_days)
+
+
 def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
     """Validate a batch; every item ends up staged or rejected with its index, field and reason."""
-    batch = Batch()
-    return _staged(batch, _typed(items, batch.rejected), now, retention_days)
+    return staging(items, now, retention_days).staged()
 
 
 def typed_events(body: bytes) -> list[IngestEvent] | None:
@@ -316,20 +374,7 @@ def typed_events(body: bytes) -> list[IngestEvent] | None:
 def validate_typed(events: list[IngestEvent], now: datetime, retention_days: int) -> Batch:
     """validate() for events typed_events read: the rules beyond the types (window, totals, what
     Postgres cannot store) still reject single events."""
-    return _staged(Batch(), enumerate(events), now, retention_days)
-
-
-def _staged(batch: Batch, events: Iterable[tuple[int, IngestEvent]], now: datetime, retention_days: int) -> Batch:
-    window = TimeWindow(now, retention_days)
-    for idx, event in events:
-        staged = _problem(event, window) or _stage(event, idx)
-        if isinstance(staged, Problem):
-            batch.rejected.append(Rejection(index=idx, field=staged.field, message=staged.reason))
-            continue
-        batch.rows.append(staged)
-        batch.reservations.append(event.reservation_id)
-    batch.rejected.sort(key=lambda r: r.index)
-    return batch
+    return typed_staging(events, now, retention_days).staged()
 
 
 def _typed(items: list[Any], rejected: list[Rejection]) -> list[tuple[int, IngestEvent]]:
@@ -382,13 +427,7 @@ def _problem(e: IngestEvent, window: TimeWindow) -> Problem | None:
         problem = check(e)
         if problem is not None:
             return problem
-    utc = _utc(e.timestamp)
-    problem = window.problem(utc)
-    if problem is None:
-        # The instant in the standard library's UTC (psycopg reads its offset in C); the binary COPY
-        # never sends offset text, which Postgres refuses past 15:59.
-        e.__dict__["timestamp"] = utc
-    return problem
+    return window.problem(e.timestamp)  # in UTC since Staging
 
 
 def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
@@ -426,7 +465,7 @@ def _stage(e: IngestEvent, idx: int) -> tuple | Problem:
         return Problem("metadata", f"metadata is larger than {MAX_JSON_BYTES} bytes (16 KiB) as JSON")
     if raw_json is not None and len(raw_json) > MAX_JSON_BYTES:
         return Problem("raw_usage", f"raw_usage is larger than {MAX_JSON_BYTES} bytes as JSON")
-    occurred_at = e.timestamp  # in UTC since _problem
+    occurred_at = e.timestamp  # in UTC since Staging
     return (
         idx, e.request_id, e.source, e.provider, e.model, e.endpoint, e.input_tokens, e.output_tokens,
         e.cached_tokens, e.cache_write_tokens, e.reasoning_tokens, e.service_tier, e.cost_usd, e.currency,

@@ -1,0 +1,70 @@
+"""Large ingest batches, which the server stores in parts within one transaction: outcomes per event as
+for any batch (first occurrence stored, repeats duplicates or conflicts, invalid events rejected by
+index), and concurrent batches sharing request ids in crossed orders neither deadlock nor double-store."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from test_ingest import event, post, stored
+
+
+def test_a_large_shuffled_batch_gets_each_event_its_outcome(functions_url, tenant, dsn):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    earlier = [event(output_tokens=rng.randint(1, 500)) for _ in range(rng.randint(5, 40))]
+    assert post(functions_url, tenant.key, {"events": earlier}).json()["accepted"] == len(earlier)
+    fresh = [event(output_tokens=rng.randint(1, 500), request_id=f"r-{rng.random()}")
+             for _ in range(rng.randint(150, 700))]
+    batch = list(fresh)
+    for _ in range(rng.randint(20, 200)):  # repeats of this batch's events and of stored ones, some changed
+        e = rng.choice(fresh if rng.random() < 0.7 else earlier)
+        batch.append(dict(e) if rng.random() < 0.6 else dict(e, output_tokens=e["output_tokens"] + 1000))
+    for _ in range(rng.randint(1, 30)):
+        batch.append(event(input_tokens=-1))
+    rng.shuffle(batch)
+
+    # What every event should get: the first occurrence of an id in the batch is stored (unless stored
+    # before); a later one is a duplicate when its content matches the stored event, else a conflict.
+    first = {e["request_id"]: e for e in earlier}
+    expected_rejected: list[tuple[int, str]] = []
+    accepted = duplicates = 0
+    for i, e in enumerate(batch):
+        if e["input_tokens"] < 0:
+            expected_rejected.append((i, "input_tokens"))
+        elif e["request_id"] not in first:
+            first[e["request_id"]] = e
+            accepted += 1
+        elif first[e["request_id"]]["output_tokens"] == e["output_tokens"]:
+            duplicates += 1
+        else:
+            expected_rejected.append((i, "request_id"))
+
+    body = post(functions_url, tenant.key, {"events": batch}).json()
+    assert (body["accepted"], body["duplicates"]) == (accepted, duplicates), seed
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == expected_rejected, seed
+    rows = stored(dsn, tenant.org_id)
+    assert len(rows) == len(earlier) + accepted, seed
+    assert {r["request_id"]: r["output_tokens"] for r in rows} == {
+        rid: e["output_tokens"] for rid, e in first.items()}, seed
+
+
+def test_concurrent_batches_sharing_ids_in_crossed_orders_store_each_once(functions_url, tenant, dsn):
+    rng = random.Random()
+    total = 0
+    for _ in range(4):
+        events = [event(request_id=str(uuid.uuid4())) for _ in range(rng.randint(300, 600))]
+        crossed = list(reversed(events))
+        shuffled = rng.sample(events, len(events))
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(lambda b: post(functions_url, tenant.key, {"events": b}),
+                                    [events, crossed, shuffled]))
+        assert [r.status_code for r in results] == [200, 200, 200], [r.text[:300] for r in results]
+        bodies = [r.json() for r in results]
+        assert sum(b["accepted"] for b in bodies) == len(events)
+        assert sum(b["duplicates"] for b in bodies) == 2 * len(events)
+        assert all(b["rejected"] == [] for b in bodies)
+        total += len(events)
+    assert len(stored(dsn, tenant.org_id)) == total
