@@ -48,7 +48,24 @@ PROBE = """
       marks.charts = now;
     }
   }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+  // Diagnostics only (never part of a mark): main-thread tasks over 50 ms, where a slow page spends its time.
+  window.__tokentraLongTasks = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__tokentraLongTasks.push([e.startTime, e.duration]);
+    }).observe({ type: 'longtask', buffered: true });
+  } catch (e) { /* no long task timing in this browser */ }
 })();
+"""
+# The median run's timeline, printed so a slow figure says where the time went.
+TIMELINE = """
+() => ({
+  nav: (() => { const n = performance.getEntriesByType('navigation')[0];
+                return n ? [n.requestStart, n.responseEnd, n.domContentLoadedEventEnd] : null; })(),
+  resources: performance.getEntriesByType('resource').map((e) => [
+    e.name.replace(location.origin, '').replace(/[?].*/, ''), e.startTime, e.responseEnd, e.encodedBodySize]),
+  longTasks: window.__tokentraLongTasks ?? [],
+})
 """
 
 
@@ -93,6 +110,19 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _print_timeline(result: dict[str, Any]) -> None:
+    """Requests (start to end, ms since navigation, bytes on the wire) and long tasks of one run."""
+    t = result["timeline"]
+    console.print(f"timeline    median run: fcp {result['fcp'] or 0:.0f}, meaningful {result['meaningful']:.0f}, "
+                  f"charts {result['charts']:.0f} ms; document {t['nav'][0]:.0f}-{t['nav'][1]:.0f}, "
+                  f"DOMContentLoaded {t['nav'][2]:.0f}" if t["nav"] else "timeline    (no navigation entry)")
+    for name, start, end, size in sorted(t["resources"], key=lambda r: r[1]):
+        console.print(f"  {start:6.0f} - {end:6.0f} ms  {size / 1024:7.1f} kB  {name}")
+    tasks = t["longTasks"]
+    console.print(f"  long tasks: {len(tasks)}, {sum(d for _, d in tasks):.0f} ms in all: "
+                  + ", ".join(f"{s:.0f}+{d:.0f}" for s, d in tasks))
+
+
 def run(rows: int, runs: int, keep: bool) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -129,7 +159,7 @@ def run(rows: int, runs: int, keep: bool) -> None:
                 fcp = page.evaluate(
                     "() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null")
                 if i > 0:  # the first run warms the server's pool and caches; each later one is a cold browser
-                    results.append({"fcp": fcp, **marks})
+                    results.append({"fcp": fcp, **marks, "timeline": page.evaluate(TIMELINE)})
                 context.close()
             browser.close()
         meaningful = [r["meaningful"] for r in results]
@@ -141,6 +171,7 @@ def run(rows: int, runs: int, keep: bool) -> None:
                              ("page        first meaningful paint", meaningful),
                              ("page        all charts drawn", charts)):
             console.print(f"{name:<44} p50 {_pct(values, 50):7.1f} ms   p95 {_pct(values, 95):7.1f} ms")
+        _print_timeline(sorted(results, key=lambda r: r["charts"])[len(results) // 2])
         verdict = "met" if _pct(charts, 95) < 1000 else "MISSED"
         console.print(f"ratio       charts drawn / API answer, p50: {_pct(charts, 50) / _pct(api, 50):.1f}x; "
                       f"target all charts drawn under 1,000 ms at p95: {verdict}")
