@@ -15,24 +15,42 @@ import {
   XAxis,
   YAxis,
 } from "recharts";
+import { memo, useLayoutEffect, useRef, useState } from "react";
 import { num, type Json } from "../api";
+import { barsHeight, CHART_HEIGHT } from "./chartSizes";
 import { money } from "./format";
 
+// ISO dates and timestamps sort as plain strings; localeCompare would load ICU's collation on first use.
+const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#ca8a04", "#4b5563"];
 const usdTick = (v: number) => (Math.abs(v) >= 1000 ? `$${(v / 1000).toFixed(1)}k` : `$${v.toFixed(v < 10 ? 2 : 0)}`);
 
-function Figure({ name, children, height = 260 }: { name: string; children: React.ReactElement; height?: number }) {
+// The chart's first render is at the figure's measured size: started at a guessed size, Recharts would
+// draw everything twice (once guessed, once measured) before the first paint. ResponsiveContainer still
+// follows later resizes.
+function Figure({ name, children, height = CHART_HEIGHT }: { name: string; children: React.ReactElement; height?: number }) {
+  const ref = useRef<HTMLElement>(null);
+  const [size, setSize] = useState<{ width: number; height: number } | null>(null);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (el) setSize({ width: el.clientWidth, height: el.clientHeight || height });
+  }, [height]);
   return (
-    <figure className="chart" data-chart={name} style={{ height }}>
-      <ResponsiveContainer width="100%" height="100%" initialDimension={{ width: 600, height }}>
-        {children}
-      </ResponsiveContainer>
+    <figure className="chart" data-chart={name} style={{ height }} ref={ref}>
+      {size && (
+        <ResponsiveContainer width="100%" height="100%" initialDimension={size}>
+          {children}
+        </ResponsiveContainer>
+      )}
     </figure>
   );
 }
 
+// Memoised: a page re-renders as each of its sections answers, and redrawing a chart whose data did not
+// change is most of such a render's work.
+
 /** Spend per day this month, then the forecast's expected days with their 80% band. */
-export function SpendForecastChart({ days, daily }: { days: Json[]; daily: Json[] }) {
+export const SpendForecastChart = memo(function SpendForecastChart({ days, daily }: { days: Json[]; daily: Json[] }) {
   const byDay = new Map<string, Json>();
   for (const d of days) byDay.set(String(d.date), { day: String(d.date).slice(5), spend: num(d.cost_usd) });
   for (const f of daily) {
@@ -42,7 +60,7 @@ export function SpendForecastChart({ days, daily }: { days: Json[]; daily: Json[
     row.band = [num(f.lower_80), num(f.upper_80)];
     byDay.set(key, row);
   }
-  const data = [...byDay.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => v);
+  const data = [...byDay.entries()].sort(([a], [b]) => byKey(a, b)).map(([, v]) => v);
   return (
     <Figure name="spend-by-day">
       <ComposedChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
@@ -57,13 +75,13 @@ export function SpendForecastChart({ days, daily }: { days: Json[]; daily: Json[
       </ComposedChart>
     </Figure>
   );
-}
+});
 
 /** Horizontal bars: one per name, its cost. */
-export function CostBars({ name, rows, label }: { name: string; rows: Json[]; label: string }) {
+export const CostBars = memo(function CostBars({ name, rows, label }: { name: string; rows: Json[]; label: string }) {
   const data = rows.map((r) => ({ name: String(r[label] ?? "(none)"), cost: num(r.cost_usd ?? r.total_cost) }));
   return (
-    <Figure name={name} height={Math.max(120, 34 * data.length + 40)}>
+    <Figure name={name} height={barsHeight(data.length)}>
       <BarChart data={data} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 8 }}>
         <XAxis type="number" tickFormatter={usdTick} fontSize={11} />
         <YAxis type="category" dataKey="name" width={120} fontSize={11} />
@@ -72,7 +90,7 @@ export function CostBars({ name, rows, label }: { name: string; rows: Json[]; la
       </BarChart>
     </Figure>
   );
-}
+});
 
 /** Several series over buckets (one line per group value). */
 export function SeriesChart({ rows, x, y, group }: { rows: Json[]; x: string; y: string; group?: string }) {
@@ -86,7 +104,7 @@ export function SeriesChart({ rows, x, y, group }: { rows: Json[]; x: string; y:
     row[g] = num(row[g]) + num(r[y]);
     buckets.set(key, row);
   }
-  const data = [...buckets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => v);
+  const data = [...buckets.entries()].sort(([a], [b]) => byKey(a, b)).map(([, v]) => v);
   const names = [...groups].slice(0, 8);
   return (
     <Figure name="series">
@@ -205,7 +223,7 @@ export function TrackedBilledChart({ series }: { series: Json[] }) {
 /** The gap by cause: one bar per cause with its amount (negative when we tracked more than was billed). */
 export function CauseBars({ rows }: { rows: Array<{ cause: string; amount: number }> }) {
   return (
-    <Figure name="gap-by-cause" height={Math.max(120, 34 * rows.length + 40)}>
+    <Figure name="gap-by-cause" height={barsHeight(rows.length)}>
       <BarChart data={rows} layout="vertical" margin={{ top: 4, right: 16, bottom: 4, left: 8 }}>
         <XAxis type="number" tickFormatter={usdTick} fontSize={11} />
         <YAxis type="category" dataKey="cause" width={150} fontSize={11} />
