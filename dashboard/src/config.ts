@@ -50,7 +50,9 @@ let current: Config | null = null;
 export async function loadConfig(): Promise<Config> {
   let file: Partial<Config> | null = null;
   try {
-    const res = await fetch(`${import.meta.env.BASE_URL}config.json`, { cache: "no-store" });
+    // No cache option: index.html preloads this file, and a request with its own cache mode would not
+    // take the preloaded answer. `tokentra serve` sends it with no-store; a static host should too.
+    const res = await fetch(`${import.meta.env.BASE_URL}config.json`);
     if (res.ok) file = (await res.json()) as Partial<Config>;
   } catch {
     file = null; // no runtime file: env or the local default

@@ -12,7 +12,11 @@ export const PAGE_MODULES = {
   admin: () => import("./pages/Admin"),
 };
 
+/** The charts (Recharts, the largest chunk): the overview shows its figures first and loads these beside. */
+export const loadCharts = () => import("./components/charts");
+
 export function prefetchPage(hash: string): void {
   const name = (hash.replace(/^#\/?/, "").split(/[/?]/)[0] || "overview") as keyof typeof PAGE_MODULES;
   void PAGE_MODULES[name]?.();
+  if (name === "overview") void loadCharts();
 }

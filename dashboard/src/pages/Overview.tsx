@@ -1,14 +1,32 @@
+import { lazy, Suspense, type ReactNode } from "react";
 import { Link } from "react-router";
 import { api, num, type Json } from "../api";
 import { AskBox } from "../components/AskBox";
-import { CostBars, SpendForecastChart } from "../components/charts";
+import { barsHeight, CHART_HEIGHT } from "../components/chartSizes";
 import { count, money, pct, when } from "../components/format";
 import { Async, Empty } from "../components/State";
 import { Table } from "../components/Table";
 import { useAsync } from "../components/useAsync";
 import { useLive, useLiveReload } from "../live";
-import { take } from "../prefetch";
+import { loadCharts } from "../pageModules";
+import { openRecommendations, overviewKeys, take } from "../prefetch";
 import { useDocumentTitle, useSession } from "../session";
+
+// Recharts is most of the page's code: the figures and tables render as soon as the data is here, the
+// charts when their chunk (fetched beside this one) has loaded, each in a box of its final height.
+const SpendForecastChart = lazy(() => loadCharts().then((m) => ({ default: m.SpendForecastChart })));
+const CostBars = lazy(() => loadCharts().then((m) => ({ default: m.CostBars })));
+
+const NO_DAYS: Json[] = []; // one identity, so the memoised chart skips renders while there is no forecast
+
+/** Where a chart will be, at its height, while its data or its code is on the way. */
+function ChartPlaceholder({ height }: { height: number }) {
+  return <div className="chart" style={{ height }} data-state="loading" aria-busy="true" />;
+}
+
+function ChartSlot({ height, children }: { height: number; children: ReactNode }) {
+  return <Suspense fallback={<ChartPlaceholder height={height} />}>{children}</Suspense>;
+}
 
 function Kpi({ label, value, sub, id }: { label: string; value: string; sub?: string; id: string }) {
   return (
@@ -45,17 +63,21 @@ export function Overview() {
   useDocumentTitle("Overview");
   const { org, can } = useSession();
   const live = useLive();
-  const overview = useAsync(() => take(`overview:${org.id}`, () => api.overview(org.id)), [org.id]);
+  const overview = useAsync(() => take(overviewKeys.overview(org.id), () => api.overview(org.id)), [org.id]);
   const forecast = useAsync(
-    () => (can("budgets.read") ? api.forecast(org.id) : Promise.resolve(null)),
+    () => (can("budgets.read") ? take(overviewKeys.forecast(org.id), () => api.forecast(org.id)) : Promise.resolve(null)),
     [org.id],
   );
   const alerts = useAsync(
-    () => (can("alerts.read") ? api.alertEvents(org.id, "open") : Promise.resolve([])),
+    () =>
+      can("alerts.read") ? take(overviewKeys.alerts(org.id), () => api.alertEvents(org.id, "open")) : Promise.resolve([]),
     [org.id],
   );
   const recs = useAsync(
-    () => (can("recommendations.read") ? api.recommendations({ org_id: org.id, status: "open", limit: 5 }) : Promise.resolve([])),
+    () =>
+      can("recommendations.read")
+        ? take(overviewKeys.recommendations(org.id), () => openRecommendations(org.id))
+        : Promise.resolve([]),
     [org.id],
   );
   // Live: spend and counts follow the organization's usage, alerts and recommendations topics.
@@ -99,10 +121,16 @@ export function Overview() {
               <div className="grid2">
                 <section className="card wide" data-section="spend-by-day">
                   <h3>Spend by day</h3>
-                  {(o.spend_by_day ?? []).every((d: Json) => num(d.cost_usd) === 0) && !f ? (
+                  {forecast.loading && !forecast.data ? (
+                    // The forecast's band and line belong in the same chart: drawn once with both, not
+                    // drawn and then redrawn whole when the forecast answers a moment after the spend.
+                    <ChartPlaceholder height={CHART_HEIGHT} />
+                  ) : (o.spend_by_day ?? []).every((d: Json) => num(d.cost_usd) === 0) && !f ? (
                     <Empty>No spend this month yet.</Empty>
                   ) : (
-                    <SpendForecastChart days={o.spend_by_day ?? []} daily={f?.daily_forecast ?? []} />
+                    <ChartSlot height={CHART_HEIGHT}>
+                      <SpendForecastChart days={o.spend_by_day ?? []} daily={f?.daily_forecast ?? NO_DAYS} />
+                    </ChartSlot>
                   )}
                 </section>
                 <section className="card" data-section="spend-by-provider">
@@ -110,7 +138,9 @@ export function Overview() {
                   {o.spend_by_provider.length === 0 ? (
                     <Empty>No spend this month yet.</Empty>
                   ) : (
-                    <CostBars name="providers" rows={o.spend_by_provider} label="provider" />
+                    <ChartSlot height={barsHeight(o.spend_by_provider.length)}>
+                      <CostBars name="providers" rows={o.spend_by_provider} label="provider" />
+                    </ChartSlot>
                   )}
                 </section>
               </div>
