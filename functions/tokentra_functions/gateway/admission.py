@@ -357,46 +357,80 @@ class Admission:
         slot = (org_id, key_id, provider, model, json.dumps(attribution, sort_keys=True))
         hold = self._take(slot, cost, provider, model, attribution)
         if hold is not False:
+            lock = self.lease_locks.get(slot)
+            if hold is not None and self._running_low(slot) and not (lock is not None and lock.locked()):
+                self._spawn(self._lease_ahead(slot, cost, attribution))
             return hold
-        settings = get_settings()
         lock = self.lease_locks.setdefault(slot, asyncio.Lock())
         async with lock:
             hold = self._take(slot, cost, provider, model, attribution)  # another call may have leased meanwhile
             if hold is not False:
                 return hold
-            old = self.leases.pop(slot, None)
-            previous, unused = None, Decimal(0)
-            if old is not None:
-                old.retired = True
-                if old.id is not None:
-                    previous, unused = old.id, old.granted - old.admitted
-            want = max(cost, cost * settings.gateway_lease_calls)
-            try:
-                async with self.pool.connection(timeout=settings.gateway_policy_wait_seconds) as conn:
-                    cur = await conn.execute(
-                        "select * from private.gateway_lease(%s, %s, %s, %s, %s, %s, %s, %s, "
-                        "make_interval(secs => %s), %s, %s)",
-                        (org_id, key_id, provider, model, Jsonb(attribution), cost, want,
-                         Decimal(str(settings.gateway_lease_share)), settings.budget_reservation_ttl_seconds,
-                         previous, unused))
-                    row = await one_async(cur)
-            except BaseException:
-                if old is not None and old.id is not None:  # its unused part was not handed back with the lease
-                    self._spawn(self._give_back(old, unused))
-                raise
-            if not row["allowed"]:
-                raise Refusal("budget_exceeded",
-                              f"Budget exceeded: this call may cost up to ${cost.quantize(Decimal('0.000001'))} and "
-                              f"budget {row['budget_id']} has ${row['remaining']} left this period.",
-                              headers={"x-tokentra-budget-id": str(row["budget_id"]),
-                                       "x-tokentra-budget-remaining": str(row["remaining"])})
-            granted = Decimal(row["granted"]) if row["granted"] is not None else Decimal(0)
-            self.leases[slot] = Lease(org_id=org_id, id=row["lease_id"], granted=granted,
-                                      until=time.monotonic() + settings.gateway_lease_seconds)
+            await self._lease(slot, cost, attribution)
             hold = self._take(slot, cost, provider, model, attribution)
             if hold is False:  # a fresh lease always fits its first call
                 raise RuntimeError("a new lease did not fit the call it was taken for")
             return hold
+
+    def _running_low(self, slot: tuple[Any, ...]) -> bool:
+        """A budget lease with less than a quarter of its amount or of its time left."""
+        lease = self.leases.get(slot)
+        if lease is None or lease.id is None:
+            return False
+        quarter = get_settings().gateway_lease_seconds / 4
+        return lease.granted - lease.admitted < lease.granted / 4 or lease.until - time.monotonic() < quarter
+
+    async def _lease_ahead(self, slot: tuple[Any, ...], cost: Decimal, attribution: dict[str, Any]) -> None:
+        """The next lease, taken by a task of its own before this one runs out, so that round trip is not
+        in a call's path. The same steps as a call that finds no room; a refusal or an error is left for
+        the next call to meet on its own path."""
+        lock = self.lease_locks.setdefault(slot, asyncio.Lock())
+        if lock.locked():
+            return
+        async with lock:
+            if not self._running_low(slot):  # a call leased meanwhile (or the lease is gone: calls lease)
+                return
+            try:
+                await self._lease(slot, cost, attribution)
+            except Refusal:
+                return
+            except Exception as exc:
+                log.warning("gateway lease ahead failed: %s", type(exc).__name__)
+
+    async def _lease(self, slot: tuple[Any, ...], cost: Decimal, attribution: dict[str, Any]) -> None:
+        """Lease for the slot, handing the last lease's unused part back in the same round trip (under the
+        slot's lock). Raises the budget Refusal when no budget has room for `cost`."""
+        org_id, key_id, provider, model, _ = slot
+        settings = get_settings()
+        old = self.leases.pop(slot, None)
+        previous, unused = None, Decimal(0)
+        if old is not None:
+            old.retired = True
+            if old.id is not None:
+                previous, unused = old.id, old.granted - old.admitted
+        want = max(cost, cost * settings.gateway_lease_calls)
+        try:
+            async with self.pool.connection(timeout=settings.gateway_policy_wait_seconds) as conn:
+                cur = await conn.execute(
+                    "select * from private.gateway_lease(%s, %s, %s, %s, %s, %s, %s, %s, "
+                    "make_interval(secs => %s), %s, %s)",
+                    (org_id, key_id, provider, model, Jsonb(attribution), cost, want,
+                     Decimal(str(settings.gateway_lease_share)), settings.budget_reservation_ttl_seconds,
+                     previous, unused))
+                row = await one_async(cur)
+        except BaseException:
+            if old is not None and old.id is not None:  # its unused part was not handed back with the lease
+                self._spawn(self._give_back(old, unused))
+            raise
+        if not row["allowed"]:
+            raise Refusal("budget_exceeded",
+                          f"Budget exceeded: this call may cost up to ${cost.quantize(Decimal('0.000001'))} and "
+                          f"budget {row['budget_id']} has ${row['remaining']} left this period.",
+                          headers={"x-tokentra-budget-id": str(row["budget_id"]),
+                                   "x-tokentra-budget-remaining": str(row["remaining"])})
+        granted = Decimal(row["granted"]) if row["granted"] is not None else Decimal(0)
+        self.leases[slot] = Lease(org_id=org_id, id=row["lease_id"], granted=granted,
+                                  until=time.monotonic() + settings.gateway_lease_seconds)
 
     def _take(self, slot: tuple[Any, ...], cost: Decimal, provider: str, model: str,
               attribution: dict[str, Any]) -> Hold | None | Literal[False]:
