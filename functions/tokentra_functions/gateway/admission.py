@@ -2,8 +2,9 @@
 
 - Keys: a virtual key's policy is cached in memory for gateway_key_cache_seconds. Every change to a key,
   its policy, its block or its organization's prompt setting is announced by the database on a LISTEN
-  channel when it commits, and each process drops the entry at once, so a revocation or rotation applies
-  everywhere as soon as the notification arrives. While the listener is down, nothing is served from the
+  channel when it commits (key_changes, one listener per process shared with the API-key cache), and each
+  process drops the entry at once, so a revocation or rotation applies everywhere as soon as the
+  notification arrives. While the listener is down, nothing is served from the
   cache (every call reads the key), so a lost notification cannot keep a revoked key alive.
 - Counters: requests and tokens per key per minute and prompt repeats (the runaway guard) are counted in
   memory and added to the database's windows every gateway_sync_seconds by a background task, which
@@ -32,16 +33,15 @@ from decimal import ROUND_UP, Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.settings import get_settings
 from tokentra_functions.gateway.errors import Refusal
+from tokentra_functions.key_changes import KeyChanges
 
 log = logging.getLogger("tokentra.gateway")
-CHANNEL = "tokentra_gateway_keys"
 _EPOCH_2000 = 946_684_800  # the origin the database bins loop windows from
 _MTOK = Decimal("0.000001")
 _CENT_E12 = Decimal("1e-12")
@@ -113,10 +113,11 @@ class PriceCard:
 
 
 class Admission:
-    def __init__(self, pool: AsyncConnectionPool[AsyncConn]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[AsyncConn], changes: KeyChanges) -> None:
         self.pool = pool
         self.keys: dict[bytes, _Cached] = {}
-        self.listening = False
+        self.changes = changes
+        changes.subscribe(self.forget)
         # key id -> minute start -> [synced requests, synced tokens, pending requests, pending tokens]
         self.windows: dict[UUID, dict[int, list[int]]] = defaultdict(dict)
         # (key id, prompt hash, window start) -> [synced calls, pending calls]
@@ -138,8 +139,7 @@ class Admission:
         if self._tasks or self._closing:
             return
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._listen(), name="gateway-key-listener"),
-                       loop.create_task(self._sync_loop(), name="gateway-sync")]
+        self._tasks = [loop.create_task(self._sync_loop(), name="gateway-sync")]
 
     async def close(self) -> None:
         """Flush the counters and give every lease's unused part back (after the usage writer drained)."""
@@ -162,15 +162,17 @@ class Admission:
     async def key(self, presented: str) -> tuple[dict[str, Any], KeyPolicy] | None:
         """The key's row and policy (cached while the invalidation listener runs), or None when invalid."""
         self._start()
+        self.changes.start()
         digest = hashlib.sha256(presented.encode()).digest()
         now = time.monotonic()
         cached = self.keys.get(digest)
-        if cached is not None and self.listening and cached.until > now:
+        if cached is not None and self.changes.listening and cached.until > now:
             policy = cached.policy
             if policy.expires_at is not None and policy.expires_at <= time.time():
                 self.keys.pop(digest, None)
                 return None
             return cached.row, policy
+        generation = self.changes.generation
         async with self.pool.connection() as conn:
             cur = await conn.execute("select * from private.gateway_key(%s)", (digest,))
             row = await cur.fetchone()
@@ -180,37 +182,22 @@ class Admission:
         policy = KeyPolicy(rpm=row["rpm"], tpm=row["tpm"],
                            expires_at=row["expires_at"].timestamp() if row["expires_at"] else None,
                            blocked_until=row["blocked_until"].timestamp() if row["blocked_until"] else None)
-        if self.listening:
+        # A change announced while the row was read may concern it: keep it only if none arrived.
+        if self.changes.listening and self.changes.generation == generation:
             if len(self.keys) > 100_000:
                 self.keys.clear()
             self.keys[digest] = _Cached(row, policy, now + get_settings().gateway_key_cache_seconds)
         return row, policy
 
-    def forget(self, payload: str) -> None:
-        """Drop cached keys a notification names (a key id, or org:<id> for all of an organization's)."""
+    def forget(self, payload: str | None) -> None:
+        """Drop cached keys a notification names (a key id, or org:<id> for all of an organization's), or
+        every key (None: the listener reconnected or went down, and what changed meanwhile is unknown)."""
+        if payload is None:
+            self.keys.clear()
+            return
         column, value = ("org_id", payload[4:]) if payload.startswith("org:") else ("key_id", payload)
         for digest in [d for d, c in self.keys.items() if str(c.row[column]) == value]:
             self.keys.pop(digest, None)
-
-    async def _listen(self) -> None:
-        settings = get_settings()
-        url = settings.gateway_listen_url or settings.dsn
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-                    await conn.execute(f"listen {CHANNEL}")
-                    self.keys.clear()  # what changed while nobody listened is unknown
-                    self.listening = True
-                    async for note in conn.notifies():
-                        self.forget(note.payload)
-            except asyncio.CancelledError:
-                self.listening = False
-                raise
-            except Exception as exc:
-                log.warning("gateway key listener down, keys read per call: %s", type(exc).__name__)
-            self.listening = False
-            self.keys.clear()
-            await asyncio.sleep(1.0)
 
     # ------------------------------------------------------------ counters
     def admit_counts(self, key_id: UUID, policy: KeyPolicy, prompt_hash: str | None) -> tuple[str, int]:

@@ -39,6 +39,7 @@ from tokentra_functions.gateway.policy import admit, budget_attribution, decide,
 from tokentra_functions.gateway.proxy import Call, now_utc, pass_back, upstream_headers
 from tokentra_functions.gateway.recorder import UsageRecorder
 from tokentra_functions.gateway.wire import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, request_facts
+from tokentra_functions.key_changes import key_changes
 
 log = logging.getLogger("tokentra.gateway")
 
@@ -132,7 +133,7 @@ def admission(request: Request) -> Admission:
     state = request.app.state
     adm = getattr(state, "gateway_admission", None)
     if adm is None:
-        adm = state.gateway_admission = Admission(state.pool)
+        adm = state.gateway_admission = Admission(state.pool, key_changes(state))
         _on_close(request, adm.close)
     return adm
 
