@@ -6,6 +6,7 @@ mounts them all for `tokentra serve`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -39,6 +40,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await pool.open(wait=True, timeout=30)
     app.state.pool = pool
     app.state.on_close = []  # functions register what must finish before the pool closes (usage writers)
+    # Everything imported and built so far lives as long as the process: moved out of the collector's
+    # reach, a full collection no longer walks it (one took 74 ms inside a gateway call here).
+    gc.freeze()
     try:
         yield
     finally:
