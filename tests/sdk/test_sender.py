@@ -267,7 +267,8 @@ def test_a_call_wakes_no_thread_and_the_worker_sends_on_its_own_timer(make_sende
         assert not sender._wakeup.is_set()  # below a full batch, a submit signals nothing
     assert sender.stats()["enqueued"] == n + 1
     deadline = time.monotonic() + 10
-    while len(ingest_receiver.events) < n + 1 and time.monotonic() < deadline:
+    # The receiver holds the events before the sender has read its answer and counted them as sent.
+    while (len(ingest_receiver.events) < n + 1 or sender.stats()["sent"] < n + 1) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(ingest_receiver.events) == n + 1 and sender.stats()["sent"] == n + 1
     sender.close(timeout=5)
