@@ -46,10 +46,67 @@ wal_level = logical
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-shared_buffers = '512MB'
+shared_buffers = '{shared_buffers}'
 max_connections = 200
 """
 # fsync off: this server holds development and test data only; a crash costs a `tokentra db reset`.
+AUTO_CONF = "postgresql.auto.conf"
+_SETTING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
+
+
+def memory_bytes(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
+    """The memory this machine (or its container's limit, when lower) gives us."""
+    total = 0
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            total = int(line.split()[1]) * 1024
+    try:
+        limit = cgroup.read_text().strip()
+    except OSError:
+        limit = "max"
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def shared_buffers_mb(memory: int) -> int:
+    """A quarter of memory, the usual start for a server of its own, between 512 MB and 8 GB: the
+    semantic cache's graphs are read at random, and a page not in shared buffers costs a read per hop."""
+    return max(512, min(8192, memory // 4 // 2**20))
+
+
+def server_conf(port: int, memory: int | None = None) -> dict[str, str]:
+    """The settings the local server runs with, by name, as they are written in its conf file."""
+    buffers = shared_buffers_mb(memory_bytes() if memory is None else memory)
+    text = SERVER_CONF.format(port=port, shared_buffers=f"{buffers}MB")
+    return {m[1]: m[2] for m in map(_SETTING.match, text.splitlines()) if m}
+
+
+def reconcile_conf(data: Path, wanted: dict[str, str]) -> list[str]:
+    """Bring the data folder's auto.conf to the wanted settings, keeping anything else it holds (ALTER
+    SYSTEM by hand); returns the names that changed, and writes nothing when none did."""
+    path = data / AUTO_CONF
+    lines = path.read_text().splitlines() if path.exists() else []
+    changed: list[str] = []
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        m = _SETTING.match(line)
+        if m and m[1] in wanted:
+            seen.add(m[1])
+            if m[2] != wanted[m[1]]:
+                lines[i] = f"{m[1]} = {wanted[m[1]]}"
+                changed.append(m[1])
+    for name, value in wanted.items():
+        if name not in seen:
+            lines.append(f"{name} = {value}")
+            changed.append(name)
+    if changed:
+        # Written beside and renamed over, owned like the folder: the server may read it at any moment.
+        tmp = data / (AUTO_CONF + ".tokentra")
+        tmp.write_text("\n".join(lines) + "\n")
+        st = data.stat()
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    return changed
 
 
 class SetupError(RuntimeError):
@@ -179,8 +236,6 @@ def init_data(root: Path, port: int) -> None:
                      "--locale=C.UTF-8", what="initdb", fix="run `tokentra db reset`")
     finally:
         pwfile.unlink(missing_ok=True)
-    with open(data / "postgresql.auto.conf", "a") as conf:
-        conf.write(SERVER_CONF.format(port=port))
 
 
 def running(root: Path, port: int) -> bool:
@@ -201,13 +256,21 @@ def _port_open(port: int) -> bool:
 
 
 def start(settings: Settings | None = None, log=print) -> Path:
-    """Provision if needed, then start the server; a running server is left alone."""
+    """Provision if needed, bring the server's settings to SERVER_CONF, then start it. A running server
+    is left alone unless its settings changed: then it is restarted once, since most of them (shared
+    buffers, preloaded libraries) apply only at start."""
     settings = settings or get_settings()
     port = settings.db_port
     root = provision(settings, log)
     _ensure_proc(root)
     init_data(root, port)
+    changed = reconcile_conf(root / DATA_DIR.lstrip("/"), server_conf(port))
     if running(root, port):
+        if changed:
+            log(f"Restarting Postgres to apply changed settings: {', '.join(changed)}")
+            _as_postgres(root, f"{BIN}/pg_ctl", "-D", DATA_DIR, "-l", f"{DATA_DIR}/server.log", "-m", "fast",
+                         "-w", "-t", "60", "restart", what="restarting Postgres",
+                         fix=f"see {root}{DATA_DIR}/server.log, or run `tokentra db reset`")
         return root
     if _port_open(port):
         raise SetupError(f"port {port} is taken by another process; stop it, or set DATABASE_URL to use it")
