@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     gateway_usage_attempts: int = Field(default=8, ge=1)
     gateway_usage_retry_base_seconds: float = Field(default=0.5, gt=0)
     gateway_usage_linger_seconds: float = Field(default=0.2, ge=0)
+    # The usage writer process runs this much nicer than the server (0 to 19): calls in flight come first.
+    gateway_usage_writer_nice: int = Field(default=10, ge=0, le=19)
     # How long a call may wait for a database connection to check its policy (a burst on one budget queues).
     gateway_policy_wait_seconds: float = Field(default=120, gt=0)
     # Admission without a database round trip per call: keys' policy cached this long (changes are also

@@ -1,131 +1,136 @@
-"""Usage of gateway calls, written through the ingest path after the response, off the request's path.
+"""Usage of gateway calls, written through the ingest path after the response, off the request's path and
+off the server's event loop.
 
-Each finished call puts one event on an in-process queue; a writer task takes what has gathered (up to
-gateway_usage_batch events), groups it by key and stores it with the ingest function's own store_events
-(same validation, pricing, exactly-once claim by request id, reservation commit), after carving each
-call admitted against a budget lease into a reservation of its own (so the event commits it). A failed write is
-retried with backoff under the same request ids, so a retry never doubles a call. On shutdown the queue is
-drained before the database pool closes. What is lost is bounded to a crash of this process between the
-answer and the write; its reservations then expire with their TTL.
+Each finished call is handed, as one JSON line, to the usage writer, a process of its own
+(usage_writer.py) that batches calls, carves each call admitted against a budget lease into a reservation
+of its own (so its event commits it) and stores them with the ingest function's own store_events (same
+validation, pricing, exactly-once claim by request id, reservation commit), retrying a failed write with
+backoff under the same ids. The server keeps every call until the writer confirms it; a writer that dies
+is started again and sent every unconfirmed call, which the repeatable carve and the request-id claim
+store once. On shutdown the server waits for every confirmation before its leases are handed back. What is
+lost is bounded to a crash of the server process before it handed a call to the writer (a writer that
+outlives a dying server still writes what it received); the reservations of lost calls expire with their TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections import defaultdict
+import sys
 from contextlib import suppress
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
-from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
-
-from tokentra_core.db import AsyncConn
-from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.admission import Admission
-from tokentra_functions.ingest import store_events
 
 log = logging.getLogger("tokentra.gateway.usage")
+WRITER = "tokentra_functions.gateway.usage_writer"
+
+
+def encode(seq: int, key: ApiKeyOrg, event: dict[str, Any], carve: dict[str, Any] | None) -> bytes:
+    """One call as the writer reads it (usage_writer.parse): one line of JSON."""
+    return json.dumps({"seq": seq, "key": [str(key.key_id), str(key.org_id),
+                                           str(key.project_id) if key.project_id else None],
+                       "event": event, "carve": carve}, separators=(",", ":"), default=str).encode() + b"\n"
 
 
 class UsageRecorder:
-    def __init__(self, pool: AsyncConnectionPool[AsyncConn], admission: Admission) -> None:
-        self.pool = pool
+    def __init__(self, admission: Admission) -> None:
         self.admission = admission
-        self.queue: asyncio.Queue[tuple[ApiKeyOrg, dict[str, Any], dict[str, Any] | None]] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
+        self.unconfirmed: dict[int, bytes] = {}  # sequence number -> the call's line, until the writer confirms
+        self.seq = 0
         self.stored = 0
         self.failed = 0
+        self.restarts = 0
+        self.proc: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
 
     def submit(self, key: ApiKeyOrg, event: dict[str, Any], carve: dict[str, Any] | None = None) -> None:
-        """Queue one call's event (never blocks, never raises); its tokens count against the key's
-        tokens-per-minute window at once. carve: the call's hold in a budget lease (Hold.carve)."""
+        """Hand one call's event to the writer (never blocks, never raises); its tokens count against the
+        key's tokens-per-minute window at once. carve: the call's hold in a budget lease (Hold.carve)."""
         self._idle.clear()
         self.admission.count_tokens(key.key_id, event.get("input_tokens", 0) + event.get("output_tokens", 0))
-        self.queue.put_nowait((key, event, carve))
+        self.seq += 1
+        line = self.unconfirmed[self.seq] = encode(self.seq, key, event, carve)
+        proc = self.proc
+        if proc is not None and proc.returncode is None and proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.write(line)  # buffered by the pipe's transport; a dead writer's calls are sent again
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run(), name="gateway-usage")
+            self.task = asyncio.get_running_loop().create_task(self._supervise(), name="gateway-usage")
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until everything queued so far is written (shutdown, tests, benchmarks)."""
+        """Wait until everything submitted so far is confirmed (shutdown, tests, benchmarks)."""
         with suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self) -> None:
         await self.drain()
+        self._closing = True
+        proc = self.proc
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # the writer writes what it has and exits
         if self.task is not None:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.task), 10)
             self.task.cancel()
             with suppress(asyncio.CancelledError):
                 await self.task
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
-    async def _run(self) -> None:
-        settings = get_settings()
-        while True:
-            first = await self.queue.get()
-            # A moment for more calls to finish: one write for many keeps the writer's work (and the
-            # database's) off the CPU the calls in flight need.
-            await asyncio.sleep(settings.gateway_usage_linger_seconds)
-            batch = [first]
-            while len(batch) < settings.gateway_usage_batch and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            await self._write(batch)
-            if self.queue.empty():
-                self._idle.set()
+    @property
+    def writer_pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
 
-    async def _write(self, batch: list[tuple[ApiKeyOrg, dict[str, Any], dict[str, Any] | None]]) -> None:
-        settings = get_settings()
-        by_key: dict[UUID, tuple[ApiKeyOrg, list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        for key, event, carve in batch:
-            group = by_key.setdefault(key.key_id, (key, [], []))
-            group[1].append(event)
-            if carve is not None:
-                group[2].append(carve)
-        for key, events, carves in by_key.values():
-            delay = settings.gateway_usage_retry_base_seconds
-            for attempt in range(1, settings.gateway_usage_attempts + 1):
-                try:
-                    if carves:  # once only, whatever the retries: the reservation ids are the calls'
-                        async with self.pool.connection() as conn:
-                            await conn.execute("select private.gateway_carve_calls(%s, %s)",
-                                               (key.org_id, Jsonb(carves)))
-                    result = await store_events(self.pool, key, events)
-                    await self._after_store(key, events)
-                except Exception as exc:  # the database is away: retry the same request ids
-                    log.warning("gateway usage write failed org=%s events=%d attempt=%d: %s",
-                                key.org_id, len(events), attempt, type(exc).__name__)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-                    continue
-                self.stored += result.accepted + result.duplicates
-                if result.rejected:
-                    self.failed += len(result.rejected)
-                    log.error("gateway usage rejected org=%s: %s", key.org_id,
-                              "; ".join(f"{r.field}: {r.message}" for r in result.rejected[:3]))
-                break
-            else:
-                self.failed += len(events)
-                log.error("gateway usage lost org=%s events=%d after %d attempts", key.org_id, len(events),
-                          settings.gateway_usage_attempts)
+    async def _supervise(self) -> None:
+        """Keep a writer running while calls wait for it: start it, send it what is unconfirmed, read its
+        confirmations; when it dies, start another."""
+        backoff = 0.1
+        while not self._closing:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", WRITER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    limit=1 << 20)
+            except OSError as exc:
+                log.error("gateway usage writer could not start: %s", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if proc.stdin is None or proc.stdout is None:  # asked for pipes: always there
+                raise RuntimeError("the usage writer has no pipes")
+            # Everything unconfirmed, in order, then this writer takes new calls as they come (no await in
+            # between, so no call is left out or sent twice to it).
+            for seq in sorted(self.unconfirmed):
+                proc.stdin.write(self.unconfirmed[seq])
+            self.proc = proc
+            while line := await proc.stdout.readline():
+                self._confirmed(line)
+                backoff = 0.1
+            code = await proc.wait()
+            if self._closing and not self.unconfirmed:
+                return
+            self.restarts += 1
+            log.warning("gateway usage writer exited (code %s) with %d calls unconfirmed: starting another",
+                        code, len(self.unconfirmed))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
-    async def _after_store(self, key: ApiKeyOrg, events: list[dict[str, Any]]) -> None:
-        """The priced cost of stored calls, in metrics."""
-        ids = [e["request_id"] for e in events]
-        async with self.pool.connection() as conn:
-            # Bounds on occurred_at let the planner open only the batch's day partitions, not all of them.
-            stamps = sorted(e["timestamp"] for e in events)
-            cur = await conn.execute(
-                "select u.provider, sum(u.cost_usd) as cost from public.usage_records u "
-                "where u.org_id = %s and u.occurred_at >= %s::timestamptz and u.occurred_at <= %s::timestamptz "
-                "and u.request_id = any(%s) group by 1",
-                (key.org_id, stamps[0], stamps[-1], ids))
-            costs: dict[str, Decimal] = defaultdict(Decimal)
-            for row in await cur.fetchall():
-                costs[row["provider"]] += row["cost"] or Decimal(0)
-        for provider, cost in costs.items():
+    def _confirmed(self, line: bytes) -> None:
+        try:
+            done = json.loads(line)
+        except ValueError:
+            return
+        for seq in done["done"]:
+            self.unconfirmed.pop(seq, None)
+        self.stored += done["stored"]
+        self.failed += done["failed"]
+        for provider, cost in done["costs"].items():
             metrics.COST.labels(provider).inc(float(cost))
+        if not self.unconfirmed:
+            self._idle.set()

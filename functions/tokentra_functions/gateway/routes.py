@@ -144,7 +144,7 @@ def recorder(request: Request) -> UsageRecorder:
     if rec is None:
         # Made after the admission state, so on shutdown it drains (carving its calls out of their
         # leases) before the leases' unused parts are handed back.
-        rec = state.gateway_recorder = UsageRecorder(state.pool, admission(request))
+        rec = state.gateway_recorder = UsageRecorder(admission(request))
         _on_close(request, rec.close)
     return rec
 

@@ -1,0 +1,166 @@
+"""The gateway's usage writer: a process of its own that stores finished calls through the ingest path.
+
+The server process (recorder.py) sends it one JSON line per call on its standard input and keeps each call
+until this process answers, on its standard output, that the call is written (stored, found stored
+already, or given up after the retries). Written here and not in the server: the store's Python (checking,
+pricing, staging) and its waits then never sit between a request and its answer on the server's event
+loop. It runs at a lower OS priority so the calls in flight get the CPU first.
+
+Every step is safe to repeat under the same ids (the carve inserts each reservation once, the store claims
+each request id once), so a call this process received but did not confirm before it died is sent again
+to the next writer and still lands once. When its standard input closes (the server stopping, or dying),
+it writes what it received and exits.
+
+    python -m tokentra_functions.gateway.usage_writer
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from tokentra_core.db import AsyncConn
+from tokentra_core.settings import get_settings
+from tokentra_functions.auth import ApiKeyOrg
+from tokentra_functions.ingest import store_events
+
+log = logging.getLogger("tokentra.gateway.usage")
+
+Call = tuple[int, ApiKeyOrg, dict[str, Any], dict[str, Any] | None]  # sequence number, key, event, carve
+
+
+def parse(line: bytes) -> Call:
+    """One call as the server sent it (recorder.encode)."""
+    item = json.loads(line)
+    key = ApiKeyOrg(key_id=item["key"][0], org_id=item["key"][1], project_id=item["key"][2], scopes=["gateway"],
+                    mode="live", rate_limit_per_minute=1)
+    return item["seq"], key, item["event"], item["carve"]
+
+
+class Writer:
+    def __init__(self, pool: AsyncConnectionPool[AsyncConn], out: asyncio.StreamWriter | Any) -> None:
+        self.pool = pool
+        self.out = out
+        self.queue: asyncio.Queue[Call | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        settings = get_settings()
+        ended = False
+        while not ended:
+            first = await self.queue.get()
+            if first is None:
+                break
+            # A moment for more calls to finish: one write for many keeps the writer's work (and the
+            # database's) off the CPU the calls in flight need.
+            await asyncio.sleep(settings.gateway_usage_linger_seconds)
+            batch = [first]
+            while len(batch) < settings.gateway_usage_batch and not self.queue.empty():
+                item = self.queue.get_nowait()
+                if item is None:
+                    ended = True
+                    break
+                batch.append(item)
+            await self.write(batch)
+
+    async def write(self, batch: list[Call]) -> None:
+        settings = get_settings()
+        by_key: dict[UUID, tuple[ApiKeyOrg, list[int], list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for seq, key, event, carve in batch:
+            group = by_key.setdefault(key.key_id, (key, [], [], []))
+            group[1].append(seq)
+            group[2].append(event)
+            if carve is not None:
+                group[3].append(carve)
+        for key, seqs, events, carves in by_key.values():
+            stored = failed = 0
+            costs: dict[str, Decimal] = {}
+            delay = settings.gateway_usage_retry_base_seconds
+            for attempt in range(1, settings.gateway_usage_attempts + 1):
+                try:
+                    if carves:  # repeatable: each reservation is inserted once, whatever the retries
+                        async with self.pool.connection() as conn:
+                            await conn.execute("select private.gateway_carve_calls(%s, %s)",
+                                               (key.org_id, Jsonb(carves)))
+                    result = await store_events(self.pool, key, events)
+                    costs = await self.costs(key, events)
+                except Exception as exc:  # the database is away: retry the same request ids
+                    log.warning("gateway usage write failed org=%s events=%d attempt=%d: %s",
+                                key.org_id, len(events), attempt, type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                stored = result.accepted + result.duplicates
+                if result.rejected:
+                    failed = len(result.rejected)
+                    log.error("gateway usage rejected org=%s: %s", key.org_id,
+                              "; ".join(f"{r.field}: {r.message}" for r in result.rejected[:3]))
+                break
+            else:
+                failed = len(events)
+                log.error("gateway usage lost org=%s events=%d after %d attempts", key.org_id, len(events),
+                          settings.gateway_usage_attempts)
+            self.out.write(json.dumps({"done": seqs, "stored": stored, "failed": failed,
+                                       "costs": {p: str(c) for p, c in costs.items()}}).encode() + b"\n")
+            await self.out.drain()
+
+    async def costs(self, key: ApiKeyOrg, events: list[dict[str, Any]]) -> dict[str, Decimal]:
+        """The priced cost of stored calls by provider, for the server's metrics."""
+        ids = [e["request_id"] for e in events]
+        stamps = sorted(e["timestamp"] for e in events)
+        async with self.pool.connection() as conn:
+            # Bounds on occurred_at let the planner open only the batch's day partitions, not all of them.
+            cur = await conn.execute(
+                "select u.provider, sum(u.cost_usd) as cost from public.usage_records u "
+                "where u.org_id = %s and u.occurred_at >= %s::timestamptz and u.occurred_at <= %s::timestamptz "
+                "and u.request_id = any(%s) group by 1",
+                (key.org_id, stamps[0], stamps[-1], ids))
+            costs: dict[str, Decimal] = defaultdict(Decimal)
+            for row in await cur.fetchall():
+                costs[row["provider"]] += row["cost"] or Decimal(0)
+        return costs
+
+
+async def _main() -> None:
+    settings = get_settings()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=settings.gateway_max_body_bytes * 2)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
+    out = asyncio.StreamWriter(transport, protocol, None, loop)
+    pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
+        settings.dsn, min_size=1, max_size=2, open=False,
+        kwargs={"prepare_threshold": None, "row_factory": dict_row})
+    await pool.open(wait=True, timeout=30)
+    writer = Writer(pool, out)
+    task = loop.create_task(writer.run(), name="gateway-usage-writer")
+    try:
+        while line := await reader.readline():
+            if line.endswith(b"\n"):  # a line cut short by a dying server is not a call
+                writer.queue.put_nowait(parse(line))
+        writer.queue.put_nowait(None)
+        await task
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        stream=sys.stderr)
+    # Below the server's priority: a call waiting for the CPU matters more than a usage row written late.
+    os.nice(get_settings().gateway_usage_writer_nice)
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
