@@ -524,12 +524,13 @@ def bench_cache(
     reuse: Annotated[str | None, typer.Option(help="Time a database kept by --keep again (its name).")] = None,
     ef_search: Annotated[int, typer.Option(help="Rows of the scope an HNSW lookup gathers.")] = 40,
     vectors: Annotated[str, typer.Option(help="Synthetic vectors: latent (embedding-like) or uniform.")] = "latent",
+    prewarm: Annotated[bool, typer.Option(help="Read the cache's pages into shared buffers before timing.")] = True,
 ) -> None:
     """Semantic cache: lookup p50/p95 and recall@10 against exact search; wrong-hit share and duplicate hits."""
     run = dev_tool("bench_cache").run
 
     run(entries=entries, orgs=orgs, queries=queries, seeds=seeds, threshold=threshold, keep=keep, parts=parts,
-        reuse=reuse, ef_search=ef_search, vectors=vectors)
+        reuse=reuse, ef_search=ef_search, vectors=vectors, prewarm=prewarm)
 
 
 @bench_app.command("anomalies")
