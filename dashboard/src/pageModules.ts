@@ -12,17 +12,7 @@ export const PAGE_MODULES = {
   admin: () => import("./pages/Admin"),
 };
 
-export type ChartsModule = typeof import("./components/charts");
-let charts: ChartsModule | null = null;
-
-/** The charts (Recharts, the largest chunk): the overview shows its figures first and loads these beside. */
-export const loadCharts = (): Promise<ChartsModule> => import("./components/charts").then((m) => (charts = m));
-
-/** The charts module if it has loaded, so a page can draw them in the same render as its figures. */
-export const loadedCharts = (): ChartsModule | null => charts;
-
 export function prefetchPage(hash: string): void {
   const name = (hash.replace(/^#\/?/, "").split(/[/?]/)[0] || "overview") as keyof typeof PAGE_MODULES;
   void PAGE_MODULES[name]?.();
-  if (name === "overview") void loadCharts();
 }

@@ -36,8 +36,10 @@ PROBE = """
 (() => {
   const marks = {};
   window.__tokentraMarks = marks;
-  const drawn = (name) => document.querySelector(`[data-chart="${name}"] .recharts-wrapper`)
-      ?.querySelectorAll('.recharts-bar-rectangle, .recharts-line-curve, .recharts-area-area').length > 0;
+  // A chart has drawn when its SVG holds a mark: the overview's own (data-mark) or Recharts' classes.
+  const drawn = (name) => document.querySelector(`[data-chart="${name}"]`)?.querySelectorAll(
+      'svg [data-mark], .recharts-wrapper :is(.recharts-bar-rectangle, .recharts-line-curve, .recharts-area-area)'
+  ).length > 0;
   new MutationObserver(() => {
     const now = performance.now();
     const spend = document.querySelector('[data-kpi="spend"] .kpi-value');

@@ -34,8 +34,9 @@ def money(value: Any) -> str:
 
 def marks(page: Any, chart: str) -> int:
     """How many bars, lines and areas a chart drew (0 when it drew nothing)."""
-    return page.locator(f'[data-chart="{chart}"] .recharts-wrapper').locator(
-        ".recharts-bar-rectangle, .recharts-line-curve, .recharts-area-area").count()
+    # The overview's own SVG marks its bars, areas and lines with data-mark; the other pages' are Recharts'.
+    recharts = ".recharts-wrapper :is(.recharts-bar-rectangle, .recharts-line-curve, .recharts-area-area)"
+    return page.locator(f'[data-chart="{chart}"]').locator(f"svg [data-mark], {recharts}").count()
 
 
 def kpi(page: Any, name: str) -> str:
@@ -59,6 +60,9 @@ def test_every_page_shows_what_the_functions_answer(page: Any, world: World) -> 
     days_with_spend = sum(1 for d in overview["spend_by_day"] if Decimal(str(d["cost_usd"])) > 0)
     assert marks(page, "spend-by-day") >= days_with_spend > 0
     assert marks(page, "providers") == len(overview["spend_by_provider"])
+    # each provider's bar carries its name and spend (its tooltip), in the answer's order
+    assert page.locator('[data-chart="providers"] [data-mark="bar"] title').all_text_contents() == [
+        f"{p['provider']}: {money(p['cost_usd'])}" for p in overview["spend_by_provider"]]
     for team in overview["top_teams"]:
         assert team["team"] in seen["overview"]
     assert "Spend spike on summarize" in seen["overview"]  # open alerts

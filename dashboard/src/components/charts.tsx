@@ -1,5 +1,6 @@
-// Charts, all Recharts (SVG, declarative, drawn without animation so a screenshot or a paint timer
-// sees the final picture). Each wraps itself in a figure marked data-chart for tests and benchmarks.
+// The other pages' charts, all Recharts (SVG, declarative, drawn without animation so a screenshot or a
+// paint timer sees the final picture); the overview draws its two itself (overviewCharts.tsx). Each wraps
+// itself in a figure marked data-chart for tests and benchmarks.
 import {
   Area,
   Bar,
@@ -48,34 +49,6 @@ function Figure({ name, children, height = CHART_HEIGHT }: { name: string; child
 
 // Memoised: a page re-renders as each of its sections answers, and redrawing a chart whose data did not
 // change is most of such a render's work.
-
-/** Spend per day this month, then the forecast's expected days with their 80% band. */
-export const SpendForecastChart = memo(function SpendForecastChart({ days, daily }: { days: Json[]; daily: Json[] }) {
-  const byDay = new Map<string, Json>();
-  for (const d of days) byDay.set(String(d.date), { day: String(d.date).slice(5), spend: num(d.cost_usd) });
-  for (const f of daily) {
-    const key = String(f.day);
-    const row = byDay.get(key) ?? { day: key.slice(5) };
-    row.expected = num(f.expected);
-    row.band = [num(f.lower_80), num(f.upper_80)];
-    byDay.set(key, row);
-  }
-  const data = [...byDay.entries()].sort(([a], [b]) => byKey(a, b)).map(([, v]) => v);
-  return (
-    <Figure name="spend-by-day">
-      <ComposedChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 8 }}>
-        <CartesianGrid strokeDasharray="3 3" vertical={false} />
-        <XAxis dataKey="day" fontSize={11} />
-        <YAxis tickFormatter={usdTick} fontSize={11} width={56} />
-        <Tooltip formatter={(v: any) => (Array.isArray(v) ? `${money(v[0])} – ${money(v[1])}` : money(v))} />
-        <Legend />
-        <Bar dataKey="spend" name="spend" fill={COLORS[0]} isAnimationActive={false} />
-        <Area dataKey="band" name="forecast 80%" fill="#93c5fd" stroke="none" fillOpacity={0.4} isAnimationActive={false} />
-        <Line dataKey="expected" name="forecast" stroke={COLORS[2]} dot={false} strokeDasharray="4 3" isAnimationActive={false} />
-      </ComposedChart>
-    </Figure>
-  );
-});
 
 /** Horizontal bars: one per name, its cost. */
 export const CostBars = memo(function CostBars({ name, rows, label }: { name: string; rows: Json[]; label: string }) {

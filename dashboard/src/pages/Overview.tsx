@@ -1,41 +1,19 @@
-import { useDeferredValue, useEffect, useState, type ReactNode } from "react";
 import { Link } from "react-router";
 import { api, num, type Json } from "../api";
 import { AskBox } from "../components/AskBox";
-import { barsHeight, CHART_HEIGHT } from "../components/chartSizes";
+import { CHART_HEIGHT } from "../components/chartSizes";
+import { CostBars, SpendForecastChart } from "../components/overviewCharts";
 import { count, money, pct, when } from "../components/format";
-import { Async, Empty, ErrorBox } from "../components/State";
+import { Async, Empty } from "../components/State";
 import { Table } from "../components/Table";
 import { useAsync } from "../components/useAsync";
 import { useLive, useLiveReload } from "../live";
-import { loadCharts, loadedCharts, type ChartsModule } from "../pageModules";
 import { openRecommendations, overviewKeys, take } from "../prefetch";
 import { useDocumentTitle, useSession } from "../session";
 
-// Recharts is most of the page's code: the figures and tables render as soon as the data is here, the
-// charts when their chunk (fetched beside this one) has loaded, each in a box of its final height until
-// then. Not React.lazy: a Suspense boundary that showed its fallback is revealed up to 300 ms late
-// (React throttles reveals), while a chunk that has already loaded is drawn in the same render.
-function useCharts(): { charts: ChartsModule | null; error: Error | null } {
-  const [charts, setCharts] = useState<ChartsModule | null>(loadedCharts);
-  const [error, setError] = useState<Error | null>(null);
-  useEffect(() => {
-    if (charts) return;
-    let live = true;
-    loadCharts().then(
-      (m) => live && setCharts(m),
-      (exc: unknown) => live && setError(exc instanceof Error ? exc : new Error(String(exc))),
-    );
-    return () => {
-      live = false;
-    };
-  }, [charts]);
-  return { charts, error }; // a chunk that failed to load fails again until the page is reloaded
-}
-
 const NO_DAYS: Json[] = []; // one identity, so the memoised chart skips renders while there is no forecast
 
-/** Where a chart will be, at its height, while its data or its code is on the way. */
+/** Where the spend chart will be, at its height, while the forecast is on the way. */
 function ChartPlaceholder({ height }: { height: number }) {
   return <div className="chart" style={{ height }} data-state="loading" aria-busy="true" />;
 }
@@ -75,7 +53,6 @@ export function Overview() {
   useDocumentTitle("Overview");
   const { org, can } = useSession();
   const live = useLive();
-  const charts = useCharts();
   const overview = useAsync(() => take(overviewKeys.overview(org.id), () => api.overview(org.id)), [org.id]);
   const forecast = useAsync(
     () => (can("budgets.read") ? take(overviewKeys.forecast(org.id), () => api.forecast(org.id)) : Promise.resolve(null)),
@@ -93,17 +70,6 @@ export function Overview() {
         : Promise.resolve([]),
     [org.id],
   );
-  // The charts draw from a deferred copy of the answer: the render that shows the figures commits (and
-  // paints) first, the charts follow in a render of their own instead of holding the figures back.
-  const drawn = useDeferredValue(overview.data);
-  const chart = (height: number, draw: (c: ChartsModule) => ReactNode) =>
-    charts.error ? (
-      <ErrorBox error={charts.error} />
-    ) : charts.charts && drawn ? (
-      draw(charts.charts)
-    ) : (
-      <ChartPlaceholder height={height} />
-    );
   // Live: spend and counts follow the organization's usage, alerts and recommendations topics.
   useLiveReload(live.version.usage + live.version.alerts + live.version.recommendations, overview.reload);
   useLiveReload(live.version.alerts, alerts.reload);
@@ -152,9 +118,7 @@ export function Overview() {
                   ) : (o.spend_by_day ?? []).every((d: Json) => num(d.cost_usd) === 0) && !f ? (
                     <Empty>No spend this month yet.</Empty>
                   ) : (
-                    chart(CHART_HEIGHT, (c) => (
-                      <c.SpendForecastChart days={o.spend_by_day ?? []} daily={f?.daily_forecast ?? NO_DAYS} />
-                    ))
+                    <SpendForecastChart days={o.spend_by_day ?? []} daily={f?.daily_forecast ?? NO_DAYS} />
                   )}
                 </section>
                 <section className="card" data-section="spend-by-provider">
@@ -162,9 +126,7 @@ export function Overview() {
                   {o.spend_by_provider.length === 0 ? (
                     <Empty>No spend this month yet.</Empty>
                   ) : (
-                    chart(barsHeight(o.spend_by_provider.length), (c) => (
-                      <c.CostBars name="providers" rows={o.spend_by_provider} label="provider" />
-                    ))
+                    <CostBars name="providers" rows={o.spend_by_provider} label="provider" />
                   )}
                 </section>
               </div>
