@@ -30,9 +30,12 @@ from tokentra_functions.models import ErrorBody, IngestResult, Rejection
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("tokentra.ingest")
-# Created and dropped inside the ingest transaction: nothing outlives it, as a transaction pooler requires.
-_STAGE = (f"create temp table ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
-          "on commit drop")
+# Created on a connection's first batch and emptied at every commit, so each transaction starts with it
+# empty (behind a transaction pooler too: whichever server connection runs the batch has one or creates
+# it). It is kept, not dropped, so that private.ingest_staged's statements keep their plans: a new table
+# each time would have them planned again at every call.
+_STAGE = (f"create temp table if not exists ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
+          "on commit delete rows")
 _COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
 _TYPES = [kind for _, kind in STAGED]
 # Events below this many are stored in one part (see _parts).
@@ -150,7 +153,8 @@ async def _store(pool: Pool, key: ApiKeyOrg, events: Staging) -> list[tuple[int,
                 if not rows:
                     continue
                 if staged:
-                    await conn.execute("truncate pg_temp.ingest_batch")
+                    # Not truncate: that gives the table a new file, which invalidates the cached plans.
+                    await conn.execute("delete from pg_temp.ingest_batch")
                 cur = conn.cursor()
                 async with cur.copy(_COPY) as copy:
                     copy.set_types(_TYPES)

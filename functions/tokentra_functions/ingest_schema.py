@@ -4,8 +4,8 @@ private.ingest_staged.
 The one place to extend when the event grows a field:
 - declare it on IngestEvent (type, constraints, description; the OpenAPI document follows);
 - if it is a client signal kept in metadata.tokentra, add its name to SIGNALS;
-- if it has a column of its own, add the column to usage_records (a migration) and the field to STAGED
-  below with the type it travels as: private.ingest_staged copies every staged column usage_records has;
+- if it has a column of its own, add the column to usage_records and to private.ingest_staged's column
+  lists (a migration), and the field to STAGED below with the type it travels as;
 - a rule beyond the field's own type (several fields, the server's clock) goes in CHECKS below.
 A field added later enters the content hash only when an event carries it, so events without it keep the
 hash they always had and their retries stay duplicates (see _hashed).
