@@ -27,6 +27,7 @@ from tokentra_functions.gateway.admission import Admission
 
 log = logging.getLogger("tokentra.gateway.usage")
 WRITER = "tokentra_functions.gateway.usage_writer"
+FLUSH_SECONDS = 0.05
 
 
 def encode(seq: int, key: ApiKeyOrg, event: dict[str, Any], carve: dict[str, Any] | None) -> bytes:
@@ -41,6 +42,8 @@ class UsageRecorder:
         self.admission = admission
         self.unconfirmed: dict[int, bytes] = {}  # sequence number -> the call's line, until the writer confirms
         self.seq = 0
+        self.pending: list[bytes] = []  # lines not yet written to the writer's pipe
+        self._flush: asyncio.TimerHandle | None = None
         self.stored = 0
         self.failed = 0
         self.restarts = 0
@@ -56,12 +59,23 @@ class UsageRecorder:
         self._idle.clear()
         self.admission.count_tokens(key.key_id, event.get("input_tokens", 0) + event.get("output_tokens", 0))
         self.seq += 1
-        line = self.unconfirmed[self.seq] = encode(self.seq, key, event, carve)
-        proc = self.proc
-        if proc is not None and proc.returncode is None and proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.write(line)  # buffered by the pipe's transport; a dead writer's calls are sent again
+        self.pending.append(line := encode(self.seq, key, event, carve))
+        self.unconfirmed[self.seq] = line
+        loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._supervise(), name="gateway-usage")
+            self.task = loop.create_task(self._supervise(), name="gateway-usage")
+        if self._flush is None:
+            # Calls go to the writer a few times a second, many in one write: one system call and one
+            # wake-up of the writer for all of them instead of one per call.
+            self._flush = loop.call_later(FLUSH_SECONDS, self._send_pending)
+
+    def _send_pending(self) -> None:
+        self._flush = None
+        lines, self.pending = self.pending, []
+        proc = self.proc
+        if lines and proc is not None and proc.returncode is None and proc.stdin is not None \
+                and not proc.stdin.is_closing():
+            proc.stdin.write(b"".join(lines))  # buffered by the pipe's transport; a dead writer's calls are sent again
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until everything submitted so far is confirmed (shutdown, tests, benchmarks)."""
@@ -69,6 +83,9 @@ class UsageRecorder:
             await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._send_pending()
         await self.drain()
         self._closing = True
         proc = self.proc
@@ -106,8 +123,8 @@ class UsageRecorder:
                 raise RuntimeError("the usage writer has no pipes")
             # Everything unconfirmed, in order, then this writer takes new calls as they come (no await in
             # between, so no call is left out or sent twice to it).
-            for seq in sorted(self.unconfirmed):
-                proc.stdin.write(self.unconfirmed[seq])
+            self.pending = []
+            proc.stdin.write(b"".join(self.unconfirmed[seq] for seq in sorted(self.unconfirmed)))
             self.proc = proc
             while line := await proc.stdout.readline():
                 self._confirmed(line)
