@@ -38,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.settings import get_settings
+from tokentra_functions._app import autocommit
 from tokentra_functions.gateway.errors import Refusal
 from tokentra_functions.key_changes import KeyChanges
 
@@ -262,7 +263,8 @@ class Admission:
         if not windows and not prompts and not used:
             return
         try:
-            async with self.pool.connection() as conn:
+            # Autocommit: one statement, one round trip (no BEGIN and COMMIT around it), several times a second.
+            async with autocommit(self.pool) as conn:
                 cur = await conn.execute("select private.gateway_sync_counters(%s) as totals",
                                          (Jsonb({"windows": windows, "prompts": prompts,
                                                  "used": [str(k) for k in used]}),))
@@ -448,7 +450,7 @@ class Admission:
 
     async def _give_back(self, lease: Lease, amount: Decimal) -> None:
         try:
-            async with self.pool.connection() as conn:
+            async with autocommit(self.pool) as conn:
                 await conn.execute("select private.gateway_return_lease(%s, %s, %s, true)",
                                    (lease.org_id, lease.id, amount))
         except Exception as exc:  # the lease's TTL returns it anyway

@@ -28,6 +28,7 @@ log = logging.getLogger("tokentra.gateway")
 KEY_SHAPE = re.compile(r"^tt_vk_[A-Za-z0-9_-]{43}$")
 PUBLIC_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 INVALID_KEY = Refusal("invalid_api_key", "Incorrect or inactive TokenTRA virtual key.")
+_INGEST_KEYS: dict[tuple[UUID, UUID, UUID | None], ApiKeyOrg] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +46,16 @@ class VirtualKey:
 
     @property
     def ingest_key(self) -> ApiKeyOrg:
-        """The key as the ingest path knows it: usage rows carry its id."""
-        return ApiKeyOrg(key_id=self.key_id, org_id=self.org_id, project_id=self.project_id, scopes=["gateway"],
-                         mode="live", rate_limit_per_minute=1)
+        """The key as the ingest path knows it: usage rows carry its id (one per key, not one per call)."""
+        ident = (self.key_id, self.org_id, self.project_id)
+        found = _INGEST_KEYS.get(ident)
+        if found is None:
+            if len(_INGEST_KEYS) > 100_000:
+                _INGEST_KEYS.clear()
+            found = _INGEST_KEYS[ident] = ApiKeyOrg(key_id=self.key_id, org_id=self.org_id,
+                                                    project_id=self.project_id, scopes=["gateway"], mode="live",
+                                                    rate_limit_per_minute=1)
+        return found
 
     def allows(self, provider: str, model: str) -> bool:
         if self.allowed_providers is not None and provider not in self.allowed_providers:

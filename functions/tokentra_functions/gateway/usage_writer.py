@@ -32,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
+from tokentra_functions._app import autocommit
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.ingest import store_events
 
@@ -89,7 +90,7 @@ class Writer:
             for attempt in range(1, settings.gateway_usage_attempts + 1):
                 try:
                     if carves:  # repeatable: each reservation is inserted once, whatever the retries
-                        async with self.pool.connection() as conn:
+                        async with autocommit(self.pool) as conn:  # one statement: no BEGIN, COMMIT
                             await conn.execute("select private.gateway_carve_calls(%s, %s)",
                                                (key.org_id, Jsonb(carves)))
                     result = await store_events(self.pool, key, events)
@@ -118,7 +119,7 @@ class Writer:
         """The priced cost of stored calls by provider, for the server's metrics."""
         ids = [e["request_id"] for e in events]
         stamps = sorted(e["timestamp"] for e in events)
-        async with self.pool.connection() as conn:
+        async with autocommit(self.pool) as conn:  # one statement: no BEGIN, COMMIT
             # Bounds on occurred_at let the planner open only the batch's day partitions, not all of them.
             cur = await conn.execute(
                 "select u.provider, sum(u.cost_usd) as cost from public.usage_records u "
