@@ -46,7 +46,7 @@ function Figure({ name, height, label, children, legend }: {
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
-    setWidth(Math.floor(el.clientWidth));
+    setWidth(Math.floor(el.getBoundingClientRect().width)); // what the observer reports: no second render
     const watch = new ResizeObserver(([e]) => setWidth(Math.floor(e.contentRect.width)));
     watch.observe(el);
     return () => watch.disconnect();
