@@ -30,7 +30,7 @@ PACKAGES = [
 ]
 DATA_DIR = "/pgdata"  # inside the chroot
 BIN = f"/usr/lib/postgresql/{PG_MAJOR}/bin"
-# Bumped when the package list or server settings change, so cached roots are rebuilt.
+# Bumped when the package list changes, so cached roots are rebuilt (settings are reconciled at each start).
 ROOT_VERSION = "1"
 
 SERVER_CONF = """
