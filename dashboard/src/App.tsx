@@ -1,27 +1,39 @@
-import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
+import { lazy, Suspense, useEffect, useState, type ComponentType, type ReactNode } from "react";
 import { createHashRouter, Navigate, NavLink, Outlet, RouterProvider, useLocation, useSearchParams } from "react-router";
 import { api } from "./api";
 import { currentSession, onSession, signOut } from "./auth";
 import { Empty, ErrorBox, Loading } from "./components/State";
 import { useAsync } from "./components/useAsync";
 import { LiveProvider, useLive } from "./live";
-import { PAGE_MODULES } from "./pageModules";
+import { loadedPage, loadPage, type PageModule, type PageName } from "./pageModules";
 import { take } from "./prefetch";
 import { SignIn } from "./pages/SignIn";
 import { SessionProvider, useSession } from "./session";
 
 // Each page is its own chunk, so the first screen evaluates only the shell and the page it shows
-// (main.tsx starts loading that page's chunk before the session and config have answered).
-const Overview = lazy(() => PAGE_MODULES.overview().then((m) => ({ default: m.Overview })));
-const Costs = lazy(() => PAGE_MODULES.costs().then((m) => ({ default: m.Costs })));
-const Budgets = lazy(() => PAGE_MODULES.budgets().then((m) => ({ default: m.Budgets })));
-const Alerts = lazy(() => PAGE_MODULES.alerts().then((m) => ({ default: m.Alerts })));
-const Anomalies = lazy(() => PAGE_MODULES.anomalies().then((m) => ({ default: m.Anomalies })));
-const Recommendations = lazy(() => PAGE_MODULES.recommendations().then((m) => ({ default: m.Recommendations })));
-const Reconciliation = lazy(() => PAGE_MODULES.reconciliation().then((m) => ({ default: m.Reconciliation })));
-const Reports = lazy(() => PAGE_MODULES.reports().then((m) => ({ default: m.Reports })));
-const Ask = lazy(() => PAGE_MODULES.ask().then((m) => ({ default: m.Ask })));
-const Admin = lazy(() => PAGE_MODULES.admin().then((m) => ({ default: m.Admin })));
+// (main.tsx starts loading that page's chunk before the session and config have answered). A chunk that
+// has already loaded is handed to React.lazy as a thenable that answers at once, which React renders
+// without suspending: behind a Suspense fallback, the page would be revealed up to 300 ms late (React
+// throttles reveals after a fallback), though its code and often its data were already here.
+function lazyPage<K extends PageName>(name: K, pick: (m: PageModule<K>) => ComponentType) {
+  return lazy(() => {
+    const m = loadedPage(name);
+    if (!m) return loadPage(name).then((mod) => ({ default: pick(mod) }));
+    const now = { default: pick(m) };
+    return { then: (answer: (v: typeof now) => unknown) => answer(now) } as PromiseLike<typeof now> as Promise<typeof now>;
+  });
+}
+
+const Overview = lazyPage("overview", (m) => m.Overview);
+const Costs = lazyPage("costs", (m) => m.Costs);
+const Budgets = lazyPage("budgets", (m) => m.Budgets);
+const Alerts = lazyPage("alerts", (m) => m.Alerts);
+const Anomalies = lazyPage("anomalies", (m) => m.Anomalies);
+const Recommendations = lazyPage("recommendations", (m) => m.Recommendations);
+const Reconciliation = lazyPage("reconciliation", (m) => m.Reconciliation);
+const Reports = lazyPage("reports", (m) => m.Reports);
+const Ask = lazyPage("ask", (m) => m.Ask);
+const Admin = lazyPage("admin", (m) => m.Admin);
 
 interface Page {
   path: string;
