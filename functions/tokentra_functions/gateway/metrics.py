@@ -6,6 +6,8 @@ counters: with several workers, scrape each (or run one worker per pod, the usua
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -31,6 +33,19 @@ CACHE_HITS = Counter("tokentra_gateway_cache_hits", "Calls answered from the sem
 CACHE_SAVED = Counter("tokentra_gateway_cache_saved_usd", "What the calls the cache answered would have cost (USD).",
                       ["provider"], registry=REGISTRY)
 COST = Counter("tokentra_gateway_cost_usd", "Priced cost of recorded calls (USD).", ["provider"], registry=REGISTRY)
+
+
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def child(metric: Any, *values: str) -> Any:
+    """metric.labels(*values), kept: the series of every call are few (providers, endpoints, statuses,
+    kinds), and labels() costs a lock and a lookup of its own on each call."""
+    key = (metric, *values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
 
 
 def exposition() -> tuple[bytes, str]:

@@ -159,8 +159,8 @@ class Call:
             error_code = _error_code(content) or str(response.status)
         status = _status(response.status)
         self._record(model, served, raw_usage, tier, status, error_code, ttft_ms=None)
-        metrics.REQUESTS.labels(self.provider, self.endpoint, str(response.status)).inc()
-        metrics.LATENCY.labels(self.provider, self.endpoint).observe(time.perf_counter() - self.started)
+        metrics.child(metrics.REQUESTS, self.provider, self.endpoint, str(response.status)).inc()
+        metrics.child(metrics.LATENCY, self.provider, self.endpoint).observe(time.perf_counter() - self.started)
         return Response(content=content, status_code=response.status,
                         headers={**pass_back(response), **self._our_headers(model)})
 
@@ -187,7 +187,7 @@ class Call:
         counts = tokens(self.endpoint, raw_usage)
         for kind, count in counts.items():
             if count:
-                metrics.TOKENS.labels(self.provider, kind.removesuffix("_tokens")).inc(count)
+                metrics.child(metrics.TOKENS, self.provider, kind.removesuffix("_tokens")).inc(count)
         event = self._event(self.request_id, served or model, status, error_code)
         event.update(counts)
         event.update(raw_usage=raw_usage, service_tier=tier, time_to_first_token_ms=ttft_ms,

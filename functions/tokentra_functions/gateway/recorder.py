@@ -8,8 +8,9 @@ validation, pricing, exactly-once claim by request id, reservation commit), retr
 backoff under the same ids. The server keeps every call until the writer confirms it; a writer that dies
 is started again and sent every unconfirmed call, which the repeatable carve and the request-id claim
 store once. On shutdown the server waits for every confirmation before its leases are handed back. What is
-lost is bounded to a crash of the server process before it handed a call to the writer (a writer that
-outlives a dying server still writes what it received); the reservations of lost calls expire with their TTL.
+lost is bounded to a crash of the server process before it handed a call to the writer, the last
+FLUSH_SECONDS of calls (a writer that outlives a dying server still writes what it received); the
+reservations of lost calls expire with their TTL.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         metrics.REFUSALS.labels("service_unavailable").inc()
         return Refusal("service_unavailable", "TokenTRA could not check this call's policy; retry shortly.",
                        retry_after=1).response(provider)
-    metrics.OVERHEAD.labels(provider).observe(time.perf_counter() - started)
+    metrics.child(metrics.OVERHEAD, provider).observe(time.perf_counter() - started)
     call = Call(pool=pool, session=_session(request), recorder=recorder(request), admission=adm, key=key,
                 provider=provider,
                 endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
