@@ -29,13 +29,14 @@ from rich.table import Table
 
 from tokentra_cli import admin
 from tokentra_cli.functions_server import free_port, start_functions, stop_functions
-from tokentra_core.db import connect
+from tokentra_core.db import connect, one
 from tokentra_core.secrets import store_provider_connection
 from tokentra_core.settings import get_settings
 from tokentra_dev.testing.gateway_upstream import PROVIDER_KEY
 from tokentra_functions._http import SPEC as SERVER_PROTOCOL
 
 console = Console()
+WARM_CALLS = 20  # per target and run, before timing
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -68,9 +69,9 @@ def _setup(dsn: str, upstream: str) -> tuple[str, uuid.UUID]:
     with connect(dsn, autocommit=True) as conn:
         org = admin.create_org(conn, f"bench-gateway-{uuid.uuid4().hex[:8]}")
         store_provider_connection(conn, org.id, "openai", PROVIDER_KEY, base_url=upstream + "/v1")
-        row = conn.execute("select * from private.new_virtual_key(%s, 'bench', budget_amount => %s, "
-                           "budget_period => 'daily', hard_limit => true, rpm => 10000000)",
-                           (org.id, Decimal("100000"))).fetchone()
+        row = one(conn.execute("select * from private.new_virtual_key(%s, 'bench', budget_amount => %s, "
+                               "budget_period => 'daily', hard_limit => true, rpm => 10000000)",
+                               (org.id, Decimal("100000"))))
     return row["key"], org.id
 
 
@@ -99,7 +100,7 @@ async def _measure(targets: dict[str, tuple[str, dict[str, str]]], calls: int, c
     out: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         for url, headers in targets.values():  # warm connections, caches and plans
-            for _ in range(20):
+            for _ in range(WARM_CALLS):
                 await _one(client, url, headers, stream)
         samples: dict[str, list[float]] = {name: [] for name in targets}
         failures: dict[str, int] = dict.fromkeys(targets, 0)
@@ -150,21 +151,22 @@ def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
                     **targets, "floor": (floor_url + "/v1/chat/completions", targets["direct"][1])}
                 results[name] = asyncio.run(_measure(run_targets, n_calls, n_clients, stream))
                 console.print_json(json.dumps({name: results[name]}))
-        with connect(settings.dsn, autocommit=True) as conn:
-            stored = conn.execute("select count(*) as n from public.usage_records where org_id = %s",
-                                  (org_id,)).fetchone()["n"]
     finally:
-        stop_functions(functions_proc)
+        stop_functions(functions_proc)  # the server waits for its usage writer before it exits
         floor_proc.terminate()
         floor_proc.wait(10)
         upstream_proc.terminate()
         upstream_proc.wait(10)
         log.close()
-    _print(results, stored)
+    with connect(settings.dsn, autocommit=True) as conn:
+        stored = one(conn.execute("select count(*) as n from public.usage_records where org_id = %s",
+                                  (org_id,)))["n"]
+    answered = sum(r["gateway"]["calls"] + WARM_CALLS for r in results.values())
+    _print(results, stored, answered)
     return results
 
 
-def _print(results: dict[str, Any], stored: int) -> None:
+def _print(results: dict[str, Any], stored: int, answered: int) -> None:
     table = Table("run", "direct p50", "gateway p50", "added p50", "direct p99", "gateway p99", "added p99",
                   "gateway/direct calls per s", title="tokentra bench gateway (ms; same local provider, same run)")
     for name, r in results.items():
@@ -188,5 +190,6 @@ def _print(results: dict[str, Any], stored: int) -> None:
         added99 = one["gateway"]["p99_ms"] - one["direct"]["p99_ms"]
         console.print(f"one client, non-streamed: added p50 {added50:.2f} ms (target < 1), "
                       f"added p99 {added99:.2f} ms (target < 3)")
-    console.print(f"usage rows the gateway stored for the benchmark's calls: {stored}")
+    console.print(f"usage rows the gateway stored for the benchmark's calls: {stored} of {answered} calls answered "
+                  "(counted after the server stopped)")
     console.print_json(json.dumps(results))
