@@ -380,18 +380,22 @@ class Admission:
             if not self._running_low(slot):  # a call leased meanwhile (or the lease is gone: calls lease)
                 return
             try:
-                await self._lease(slot, cost, attribution)
+                await self._lease(slot, cost, attribution, ahead=True)
             except Refusal:
                 return
             except Exception as exc:
                 log.warning("gateway lease ahead failed: %s", type(exc).__name__)
 
-    async def _lease(self, slot: tuple[Any, ...], cost: Decimal, attribution: dict[str, Any]) -> None:
-        """Lease for the slot, handing the last lease's unused part back in the same round trip (under the
-        slot's lock). Raises the budget Refusal when no budget has room for `cost`."""
+    async def _lease(self, slot: tuple[Any, ...], cost: Decimal, attribution: dict[str, Any],
+                     ahead: bool = False) -> None:
+        """Lease for the slot (under the slot's lock). Raises the budget Refusal when no budget has room
+        for `cost`. A call that found its lease spent hands the last lease's unused part back in the same
+        round trip. Ahead, the current lease keeps admitting calls while the next is taken (taking it away
+        first made every call in those 10-80 ms wait for the round trip: the one-client tail), and its
+        unused part is handed back once the new lease replaced it."""
         org_id, key_id, provider, model, _ = slot
         settings = get_settings()
-        old = self.leases.pop(slot, None)
+        old = None if ahead else self.leases.pop(slot, None)
         previous, unused = None, Decimal(0)
         if old is not None:
             old.retired = True
@@ -418,8 +422,14 @@ class Admission:
                           headers={"x-tokentra-budget-id": str(row["budget_id"]),
                                    "x-tokentra-budget-remaining": str(row["remaining"])})
         granted = Decimal(row["granted"]) if row["granted"] is not None else Decimal(0)
+        replaced = self.leases.get(slot) if ahead else None
+        # No await from here on: no call admits against the replaced lease once its unused part is counted.
         self.leases[slot] = Lease(org_id=org_id, id=row["lease_id"], granted=granted,
                                   until=time.monotonic() + settings.gateway_lease_seconds)
+        if replaced is not None:
+            replaced.retired = True
+            if replaced.id is not None:
+                self._spawn(self._give_back(replaced, replaced.granted - replaced.admitted))
 
     def _take(self, slot: tuple[Any, ...], cost: Decimal, provider: str, model: str,
               attribution: dict[str, Any]) -> Hold | None | Literal[False]:
