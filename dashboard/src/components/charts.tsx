@@ -19,12 +19,10 @@ import {
 import { memo, useLayoutEffect, useRef, useState } from "react";
 import { num, type Json } from "../api";
 import { barsHeight, CHART_HEIGHT } from "./chartSizes";
-import { money } from "./format";
+import { byKey, money, usdTick } from "./format";
 
 // ISO dates and timestamps sort as plain strings; localeCompare would load ICU's collation on first use.
-const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#ca8a04", "#4b5563"];
-const usdTick = (v: number) => (Math.abs(v) >= 1000 ? `$${(v / 1000).toFixed(1)}k` : `$${v.toFixed(v < 10 ? 2 : 0)}`);
 
 // The chart's first render is at the figure's measured size: started at a guessed size, Recharts would
 // draw everything twice (once guessed, once measured) before the first paint. ResponsiveContainer still

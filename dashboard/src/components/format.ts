@@ -53,3 +53,9 @@ export function when(value: unknown): string {
 export function day(value: unknown): string {
   return value ? String(value).slice(0, 10) : "–";
 }
+
+/** An axis tick in dollars, short: $0.25, $40, $1.2k. */
+export const usdTick = (v: number) => (Math.abs(v) >= 1000 ? `$${(v / 1000).toFixed(1)}k` : `$${v.toFixed(v < 10 ? 2 : 0)}`);
+
+/** Code-point order, for ISO dates and bucket keys: no ICU collation. */
+export const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -6,9 +6,8 @@
 import { memo, useLayoutEffect, useRef, useState, type ReactNode } from "react";
 import { num, type Json } from "../api";
 import { barsHeight, CHART_HEIGHT } from "./chartSizes";
-import { money } from "./format";
+import { byKey, money, usdTick } from "./format";
 
-const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0); // ISO dates: no ICU collation
 const SPEND = "#2563eb";
 const PROVIDER = "#16a34a";
 const FORECAST = "#ea580c";
@@ -17,8 +16,6 @@ const AXIS = "#666";
 const TICK = 11; // px, the other pages' axis labels
 const LEGEND_HEIGHT = 24;
 const X_AXIS_HEIGHT = 30;
-
-export const usdTick = (v: number) => (Math.abs(v) >= 1000 ? `$${(v / 1000).toFixed(1)}k` : `$${v.toFixed(v < 10 ? 2 : 0)}`);
 
 /** About `count` evenly spaced round values (steps of 1, 2, 2.5 or 5 × 10^k) covering lo..hi. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
