@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +29,14 @@ log = logging.getLogger("tokentra.gateway")
 KEY_SHAPE = re.compile(r"^tt_vk_[A-Za-z0-9_-]{43}$")
 PUBLIC_ENDPOINTS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 INVALID_KEY = Refusal("invalid_api_key", "Incorrect or inactive TokenTRA virtual key.")
-_INGEST_KEYS: dict[tuple[UUID, UUID, UUID | None], ApiKeyOrg] = {}
+
+
+@lru_cache(maxsize=65536)
+def ingest_key(key_id: UUID, org_id: UUID, project_id: UUID | None) -> ApiKeyOrg:
+    """A virtual key as the ingest path knows it: usage rows carry its id. Kept per key, not built per call;
+    the server and the usage writer process both build it here."""
+    return ApiKeyOrg(key_id=key_id, org_id=org_id, project_id=project_id, scopes=["gateway"], mode="live",
+                     rate_limit_per_minute=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +54,7 @@ class VirtualKey:
 
     @property
     def ingest_key(self) -> ApiKeyOrg:
-        """The key as the ingest path knows it: usage rows carry its id (one per key, not one per call)."""
-        ident = (self.key_id, self.org_id, self.project_id)
-        found = _INGEST_KEYS.get(ident)
-        if found is None:
-            if len(_INGEST_KEYS) > 100_000:
-                _INGEST_KEYS.clear()
-            found = _INGEST_KEYS[ident] = ApiKeyOrg(key_id=self.key_id, org_id=self.org_id,
-                                                    project_id=self.project_id, scopes=["gateway"], mode="live",
-                                                    rate_limit_per_minute=1)
-        return found
+        return ingest_key(self.key_id, self.org_id, self.project_id)
 
     def allows(self, provider: str, model: str) -> bool:
         if self.allowed_providers is not None and provider not in self.allowed_providers:

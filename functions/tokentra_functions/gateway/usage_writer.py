@@ -34,6 +34,7 @@ from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import autocommit
 from tokentra_functions.auth import ApiKeyOrg
+from tokentra_functions.gateway.policy import ingest_key
 from tokentra_functions.ingest import store_events
 
 log = logging.getLogger("tokentra.gateway.usage")
@@ -44,8 +45,8 @@ Call = tuple[int, ApiKeyOrg, dict[str, Any], dict[str, Any] | None]  # sequence 
 def parse(line: bytes) -> Call:
     """One call as the server sent it (recorder.encode)."""
     item = json.loads(line)
-    key = ApiKeyOrg(key_id=item["key"][0], org_id=item["key"][1], project_id=item["key"][2], scopes=["gateway"],
-                    mode="live", rate_limit_per_minute=1)
+    key_id, org_id, project_id = item["key"]
+    key = ingest_key(UUID(key_id), UUID(org_id), UUID(project_id) if project_id else None)
     return item["seq"], key, item["event"], item["carve"]
 
 
