@@ -278,6 +278,7 @@ _HASHED = ("request_id", "provider", "model", "endpoint", "input_tokens", "outpu
 # was made under; the signals are hashed inside metadata.
 _UNHASHED = {"metadata", "timestamp", "cost_usd", "reservation_id", *SIGNALS}
 _LATER = tuple(f for f in IngestEvent.model_fields if f not in _HASHED and f not in _UNHASHED)
+_HASHED_OF = operator.itemgetter(*_HASHED)
 _SIGNALS_OF = operator.itemgetter(*SIGNALS)
 _EVENTS = TypeAdapter(list[IngestEvent])
 _FAST_BODY = TypeAdapter(_FastBody)
@@ -489,23 +490,13 @@ def _grouping_id(sent: str | None, meta: dict[str, Any], key: str) -> str | None
 
 def _hashed(values: dict[str, Any], is_timeout: bool, is_rate_limited: bool, lifted: dict[str, str | None],
             meta: dict[str, Any], client_cost: str | None) -> dict[str, Any]:
-    """What the content hash covers, key for key in the order it always had (_HASHED's, then attribution,
-    metadata and the client's cost). Written out: a literal is built several times faster than a dict of
-    zipped names, and this runs once per event."""
-    v = values
-    body = {
-        "request_id": v["request_id"], "provider": v["provider"], "model": v["model"], "endpoint": v["endpoint"],
-        "input_tokens": v["input_tokens"], "output_tokens": v["output_tokens"], "cached_tokens": v["cached_tokens"],
-        "cache_write_tokens": v["cache_write_tokens"], "reasoning_tokens": v["reasoning_tokens"],
-        "service_tier": v["service_tier"], "latency_ms": v["latency_ms"],
-        "time_to_first_token_ms": v["time_to_first_token_ms"], "status": v["status"], "error_code": v["error_code"],
-        "retry_count": v["retry_count"], "is_streaming": v["is_streaming"], "is_timeout": is_timeout,
-        "is_rate_limited": is_rate_limited, "routed_from_model": v["routed_from_model"], "cache_hit": v["cache_hit"],
-        "prompt_hash": v["prompt_hash"], "system_prompt_hash": v["system_prompt_hash"], "task_type": v["task_type"],
-        "currency": v["currency"], "raw_usage": v["raw_usage"], "source": v["source"],
-        "feature": lifted["feature"], "end_user_id": lifted["end_user_id"], "team": lifted["team"],
-        "project": lifted["project"], "metadata": meta, "client_cost_usd": client_cost,
-    }
+    """What the content hash covers, key for key in the order it always had."""
+    body = dict(zip(_HASHED, _HASHED_OF(values), strict=True))
+    body["is_timeout"] = is_timeout
+    body["is_rate_limited"] = is_rate_limited
+    body.update(lifted)
+    body["metadata"] = meta
+    body["client_cost_usd"] = client_cost
     for name in _LATER:
         if values[name] is not None:
             body[name] = values[name]
