@@ -3,7 +3,7 @@
 -- another organization's entry (even one whose scope shares the partition), another scope's, or an expired
 -- one. An entry's partition key must be its scope's.
 begin;
-select plan(16);
+select plan(18);
 
 create function tests.nearest_vec(seed float8) returns extensions.vector
 language sql volatile set search_path = '' as $$
@@ -48,6 +48,12 @@ from (values ((select id from nearest_orgs where name = 'b'), 'm', 'b-same', now
              ((select id from nearest_orgs where name = 'a'), 'm2', 'a-other-model', now() + interval '1 hour'),
              ((select id from nearest_orgs where name = 'a'), 'm', 'a-expired', now() - interval '1 second'))
      v (org_id, model, prompt_hash, expires_at);
+-- B also holds 900 entries of its own in that scope, so A's scope is about 70% of the partition.
+insert into public.semantic_cache (org_id, model, params_hash, embedding_model, embedding, prompt_hash, expires_at,
+                                   scope_key)
+select b, 'm', 'p', 'local', tests.nearest_vec(i), 'b-' || i, now() + interval '1 hour',
+       private.cache_scope_key(b, 'm', 'p', '', '')
+from generate_series(1, 900) i, lateral (select (select id from nearest_orgs where name = 'b') b) s;
 select is(private.ensure_semantic_cache_index(384), 'semantic_cache_embedding_384_idx created',
           'the 384 index is built again over the partitions');
 analyze public.semantic_cache;
@@ -82,6 +88,11 @@ select ok((select bool_and(distance >= prev) from (select distance, lag(distance
 select ok((select abs(distance - extensions.cosine_distance(c.embedding, (select q from nearest_query))) < 1e-9
            from nearest_large n join public.semantic_cache c on c.id = n.entry_id order by n.distance desc limit 1),
           'distances are full precision (the halfvec walk is re-ranked)');
+-- A pass of the graph meets B's rows too: it is sized so that one pass still keeps the 40 rows of A's
+-- scope the walk gathers (about 40 / 0.7 and room for chance), rather than 40 and a second pass.
+select cmp_ok(current_setting('hnsw.ef_search')::int, '>=', 58,
+              'the pass gathers more than the walk''s 40 rows when the scope is 70% of its partition');
+select cmp_ok(current_setting('hnsw.ef_search')::int, '<=', 100, 'but not the whole partition''s share of rows');
 -- the large scope walked the HNSW graph of A's partition, and only that one
 select is((select count(*)::int from pg_class i join pg_am am on am.oid = i.relam
            where am.amname = 'hnsw' and i.relname like 'semantic_cache_p%' and pg_stat_get_xact_numscans(i.oid) > 0), 1,
