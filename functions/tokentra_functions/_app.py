@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -26,6 +26,19 @@ from tokentra_functions._guard import RequestGuard
 
 PREFIX = "/functions/v1"
 log = logging.getLogger("tokentra.functions")
+# Run on every new pooled connection before it is first lent (register with on_connect): work a
+# connection does once, such as planning a function's statements, then never lands on a request.
+_ON_CONNECT: list[Callable[[AsyncConn], Awaitable[None]]] = []
+
+
+def on_connect(hook: Callable[[AsyncConn], Awaitable[None]]) -> Callable[[AsyncConn], Awaitable[None]]:
+    _ON_CONNECT.append(hook)
+    return hook
+
+
+async def _configure(conn: AsyncConn) -> None:
+    for hook in _ON_CONNECT:
+        await hook(conn)
 
 
 @asynccontextmanager
@@ -34,7 +47,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.check_production()
     # prepare_threshold=None: Supabase's transaction pooler cannot hold server-side prepared statements.
     pool = AsyncConnectionPool(
-        settings.dsn, min_size=2, max_size=20, open=False,
+        settings.dsn, min_size=2, max_size=20, open=False, configure=_configure,
         kwargs={"prepare_threshold": None, "row_factory": dict_row},
     )
     await pool.open(wait=True, timeout=30)

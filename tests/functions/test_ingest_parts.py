@@ -68,3 +68,36 @@ def test_concurrent_batches_sharing_ids_in_crossed_orders_store_each_once(functi
         assert all(b["rejected"] == [] for b in bodies)
         total += len(events)
     assert len(stored(dsn, tenant.org_id)) == total
+
+
+def test_a_new_connection_is_planned_for_ingest_without_writing_anything(dsn):
+    """The pool runs plan_ingest on each new connection: it stores an empty batch, so the connection
+    comes back idle with its staging table, and no claim or usage row appears anywhere."""
+    import asyncio
+
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from tokentra_functions.ingest import plan_ingest
+
+    def counts() -> tuple[int, int]:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("select (select count(*) from public.usage_records), "
+                               "(select count(*) from private.usage_request_ids)").fetchone()
+            assert row is not None
+            return row[0], row[1]
+
+    async def plan() -> tuple[psycopg.pq.TransactionStatus, int]:
+        async with await psycopg.AsyncConnection.connect(dsn, prepare_threshold=None, row_factory=dict_row) as conn:
+            await plan_ingest(conn)
+            status = conn.info.transaction_status
+            cur = await conn.execute("select count(*) as n from pg_temp.ingest_batch")
+            row = await cur.fetchone()
+            assert row is not None
+            return status, row["n"]
+
+    before = counts()
+    status, staged = asyncio.run(plan())
+    assert status == psycopg.pq.TransactionStatus.IDLE
+    assert staged == 0
+    assert counts() == before
