@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from fastapi import Request
 from psycopg_pool import AsyncConnectionPool
 
 from tokentra_core.db import AsyncConn
@@ -62,12 +62,12 @@ class VirtualKey:
         return self.allowed_models is None or model in self.allowed_models
 
 
-def presented_key(request: Request) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The virtual key where each official client puts its key: Bearer (OpenAI) or x-api-key (Anthropic)."""
-    auth = request.headers.get("authorization", "")
+    auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.headers.get("x-api-key")
+    return headers.get("x-api-key")
 
 
 async def admit(admission: Admission, presented: str | None, prompt_hash: str | None) -> VirtualKey:
@@ -162,20 +162,20 @@ class Decision:
     directives: dict[str, Any] = field(default_factory=dict)
 
 
-async def decide(pool: AsyncConnectionPool[AsyncConn], key: VirtualKey, provider: str, request: Request,
+async def decide(pool: AsyncConnectionPool[AsyncConn], key: VirtualKey, provider: str, headers: Mapping[str, str],
                  body: dict[str, Any], facts: RequestFacts, attribution: dict[str, Any]) -> Decision:
     """The organization's routing rules, then the strategy the request asks for (x-tokentra-strategy,
     x-tokentra-quality-floor), over the registry snapshot every function shares. A rule that blocks is a
     refusal; a routed model the key may not call is not taken; routing that fails leaves the asked model."""
-    header = request.headers.get("x-tokentra-fallbacks", "")
+    header = headers.get("x-tokentra-fallbacks", "")
     extra = [m.strip() for m in header.split(",") if m.strip()]
     try:
         from tokentra.routing import RouteRequest
         from tokentra.routing import decide as route
         from tokentra_functions.routing import snapshot_for
 
-        floor = request.headers.get("x-tokentra-quality-floor")
-        strategy = request.headers.get("x-tokentra-strategy") or None
+        floor = headers.get("x-tokentra-quality-floor")
+        strategy = headers.get("x-tokentra-strategy") or None
         route_request = RouteRequest(
             model=facts.model, provider=provider, task_type=facts.task_type,
             input_tokens=facts.input_tokens_bound // 4, output_tokens=facts.max_output_tokens,

@@ -25,12 +25,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool
+from tokentra_functions._guard import RequestGuard
 from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.admission import Admission
@@ -123,58 +124,68 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # ---------------------------------------------------------------- shared state
-def _session(request: Request) -> aiohttp.ClientSession:
-    session: aiohttp.ClientSession = request.app.state.gateway_session
+# Each takes the app's state (request.app.state, or scope["app"].state on the direct path).
+def _session(state: Any) -> aiohttp.ClientSession:
+    session: aiohttp.ClientSession = state.gateway_session
     return session
 
 
-def admission(request: Request) -> Admission:
+def admission(state: Any) -> Admission:
     """The process's in-memory admission state (keys, counters, prices, budget leases)."""
-    state = request.app.state
     adm = getattr(state, "gateway_admission", None)
     if adm is None:
         adm = state.gateway_admission = Admission(state.pool, key_changes(state))
-        _on_close(request, adm.close)
+        _on_close(state, adm.close)
     return adm
 
 
-def recorder(request: Request) -> UsageRecorder:
-    state = request.app.state
+def recorder(state: Any) -> UsageRecorder:
     rec = getattr(state, "gateway_recorder", None)
     if rec is None:
         # Made after the admission state, so on shutdown it drains (carving its calls out of their
         # leases) before the leases' unused parts are handed back.
-        rec = state.gateway_recorder = UsageRecorder(admission(request))
-        _on_close(request, rec.close)
+        rec = state.gateway_recorder = UsageRecorder(admission(state))
+        _on_close(state, rec.close)
     return rec
 
 
-def _on_close(request: Request, hook: Any) -> None:
-    hooks = getattr(request.app.state, "on_close", None)
+def _on_close(state: Any, hook: Any) -> None:
+    hooks = getattr(state, "on_close", None)
     if hooks is None:
-        hooks = request.app.state.on_close = []
+        hooks = state.on_close = []
     hooks.insert(0, hook)  # the recorder drains before the pool closes
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers, read once into a dict (the server gives names in lower case; a repeated
+    header's first value, as Starlette's Headers.get answers)."""
+    out: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in out:
+            out[key] = value.decode("latin-1")
+    return out
+
+
 # ---------------------------------------------------------------- the call
-def _attribution(key: Any, request: Request) -> dict[str, Any]:
+def _attribution(key: Any, headers: dict[str, str]) -> dict[str, Any]:
     """The key's team, project and end user; the client may add a feature and (unless the key fixes it)
     an end user with headers."""
     attribution = {"team": key.team, "project": key.project, "user_id": key.end_user_id}
-    feature = request.headers.get("x-tokentra-feature")
+    feature = headers.get("x-tokentra-feature")
     if feature:
         attribution["feature"] = feature[:200]
-    user = request.headers.get("x-tokentra-user")
+    user = headers.get("x-tokentra-user")
     if user and not key.end_user_id:
         attribution["user_id"] = user[:200]
     return {k: v for k, v in attribution.items() if v}
 
 
-async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provider: Flavor, endpoint: str, path: str
-                   ) -> Response:
-    started, started_at = time.perf_counter(), now_utc()
+async def _forward(state: Any, headers: dict[str, str], raw: bytes, provider: Flavor, endpoint: str, path: str,
+                   started: float) -> Response:
+    started_at = now_utc()
     settings = get_settings()
-    raw = await request.body()
+    pool: AsyncConnectionPool[AsyncConn] = state.pool
     try:
         if len(raw) > settings.gateway_max_body_bytes:
             raise Refusal("request_too_large", f"A request carries at most {settings.gateway_max_body_bytes} bytes.")
@@ -187,21 +198,21 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         facts = request_facts(endpoint, body, raw)
         if not facts.model:
             raise Refusal("invalid_request", "model: a model is required.")
-        adm = admission(request)
-        key = await admit(adm, presented_key(request), facts.prompt_hash)
+        adm = admission(state)
+        key = await admit(adm, presented_key(headers), facts.prompt_hash)
         if not key.allows(provider, facts.model):
             raise Refusal("model_not_allowed" if key.allowed_providers is None or provider in key.allowed_providers
                           else "provider_not_allowed",
                           f"This virtual key may not call {provider} model {facts.model}.")
-        attribution = _attribution(key, request)
-        decision = await decide(pool, key, provider, request, body, facts, attribution)
+        attribution = _attribution(key, headers)
+        decision = await decide(pool, key, provider, headers, body, facts, attribution)
         # The semantic cache: a hit never reaches the budget or a provider.
         # Only organizations that turned the cache on look up, and keep the answers of their misses.
         cacheable = False
         if gateway_cache.applies(endpoint, facts.stream):
             cached = await gateway_cache.lookup(pool, key.org_id, decision.model, body)
             if cached is not None and cached.hit and cached.response is not None:
-                return _from_cache(request, key, provider, endpoint, facts, decision.model, attribution, cached,
+                return _from_cache(state, key, provider, endpoint, facts, decision.model, attribution, cached,
                                    started, started_at)
             cacheable = cached is not None
         upstream = await upstream_for(pool, key.org_id, provider)
@@ -220,10 +231,10 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         return Refusal("service_unavailable", "TokenTRA could not check this call's policy; retry shortly.",
                        retry_after=1).response(provider)
     metrics.child(metrics.OVERHEAD, provider).observe(time.perf_counter() - started)
-    call = Call(pool=pool, session=_session(request), recorder=recorder(request), admission=adm, key=key,
+    call = Call(pool=pool, session=_session(state), recorder=recorder(state), admission=adm, key=key,
                 provider=provider,
                 endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
-                headers=upstream_headers(provider, upstream, request.headers), attribution=attribution,
+                headers=upstream_headers(provider, upstream, headers), attribution=attribution,
                 reservation=reservation, started=started, started_at=started_at, cache_store=cacheable)
     try:
         return await call.run()
@@ -233,7 +244,7 @@ async def _forward(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         raise
 
 
-def _from_cache(request: Request, key: Any, provider: Flavor, endpoint: str, facts: Any, model: str,
+def _from_cache(state: Any, key: Any, provider: Flavor, endpoint: str, facts: Any, model: str,
                 attribution: dict[str, Any], cached: Any, started: float, started_at: Any) -> Response:
     """Answer from the cache and record the call as a hit: no tokens billed, what it saved in its signals."""
     request_id = str(uuid.uuid4())
@@ -245,7 +256,7 @@ def _from_cache(request: Request, key: Any, provider: Flavor, endpoint: str, fac
         "timestamp": started_at.isoformat(), "cache_hit": True, "cache_entry_id": cached.entry_id,
         "cache_saved_usd": float(cached.saved_usd),
     }
-    recorder(request).submit(key.ingest_key, event)
+    recorder(state).submit(key.ingest_key, event)
     metrics.REQUESTS.labels(provider, endpoint, "200").inc()
     metrics.CACHE_HITS.labels(provider, cached.outcome).inc()
     metrics.CACHE_SAVED.labels(provider).inc(float(cached.saved_usd))
@@ -260,23 +271,30 @@ def _preview(body: dict[str, Any]) -> str:
     return json.dumps(source, default=str)[:500]
 
 
+async def _via_router(request: Request, provider: Flavor, endpoint: str, path: str) -> Response:
+    """A provider call that came through FastAPI's router (the direct dispatch below takes most)."""
+    started = time.perf_counter()
+    return await _forward(request.app.state, _headers(request.scope), await request.body(), provider, endpoint, path,
+                          started)
+
+
 # ---------------------------------------------------------------- OpenAI-compatible
 @router.post("/openai/v1/chat/completions", summary="OpenAI chat completions through the gateway",
              openapi_extra=_doc(ChatCompletionBody), responses=_ERRORS)
 async def chat_completions(request: Request, pool: Pool) -> Response:
-    return await _forward(request, pool, "openai", CHAT, "/chat/completions")
+    return await _via_router(request, "openai", CHAT, "/chat/completions")
 
 
 @router.post("/openai/v1/responses", summary="OpenAI Responses API through the gateway",
              openapi_extra=_doc(ResponsesBody), responses=_ERRORS)
 async def responses(request: Request, pool: Pool) -> Response:
-    return await _forward(request, pool, "openai", RESPONSES, "/responses")
+    return await _via_router(request, "openai", RESPONSES, "/responses")
 
 
 @router.post("/openai/v1/embeddings", summary="OpenAI embeddings through the gateway",
              openapi_extra=_doc(EmbeddingsBody), responses=_ERRORS)
 async def embeddings(request: Request, pool: Pool) -> Response:
-    return await _forward(request, pool, "openai", EMBEDDINGS, "/embeddings")
+    return await _via_router(request, "openai", EMBEDDINGS, "/embeddings")
 
 
 @router.get("/openai/v1/models", summary="The provider's models this virtual key may call", responses=_ERRORS)
@@ -292,7 +310,7 @@ async def model(request: Request, pool: Pool, model: str) -> Response:
 async def _listing(request: Request, pool: AsyncConnectionPool[AsyncConn], provider: Flavor, path: str, one: str | None
                    ) -> Response:
     try:
-        key = await admit(admission(request), presented_key(request), None)
+        key = await admit(admission(request.app.state), presented_key(_headers(request.scope)), None)
         if one is not None and not key.allows(provider, one):
             raise Refusal("model_not_allowed", f"This virtual key may not call {provider} model {one}.")
         upstream = await upstream_for(pool, key.org_id, provider)
@@ -301,7 +319,8 @@ async def _listing(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         return refusal.response(provider)
     url = upstream.base_url + (path if provider == "openai" else "/v1" + path)
     try:
-        async with _session(request).get(url, headers=upstream_headers(provider, upstream, request.headers),
+        async with _session(request.app.state).get(url, headers=upstream_headers(provider, upstream,
+                                                                                 _headers(request.scope)),
                                          allow_redirects=False) as response:
             content = await response.read()
     except TimeoutError:
@@ -319,7 +338,7 @@ async def _listing(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
 @router.post("/anthropic/v1/messages", summary="Anthropic messages through the gateway",
              openapi_extra=_doc(MessagesBody), responses=_ERRORS)
 async def messages(request: Request, pool: Pool) -> Response:
-    return await _forward(request, pool, "anthropic", MESSAGES, "/messages")
+    return await _via_router(request, "anthropic", MESSAGES, "/messages")
 
 
 @router.post("/anthropic/v1/messages/count_tokens", summary="Anthropic token counting (free: not recorded)",
@@ -332,7 +351,7 @@ async def count_tokens(request: Request, pool: Pool) -> Response:
         except ValueError:
             raise Refusal("invalid_request", "The body is not valid JSON.") from None
         model_name = str(body.get("model") or "") if isinstance(body, dict) else ""
-        key = await admit(admission(request), presented_key(request), None)
+        key = await admit(admission(request.app.state), presented_key(_headers(request.scope)), None)
         if not key.allows("anthropic", model_name):
             raise Refusal("model_not_allowed", f"This virtual key may not call anthropic model {model_name}.")
         upstream = await upstream_for(pool, key.org_id, "anthropic")
@@ -340,8 +359,9 @@ async def count_tokens(request: Request, pool: Pool) -> Response:
         metrics.REFUSALS.labels(refusal.reason).inc()
         return refusal.response("anthropic")
     try:
-        async with _session(request).post(upstream.base_url + "/v1/messages/count_tokens", data=raw,
-                                          headers=upstream_headers("anthropic", upstream, request.headers),
+        async with _session(request.app.state).post(
+                upstream.base_url + "/v1/messages/count_tokens", data=raw,
+                headers=upstream_headers("anthropic", upstream, _headers(request.scope)),
                                           allow_redirects=False) as response:
             content = await response.read()
     except TimeoutError:
@@ -352,38 +372,82 @@ async def count_tokens(request: Request, pool: Pool) -> Response:
 
 
 # ---------------------------------------------------------------- straight to the handlers
-# Calls go to these handlers without FastAPI's router: it tries route after route of every function on the
-# server, and builds dependencies each call, which cost more than the whole gateway policy. They stay
-# declared above for the OpenAPI document, and for every method and path this dispatch does not take.
-DIRECT = (chat_completions, responses, embeddings, messages, count_tokens)
+# The provider calls reach _forward before FastAPI's own layers: its per-request telemetry check, its error,
+# telemetry and body-limit middleware, the router's walk over the routes of every function on the server,
+# dependencies built per call and Starlette's Request. Together those cost more CPU per call than the
+# gateway's whole policy. The routes stay declared above, for the OpenAPI document and for every
+# method and path this dispatch does not take; RequestGuard (request id, JSON 500, access log) still wraps
+# each call.
+DIRECT: dict[Any, tuple[Flavor, str, str]] = {
+    chat_completions: ("openai", CHAT, "/chat/completions"), responses: ("openai", RESPONSES, "/responses"),
+    embeddings: ("openai", EMBEDDINGS, "/embeddings"), messages: ("anthropic", MESSAGES, "/messages")}
 
 
-class _Direct:
-    """ASGI middleware inside the app's RequestGuard (request id, JSON 500, access log): a POST to one of
-    the DIRECT paths runs its handler; everything else goes on to the app's router."""
+class _Endpoint:
+    """One provider endpoint as a bare ASGI app."""
 
-    def __init__(self, app: ASGIApp, routes: dict[str, APIRoute]) -> None:
-        self.app = app
-        self.routes = routes
+    def __init__(self, route: APIRoute, provider: Flavor, endpoint: str, path: str) -> None:
+        self.route, self.provider, self.endpoint, self.path = route, provider, endpoint, path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = route  # as the router would set it: the access log names the route
-        request = Request(scope, receive, send)
-        response = await route.endpoint(request, request.app.state.pool)
+        started = time.perf_counter()
+        scope["route"] = self.route  # as the router would set it: the access log names the route
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        response = await _forward(scope["app"].state, _headers(scope), raw, self.provider, self.endpoint, self.path,
+                                  started)
         await response(scope, receive, send)
 
 
+class _Handler:
+    """A declared handler taking (request, pool), called without the router (token counting)."""
+
+    def __init__(self, route: APIRoute) -> None:
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.route
+        request = Request(scope, receive, send)
+        response = await self.route.endpoint(request, scope["app"].state.pool)
+        await response(scope, receive, send)
+
+
+class _GatewayFirst(FastAPI):
+    """The app, taking the DIRECT endpoints' POSTs before anything else (serve_directly)."""
+
+    gateway_direct: dict[str, ASGIApp]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.gateway_direct.get(scope["path"])
+            if handler is not None:
+                scope["app"] = self
+                await handler(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def serve_directly(app: FastAPI, prefix: str) -> None:
-    """Dispatch the gateway's provider endpoints of `app` (which included `router` under `prefix`) directly.
-    Call before the app serves: middleware is fixed at its first request."""
-    routes = {prefix + route.path: route for route in router.routes
-              if isinstance(route, APIRoute) and route.endpoint in DIRECT and route.methods == {"POST"}}
-    # Appended, so inside the middleware function_app added (RequestGuard), not around it.
-    app.user_middleware.append(Middleware(_Direct, routes=routes))
+    """Dispatch the gateway's provider endpoints of `app` (which included `router` under `prefix`) directly:
+    the app becomes a _GatewayFirst (same object, same routes, same OpenAPI document)."""
+    direct: dict[str, ASGIApp] = {}
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or route.methods != {"POST"}:
+            continue
+        if route.endpoint in DIRECT:
+            direct[prefix + route.path] = RequestGuard(_Endpoint(route, *DIRECT[route.endpoint]))
+        elif route.endpoint is count_tokens:
+            direct[prefix + route.path] = RequestGuard(_Handler(route))
+    if type(app) is FastAPI:
+        app.__class__ = _GatewayFirst
+    app.gateway_direct = direct  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- metrics
