@@ -53,13 +53,16 @@ async def _upstream_session(app: FastAPI) -> AsyncIterator[None]:
     it. The proxy environment is ignored (a provider's key must not travel through a proxy configured for
     something else); redirects are not followed (proxy.py). Answers are asked for uncompressed
     (accept-encoding: identity, proxy.py) since the gateway reads each one's usage; one compressed anyway
-    is decoded before it is read and passed on (content-encoding is not among the headers passed back)."""
+    is decoded before it is read and passed on (content-encoding is not among the headers passed back).
+    No cookie jar: the session serves every organization, so a cookie one provider answer sets must not
+    travel with another organization's calls."""
     settings = get_settings()
     timeout = aiohttp.ClientTimeout(total=None, connect=settings.gateway_timeout_seconds,
                                     sock_connect=settings.gateway_connect_timeout_seconds,
                                     sock_read=settings.gateway_timeout_seconds)
     connector = aiohttp.TCPConnector(limit=settings.gateway_max_connections, limit_per_host=0)
-    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
+                                    cookie_jar=aiohttp.DummyCookieJar())
     app.state.gateway_session = session
     try:
         yield
