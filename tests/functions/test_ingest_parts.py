@@ -70,6 +70,40 @@ def test_concurrent_batches_sharing_ids_in_crossed_orders_store_each_once(functi
     assert len(stored(dsn, tenant.org_id)) == total
 
 
+def test_every_part_of_a_batch_is_priced_by_its_own_models(functions_url, tenant, dsn):
+    """The parts of one batch share the price names resolved so far: a model only a later part names is
+    resolved there, one no price matches stays unpriced in every part, and each event gets the price
+    its own model resolves to, as when it is sent alone."""
+    rng = random.Random()
+    models = [("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-20250514"), ("openai", "gpt-4o"),
+              ("openai", f"no-such-model-{rng.random()}")]
+    # Request ids order the parts: the first model only early, the second only late, the rest anywhere.
+    n = rng.randint(400, 900)
+    events = []
+    for i in range(n):
+        provider, model = models[0] if i < n // 5 else models[1] if i >= n - n // 5 else rng.choice(models)
+        events.append(event(request_id=f"{i:05d}-{rng.random()}", provider=provider, model=model,
+                            output_tokens=rng.randint(1, 900)))
+    rng.shuffle(events)
+    body = post(functions_url, tenant.key, {"events": events}).json()
+    unknown = sum(e["model"] == models[3][1] for e in events)
+    assert (body["accepted"], body["unpriced"], body["rejected"]) == (n, unknown, [])
+
+    alone = {}
+    for provider, model in models:  # one event per model, alone in its batch
+        probe = event(provider=provider, model=model, input_tokens=1_000_000, output_tokens=1_000_000,
+                      cached_tokens=0)
+        post(functions_url, tenant.key, {"events": [probe]})
+        alone[model] = probe["request_id"]
+    rows = {r["request_id"]: r for r in stored(dsn, tenant.org_id)}
+    price_of = {model: (rows[rid]["price_id"], rows[rid]["price_model"]) for model, rid in alone.items()}
+    assert price_of[models[3][1]] == (None, None)
+    for e in events:
+        row = rows[e["request_id"]]
+        assert (row["price_id"], row["price_model"]) == price_of[e["model"]], e["model"]
+        assert row["priced"] == (e["model"] != models[3][1])
+
+
 def test_a_new_connection_is_planned_for_ingest_without_writing_anything(dsn):
     """The pool runs plan_ingest on each new connection: it stores an empty batch, so the connection
     comes back idle with its staging table, and no claim or usage row appears anywhere."""
