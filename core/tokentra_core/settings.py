@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     gateway_usage_linger_seconds: float = Field(default=0.2, ge=0)
     # The usage writer process runs this much nicer than the server (0 to 19): calls in flight come first.
     gateway_usage_writer_nice: int = Field(default=10, ge=0, le=19)
+    # Also lower the priority of the writer's own Postgres backends to that niceness, when they run on this
+    # machine (checked by pid, process name and start time; nothing is done to a remote database's).
+    gateway_usage_writer_backend_nice: bool = False
     # How long a call may wait for a database connection to check its policy (a burst on one budget queues).
     gateway_policy_wait_seconds: float = Field(default=120, gt=0)
     # Admission without a database round trip per call: keys' policy cached this long (changes are also

@@ -133,6 +133,38 @@ class Writer:
         return costs
 
 
+def _local_backend(pid: int, started: float) -> bool:
+    """Whether process `pid` on this machine is the Postgres backend that started at `started` (epoch
+    seconds): a database elsewhere, or in a container of its own, has its own pids."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            name = f.read().strip()
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks since boot
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return name.startswith("postgres") and abs(boot + ticks / os.sysconf("SC_CLK_TCK") - started) < 2
+
+
+async def lower_backend_priority(conn: AsyncConn) -> None:
+    """A new connection's backend, when it runs on this machine, gets the writer's niceness (never a higher
+    priority than it has): the usage batches it stores then wait while calls in flight need the CPU."""
+    nice = get_settings().gateway_usage_writer_nice
+    cur = await conn.execute("select pid, extract(epoch from backend_start)::float8 as started "
+                             "from pg_stat_activity where pid = pg_backend_pid()")
+    row = await cur.fetchone()
+    await conn.rollback()  # the pool lends connections idle, outside a transaction
+    if row is None or not _local_backend(row["pid"], row["started"]):
+        return
+    try:
+        if os.getpriority(os.PRIO_PROCESS, row["pid"]) < nice:
+            os.setpriority(os.PRIO_PROCESS, row["pid"], nice)
+    except OSError as exc:  # another user's process without the right to renice it: left as it is
+        log.info("gateway usage writer left its backend's priority: %s", type(exc).__name__)
+
+
 async def _main() -> None:
     settings = get_settings()
     loop = asyncio.get_running_loop()
@@ -142,6 +174,7 @@ async def _main() -> None:
     out = asyncio.StreamWriter(transport, protocol, None, loop)
     pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
         settings.dsn, min_size=1, max_size=2, open=False,
+        configure=lower_backend_priority if settings.gateway_usage_writer_backend_nice else None,
         kwargs={"prepare_threshold": None, "row_factory": dict_row})
     await pool.open(wait=True, timeout=30)
     writer = Writer(pool, out)
