@@ -104,6 +104,7 @@ async def _measure(targets: dict[str, tuple[str, dict[str, str]]], calls: int, c
                 await _one(client, url, headers, stream)
         samples: dict[str, list[float]] = {name: [] for name in targets}
         failures: dict[str, int] = dict.fromkeys(targets, 0)
+        causes: dict[str, dict[str, int]] = {name: {} for name in targets}
         elapsed: dict[str, float] = dict.fromkeys(targets, 0.0)
         per_worker = max(1, calls // (2 * clients))  # each target runs twice, `clients` workers each time
         for round_index in range(2 * len(targets)):  # alternate targets in blocks, twice each
@@ -114,8 +115,12 @@ async def _measure(targets: dict[str, tuple[str, dict[str, str]]], calls: int, c
                 for _ in range(per_worker):
                     try:
                         samples[name].append(await _one(client, url, headers, stream))
-                    except httpx.HTTPError:
+                    except httpx.HTTPError as exc:
                         failures[name] += 1  # counted and reported, never timed
+                        cause = type(exc).__name__
+                        if isinstance(exc, httpx.HTTPStatusError):
+                            cause += f" {exc.response.status_code} {exc.response.text[:120]}"
+                        causes[name][cause] = causes[name].get(cause, 0) + 1
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(clients)))
@@ -123,7 +128,8 @@ async def _measure(targets: dict[str, tuple[str, dict[str, str]]], calls: int, c
         for name, values in samples.items():
             out[name] = {"p50_ms": _percentile(values, 50) * 1000 if values else None,
                          "p99_ms": _percentile(values, 99) * 1000 if values else None,
-                         "calls": len(values), "failed": failures[name], "per_second": len(values) / elapsed[name]}
+                         "calls": len(values), "failed": failures[name], "failures": causes[name],
+                         "per_second": len(values) / elapsed[name]}
     return out
 
 
