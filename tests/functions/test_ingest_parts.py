@@ -135,3 +135,26 @@ def test_a_new_connection_is_planned_for_ingest_without_writing_anything(dsn):
     assert status == psycopg.pq.TransactionStatus.IDLE
     assert staged == 0
     assert counts() == before
+
+
+def test_a_caller_that_stages_only_the_batch_is_still_served(functions_url, tenant, dsn):
+    """A server from before the resolved-names table creates only the staging table: the function
+    creates the other itself, and the batch is stored and priced."""
+    import psycopg
+
+    from tokentra_functions.ingest_schema import STAGED
+
+    columns = ", ".join(f"{name} {kind}" for name, kind in STAGED)
+    with psycopg.connect(dsn) as conn:
+        key = conn.execute("select id, project_id from public.api_keys where org_id = %s limit 1",
+                           (tenant.org_id,)).fetchone()
+        assert key is not None
+        conn.execute(f"create temp table ingest_batch ({columns}) on commit delete rows")
+        conn.execute("insert into pg_temp.ingest_batch (idx, request_id, source, provider, model, input_tokens, "
+                     "output_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, currency, status, "
+                     "retry_count, is_timeout, is_rate_limited, is_streaming, cache_hit, metadata, occurred_at, "
+                     "content_hash) values (0, %s, 'sdk', 'openai', 'gpt-4o-mini', 100, 10, 0, 0, 0, 'USD', "
+                     "'success', 0, false, false, false, false, '{}', now(), '\\x00')", (str(uuid.uuid4()),))
+        rows = conn.execute("select idx, outcome, priced from private.ingest_staged(%s, %s, %s)",
+                            (tenant.org_id, key[0], key[1])).fetchall()
+    assert rows == [(0, "accepted", True)]
