@@ -143,9 +143,22 @@ class Call:
 
     # ------------------------------------------------------------ answers
     def _answer(self, model: str, response: aiohttp.ClientResponse, content: bytes) -> Response:
+        # The answer's bytes go back as they came; reading its usage (a JSON parse), the cache store and the
+        # usage event (its fields, its JSON line for the writer) come just after it is written to the
+        # client, not before: call_soon runs them once the handler's send, which does not yield, has put
+        # the answer on the wire, and whatever happens to that write, so every answered call is still
+        # recorded once.
+        asyncio.get_running_loop().call_soon(self._answered, model, response.status, content)
+        metrics.child(metrics.REQUESTS, self.provider, self.endpoint, str(response.status)).inc()
+        metrics.child(metrics.LATENCY, self.provider, self.endpoint).observe(time.perf_counter() - self.started)
+        return Response(content=content, status_code=response.status,
+                        headers={**pass_back(response), **self._our_headers(model)})
+
+    def _answered(self, model: str, status_code: int, content: bytes) -> None:
+        """A non-streamed answer's usage, read from its body, and its record (after the answer is written)."""
         raw_usage = served = tier = None
         error_code = None
-        if response.status == 200:
+        if status_code == 200:
             try:
                 payload = json.loads(content)
             except ValueError:
@@ -156,17 +169,8 @@ class Call:
                     gateway_cache.store_later(self.pool, self.key.org_id, self.provider, model, self.body, payload,
                                               tokens(self.endpoint, raw_usage), self.facts.task_type)
         else:
-            error_code = _error_code(content) or str(response.status)
-        status = _status(response.status)
-        # The usage event (its fields, its JSON line for the writer, about 0.1 ms) is built just after the
-        # answer is written to the client, not before: call_soon runs it once the handler's send, which
-        # does not yield, has put the answer on the wire, and it runs whatever happens to that write, so
-        # every answered call is still recorded once.
-        asyncio.get_running_loop().call_soon(self._record, model, served, raw_usage, tier, status, error_code, None)
-        metrics.child(metrics.REQUESTS, self.provider, self.endpoint, str(response.status)).inc()
-        metrics.child(metrics.LATENCY, self.provider, self.endpoint).observe(time.perf_counter() - self.started)
-        return Response(content=content, status_code=response.status,
-                        headers={**pass_back(response), **self._our_headers(model)})
+            error_code = _error_code(content) or str(status_code)
+        self._record(model, served, raw_usage, tier, _status(status_code), error_code, None)
 
     def _stream(self, model: str, response: aiohttp.ClientResponse) -> StreamingResponse:
         strip = self.endpoint == CHAT and not self.facts.asked_stream_usage
