@@ -129,6 +129,7 @@ class Admission:
         self.leases: dict[tuple[Any, ...], Lease] = {}
         self.lease_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self.cards: dict[tuple[str, str], tuple[float, PriceCard]] = {}
+        self._reading: set[Any] = set()  # keys and price cards being read ahead
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -172,7 +173,25 @@ class Admission:
             if policy.expires_at is not None and policy.expires_at <= time.time():
                 self.keys.pop(digest, None)
                 return None
+            # Read again ahead of the entry's end, by a task of its own, so a key in use never makes a
+            # call wait for that round trip (the entry stays valid, and notifications still drop it).
+            if cached.until - now < get_settings().gateway_key_cache_seconds / 4 and digest not in self._reading:
+                self._reading.add(digest)
+                self._spawn(self._read_ahead(digest))
             return cached.row, policy
+        return await self._read_key(digest)
+
+    async def _read_ahead(self, digest: bytes) -> None:
+        try:
+            await self._read_key(digest)
+        except Exception as exc:  # the entry runs out as it would have; the next call reads it
+            log.warning("gateway key read ahead failed: %s", type(exc).__name__)
+        finally:
+            self._reading.discard(digest)
+
+    async def _read_key(self, digest: bytes) -> tuple[dict[str, Any], KeyPolicy] | None:
+        """The key's row from the database, kept in the cache unless a change was announced meanwhile."""
+        now = time.monotonic()
         generation = self.changes.generation
         async with self.pool.connection() as conn:
             cur = await conn.execute("select * from private.gateway_key(%s)", (digest,))
@@ -202,7 +221,7 @@ class Admission:
 
     # ------------------------------------------------------------ counters
     def admit_counts(self, key_id: UUID, policy: KeyPolicy, prompt_hash: str | None) -> tuple[str, int]:
-        """Block rules, then rate limits, counted in memory: (verdict, retry_after), as gateway_admit answered."""
+        """Block rules, then rate limits, counted in memory: (verdict, retry_after)."""
         settings = get_settings()
         now = time.time()
         self.used_keys.add(key_id)
@@ -327,15 +346,32 @@ class Admission:
         now = time.monotonic()
         hit = self.cards.get((provider, model))
         if hit is None or hit[0] <= now:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute("select * from private.gateway_price_card(%s, %s)", (provider, model))
-                row = await one_async(cur)
-            card = PriceCard(Decimal(row["input_mtok"]), Decimal(row["output_mtok"]), Decimal(row["request_usd"]),
-                             row["context_window"])
-            if len(self.cards) > 10_000:
-                self.cards.clear()
-            self.cards[(provider, model)] = hit = (now + settings.gateway_price_seconds, card)
+            hit = await self._read_card(provider, model)
+        elif hit[0] - now < settings.gateway_price_seconds / 4 and (provider, model) not in self._reading:
+            # Read again ahead of the card's end, by a task of its own: no call waits for that round trip.
+            self._reading.add((provider, model))
+            self._spawn(self._read_card_ahead(provider, model))
         return hit[1].max_cost(input_tokens, max_tokens, settings.budget_default_max_output_tokens)
+
+    async def _read_card(self, provider: str, model: str) -> tuple[float, PriceCard]:
+        now = time.monotonic()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("select * from private.gateway_price_card(%s, %s)", (provider, model))
+            row = await one_async(cur)
+        card = PriceCard(Decimal(row["input_mtok"]), Decimal(row["output_mtok"]), Decimal(row["request_usd"]),
+                         row["context_window"])
+        if len(self.cards) > 10_000:
+            self.cards.clear()
+        self.cards[(provider, model)] = hit = (now + get_settings().gateway_price_seconds, card)
+        return hit
+
+    async def _read_card_ahead(self, provider: str, model: str) -> None:
+        try:
+            await self._read_card(provider, model)
+        except Exception as exc:  # the card runs out as it would have; the next call reads it
+            log.warning("gateway price card read ahead failed: %s", type(exc).__name__)
+        finally:
+            self._reading.discard((provider, model))
 
     # ------------------------------------------------------------ budgets
     async def reserve(self, org_id: UUID, key_id: UUID, provider: str, model: str, input_tokens: int,

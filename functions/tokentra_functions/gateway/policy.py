@@ -6,6 +6,7 @@ database round trip: keys, counters, prices and budget leases live in memory (ad
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -112,15 +113,40 @@ class Upstream:
 
 
 _credentials: dict[tuple[UUID, str], Upstream] = {}
+_reading: set[tuple[UUID, str]] = set()
+_tasks: set[asyncio.Task[None]] = set()
 
 
 async def upstream_for(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> Upstream:
     """The organization's connection to a provider, decrypted, kept in memory for a short while so a call
-    does not decrypt again (a changed or removed connection applies within gateway_credentials_seconds)."""
+    does not decrypt again (a changed or removed connection applies within gateway_credentials_seconds).
+    A connection in use is read again ahead of its entry's end by a task of its own, so no call waits for
+    that round trip and decryption."""
     now = time.monotonic()
     cached = _credentials.get((org_id, provider))
     if cached is not None and cached.expires > now:
+        if cached.expires - now < get_settings().gateway_credentials_seconds / 4 and (org_id, provider) not in _reading:
+            _reading.add((org_id, provider))
+            task = asyncio.get_running_loop().create_task(_read_ahead(pool, org_id, provider))
+            _tasks.add(task)
+            task.add_done_callback(_tasks.discard)
         return cached
+    return await _read_upstream(pool, org_id, provider)
+
+
+async def _read_ahead(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> None:
+    try:
+        await _read_upstream(pool, org_id, provider)
+    except Refusal:
+        pass  # the connection is gone: its entry was dropped, and the next call is refused
+    except Exception as exc:  # the entry runs out as it would have; the next call reads it
+        log.warning("gateway credentials read ahead failed: %s", type(exc).__name__)
+    finally:
+        _reading.discard((org_id, provider))
+
+
+async def _read_upstream(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> Upstream:
+    now = time.monotonic()
     async with pool.connection() as conn:
         cur = await conn.execute("select * from private.provider_connection_for(%s, %s)", (org_id, provider))
         row = await cur.fetchone()
