@@ -1,6 +1,6 @@
-"""A virtual key, a model's price card and a provider connection in use are read again ahead of their cache
-entries' end, by a task of their own: a call past the old end is answered from memory, never waiting for
-the round trip, and a revoked key is still refused."""
+"""A virtual key, a model's price card, a provider connection and the semantic-cache setting in use are read
+again ahead of their cache entries' end, by a task of their own: a call past the old end is answered from
+memory, never waiting for the round trip, and a revoked key is still refused."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tokentra_core.db import connect
 from tokentra_core.secrets import store_provider_connection
 from tokentra_core.settings import get_settings
 from tokentra_dev.testing.gateway_upstream import PROVIDER_KEY
+from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import policy
 from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.key_changes import KeyChanges
@@ -46,18 +47,21 @@ async def _scenario(dsn: str, presented: str, org_id: uuid.UUID, key_id: uuid.UU
         cost = await adm.max_cost("openai", "gpt-4o-mini", tokens, 20)
         card = adm.cards[("openai", "gpt-4o-mini")]
         upstream = await policy.upstream_for(pool, org_id, "openai")
-        # Into the last quarter of the three entries: calls are answered from them and start the reads.
-        end = min(first.until, card[0], upstream.expires)
+        assert await gateway_cache.enabled(pool, org_id) is False
+        setting = gateway_cache._enabled[org_id]
+        # Into the last quarter of the four entries: calls are answered from them and start the reads.
+        end = min(first.until, card[0], upstream.expires, setting[0])
         await asyncio.sleep(end - time.monotonic() - TTL / 5)
         assert (await adm.key(presented)) == (first.row, first.policy)
         assert await adm.max_cost("openai", "gpt-4o-mini", 100, 20) > 0
         assert await policy.upstream_for(pool, org_id, "openai") is upstream
-        # All three are read again before their old entries end, and the calls after it use them.
+        assert await gateway_cache.enabled(pool, org_id) is False
+        # All four are read again before their old entries end, and the calls after it use them.
         while (adm.keys[digest] is first or adm.cards[("openai", "gpt-4o-mini")] is card
-               or policy._credentials[(org_id, "openai")] is upstream):
+               or policy._credentials[(org_id, "openai")] is upstream or gateway_cache._enabled[org_id] is setting):
             assert time.monotonic() < end, "not read again before the cached entries ended"
             await asyncio.sleep(0.01)
-        await asyncio.sleep(max(first.until, card[0], upstream.expires) - time.monotonic() + 0.05)
+        await asyncio.sleep(max(first.until, card[0], upstream.expires, setting[0]) - time.monotonic() + 0.05)
         renewed = adm.keys[digest]
         assert renewed is not first and renewed.until > first.until
         assert adm.cards[("openai", "gpt-4o-mini")][0] > card[0]
@@ -65,6 +69,9 @@ async def _scenario(dsn: str, presented: str, org_id: uuid.UUID, key_id: uuid.UU
         assert renewed_upstream is not upstream and renewed_upstream.expires > upstream.expires
         assert renewed_upstream.api_key == PROVIDER_KEY
         assert await policy.upstream_for(pool, org_id, "openai") is renewed_upstream
+        renewed_setting = gateway_cache._enabled[org_id]
+        assert renewed_setting[0] > setting[0] and await gateway_cache.enabled(pool, org_id) is False
+        assert gateway_cache._enabled[org_id] is renewed_setting
         # Past the old end, answered from the renewed entries (nothing replaced them in between).
         assert await adm.key(presented) is not None and adm.keys[digest] is renewed
         assert await adm.max_cost("openai", "gpt-4o-mini", tokens, 20) == cost  # the same price, read again
@@ -86,6 +93,7 @@ def test_key_and_price_card_are_read_ahead(dsn: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TOKENTRA_GATEWAY_KEY_CACHE_SECONDS", str(TTL))
     monkeypatch.setenv("TOKENTRA_GATEWAY_PRICE_SECONDS", str(TTL))
     monkeypatch.setenv("TOKENTRA_GATEWAY_CREDENTIALS_SECONDS", str(TTL))
+    monkeypatch.setattr(gateway_cache, "SETTINGS_SECONDS", TTL)
     get_settings.cache_clear()
     try:
         with connect(dsn, autocommit=True) as conn:

@@ -24,6 +24,7 @@ SETTINGS_SECONDS = 10.0
 _NOT_PARAMS = {"model", "messages", "system", "stream", "stream_options", "metadata", "user", "store"}
 _enabled: dict[UUID, tuple[float, bool]] = {}
 _tasks: set[asyncio.Task[None]] = set()
+_reading: set[UUID] = set()
 
 
 def applies(endpoint: str, stream: bool) -> bool:
@@ -35,10 +36,31 @@ def _parts(body: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
 
 
 async def enabled(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> bool:
+    """Whether the organization turned the cache on. Read again ahead of the entry's end by a task of its
+    own, so an organization calling steadily never has a call wait for that round trip."""
     now = time.monotonic()
     hit = _enabled.get(org_id)
     if hit is not None and hit[0] > now:
+        if hit[0] - now < SETTINGS_SECONDS / 4 and org_id not in _reading:
+            _reading.add(org_id)
+            task = asyncio.get_running_loop().create_task(_read_ahead(pool, org_id))
+            _tasks.add(task)
+            task.add_done_callback(_tasks.discard)
         return hit[1]
+    return await _read_enabled(pool, org_id)
+
+
+async def _read_ahead(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> None:
+    try:
+        await _read_enabled(pool, org_id)
+    except Exception as exc:  # the entry runs out as it would have; the next call reads it
+        log.warning("cache setting read ahead failed org=%s: %s", org_id, type(exc).__name__)
+    finally:
+        _reading.discard(org_id)
+
+
+async def _read_enabled(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> bool:
+    now = time.monotonic()
     async with pool.connection() as conn:
         cur = await conn.execute("select enabled from public.semantic_cache_settings where org_id = %s", (org_id,))
         row = await cur.fetchone()
