@@ -21,6 +21,7 @@ from tokentra_core.db import analyst_connection_string
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import Pool, error, function_app
 from tokentra_functions._db_errors import db_error
+from tokentra_functions._inputs import Text
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, UserClaims, as_user
 
@@ -69,7 +70,7 @@ class ApiKey(BaseModel):
 
 class NewApiKey(_Body):
     org_id: UUID
-    name: Annotated[str, Field(min_length=1, max_length=200)] = "default"
+    name: Annotated[Text, Field(min_length=1, max_length=200)] = "default"
     mode: Literal["live", "test"] = "live"
     project_id: UUID | None = None
     expires_at: datetime | None = None

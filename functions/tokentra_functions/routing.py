@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra.routing import RouteRequest, Snapshot, decide
 from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._inputs import Text
 from tokentra_functions.auth import ApiKeyOrg, authorize
 from tokentra_functions.models import ErrorBody
 
@@ -166,7 +167,7 @@ async def _key(request: Request, pool: Pool) -> ApiKeyOrg | JSONResponse:
 async def models(
     request: Request,
     pool: Pool,
-    provider: Annotated[str | None, Query(max_length=64)] = None,
+    provider: Annotated[Text | None, Query(max_length=64)] = None,
     family_only: Annotated[bool, Query(description="Only models of a family the project maintains")] = False,
     include_deprecated: bool = True,
     kind: Annotated[Literal["text", "embedding", "special"] | None, Query()] = None,
