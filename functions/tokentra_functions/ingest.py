@@ -35,12 +35,10 @@ log = logging.getLogger("tokentra.ingest")
 # Created on a connection's first batch and emptied at every commit, so each transaction starts with it
 # empty (behind a transaction pooler too: whichever server connection runs the batch has one or creates
 # it). It is kept, not dropped, so that private.ingest_staged's statements keep their plans: a new table
-# each time would have them planned again at every call. Beside it, the price names the transaction's
-# parts have resolved so far, which a later part of the batch reuses.
+# each time would have them planned again at every call. (The price names a batch's parts have resolved
+# are kept beside it in a table private.ingest_staged creates itself.)
 _STAGE = (f"create temp table if not exists ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
-          "on commit delete rows; "
-          "create temp table if not exists ingest_resolved (provider text, model text, provider_id text, "
-          "model_id text, direct boolean) on commit delete rows")
+          "on commit delete rows")
 _COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
 _TYPES = [kind for _, kind in STAGED]
 # Events below this many are stored in one part (see _parts).
