@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     cache_embedder: str = "local"
     cache_embedding_dims: int | None = Field(default=None, ge=1, le=4000)
     cache_similarity_threshold: float | None = Field(default=None, ge=0.5, le=1)
+    # Memory for building one scope's own HNSW graph (the worker's cache_graphs job): a graph that does not
+    # fit is built on disk, many times slower. About 1 kB per entry at 384 dimensions.
+    cache_graph_build_memory_mb: int = Field(default=1024, ge=64, le=65536)
 
     # The gateway: upstream timeouts and pool, request size, how long decrypted provider keys stay in
     # memory, the runaway-loop kill-switch (more than loop_limit calls of one prompt by one key within

@@ -83,6 +83,12 @@ def _reconciliation(ctx: JobContext) -> str:
     return f"{synced}; {run_gap_causes(ctx)}"
 
 
+def _cache_graphs(ctx: JobContext) -> str:
+    from tokentra_worker.cache_graphs import run_cache_graphs
+
+    return run_cache_graphs(ctx)
+
+
 def _explanations(ctx: JobContext) -> str:
     from tokentra_worker.explanations import run_explanations
 
@@ -124,6 +130,9 @@ JOBS: dict[str, Job] = {
             "connection's admin key (backfill, then recent days again), then reconcile them with tracked usage and "
             "evaluate drift alerts.", schedule="*/15 * * * *",
             run=_reconciliation),
+        Job("cache_graphs", "Semantic cache: build a graph of its own for each scope over 2,000 entries that "
+            "shares its partition, concurrently, and drop those no longer needed.", schedule="*/10 * * * *",
+            run=_cache_graphs),
     )
 }
 
