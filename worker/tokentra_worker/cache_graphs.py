@@ -37,6 +37,8 @@ def apply_cache_graph_changes(
     built = dropped = 0
     with connect(dsn, autocommit=True) as conn:
         conn.execute(f"set maintenance_work_mem = '{int(memory)}MB'")
+        # A large scope's build takes minutes: a timeout of the role's would fail it at every run.
+        conn.execute("set statement_timeout = 0")
         changes = conn.execute(
             "select action, index_name, entries, share, statement from private.semantic_cache_scope_graph_changes()"
         ).fetchall()
