@@ -187,7 +187,7 @@ def _load_reniced(dsn: str, ids: list[str], sizes: list[int], vectors: str, log:
     # scope over 2,000 entries that shares its partition.
     t2 = time.perf_counter()
     log("building the large scopes' own graphs (the worker's cache_graphs job)...")
-    built, dropped = apply_cache_graph_changes(dsn, 4096, progress=lambda line: log("  " + line))
+    built, dropped = apply_cache_graph_changes(dsn, 4096, progress=lambda line: log("  " + line)) or (0, 0)
     log(f"{built} scope graphs built (and {dropped} dropped) in {time.perf_counter() - t2:.1f} s")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("vacuum analyze public.semantic_cache")

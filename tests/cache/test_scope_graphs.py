@@ -87,6 +87,15 @@ def test_worker_builds_scope_graphs_that_lookups_walk(clone: str, seed: int) -> 
         names = [conn.execute("select private.cache_scope_graph_name(private.cache_scope_key(%s, 'm', 'p', '', ''), "
                               "384) n", (org,)).fetchone()["n"] for org in orgs]
 
+    # While another run holds the job's lock, a run does nothing (it would take that run's build in
+    # progress, not yet valid, for a failed one and drop it).
+    with psycopg.connect(clone, autocommit=True) as other:
+        other.execute("select pg_advisory_lock(hashtext('tokentra.cache_graphs'))")
+        assert "another run is at it" in _worker(clone)
+    with connect(clone) as conn:
+        assert conn.execute("select count(*) n from private.semantic_cache_scope_graph_changes()").fetchone()["n"] \
+            == len(orgs)
+
     log = _worker(clone)
     assert f"scope graphs built {len(orgs)}, dropped 0" in log
     with connect(clone) as conn:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from threading import Event
 
-from tokentra_core.db import connect
+from tokentra_core.db import connect, one
 from tokentra_core.settings import get_settings
 from tokentra_worker.jobs import JobContext
 
@@ -29,13 +29,18 @@ def apply_cache_graph_changes(
     build_memory_mb: int | None = None,
     stop: Event | None = None,
     progress: Callable[[str], None] | None = None,
-) -> tuple[int, int]:
-    """Run the planned drops, then builds (largest scope first); return (built, dropped).
+) -> tuple[int, int] | None:
+    """Run the planned drops, then builds (largest scope first); return (built, dropped), or None when
+    another run (a scheduled one, `--once`, a bench) is still at it.
 
     A failed build leaves an invalid index, which the next run drops and builds again."""
     memory = build_memory_mb or get_settings().cache_graph_build_memory_mb
     built = dropped = 0
     with connect(dsn, autocommit=True) as conn:
+        # One run at a time: a second would take the first's build in progress (not yet valid) for a failed
+        # one, and drop it. Held by this session, released when it ends.
+        if not one(conn.execute("select pg_try_advisory_lock(hashtext('tokentra.cache_graphs')) as got"))["got"]:
+            return None
         conn.execute(f"set maintenance_work_mem = '{int(memory)}MB'")
         # A large scope's build takes minutes: a timeout of the role's would fail it at every run.
         conn.execute("set statement_timeout = 0")
@@ -59,6 +64,7 @@ def apply_cache_graph_changes(
 
 
 def run_cache_graphs(ctx: JobContext) -> str:
-    built, dropped = apply_cache_graph_changes(ctx.dsn, ctx.settings.cache_graph_build_memory_mb, ctx.stop,
-                                               log.info)
-    return f"scope graphs built {built}, dropped {dropped}"
+    done = apply_cache_graph_changes(ctx.dsn, ctx.settings.cache_graph_build_memory_mb, ctx.stop, log.info)
+    if done is None:
+        return "scope graphs: another run is at it"
+    return f"scope graphs built {done[0]}, dropped {done[1]}"
