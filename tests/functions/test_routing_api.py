@@ -184,7 +184,7 @@ def test_route_serves_a_verified_key_from_memory_until_a_change_is_announced(fun
 
 def test_route_counts_every_request_and_refuses_past_the_rate_limit(functions_url, dsn):
     """A cached key's requests are counted after their answers: each one is counted, and once the count
-    passes the key's limit the next requests are refused (429 with Retry-After) until the window ends."""
+    passes the key's limit the next requests are refused (429 with Retry-After) until it has slid out."""
     limit = random.randint(3, 9)
     with connect(dsn, autocommit=True) as conn:
         org = admin.create_org(conn, f"test-{uuid.uuid4().hex[:8]}")
@@ -201,7 +201,8 @@ def test_route_counts_every_request_and_refuses_past_the_rate_limit(functions_ur
     assert codes[:limit] == [200] * limit, codes  # never refused under the limit
     first = codes.index(429)  # refused at the latest one call after the limit
     assert first <= limit + 1 and set(codes[first:]) == {429}, codes
-    assert 1 <= int(answers[first].headers["retry-after"]) <= 60
+    # the window slides: a minute filled past its limit still weighs on the next one for a while
+    assert 1 <= int(answers[first].headers["retry-after"]) <= 120
     assert answers[first].json()["error"] == "rate_limited"
     with connect(dsn) as conn:  # every admitted request was counted
         deadline = time.monotonic() + 2
