@@ -86,6 +86,25 @@ async def autocommit(pool: AsyncConnectionPool[AsyncConn]) -> AsyncIterator[Asyn
 Pool = Annotated[AsyncConnectionPool[AsyncConn], Depends(_pool)]
 
 
+async def read_limited(chunks: AsyncIterator[bytes], declared_length: str | None, limit: int) -> bytes | None:
+    """A request body from its chunks, or None when it is larger than limit: refused from its declared
+    Content-Length before a byte is read, else as soon as the chunks pass the limit, so an oversized body
+    is never held in memory whole."""
+    if declared_length and declared_length.isdigit() and int(declared_length) > limit:
+        return None
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None when it is larger than limit (read_limited)."""
+    return await read_limited(request.stream(), request.headers.get("content-length"), limit)
+
+
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.db import one_async
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, autocommit, error, function_app, invalid_fields, json_body
+from tokentra_functions._app import Pool, autocommit, error, function_app, invalid_fields, json_body, read_limited_body
 from tokentra_functions._inputs import Text
 from tokentra_functions.auth import ApiKeyOrg, authorize
 from tokentra_functions.models import ErrorBody
@@ -79,7 +79,6 @@ async def _authorized_body(
     request: Request, pool: Pool, model: type[BaseModel]
 ) -> tuple[ApiKeyOrg, Any] | JSONResponse:
     """The key and the validated body, or the 401/413/422/429 answer (authentication first)."""
-    from tokentra_functions.ingest import read_limited_body
 
     key = await authorize(request, pool, SCOPES)
     if isinstance(key, JSONResponse):

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app, json_body
+from tokentra_functions._app import Pool, error, function_app, json_body, read_limited_body
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.models import ErrorBody
 from tokentra_functions.user_auth import CurrentUser, as_user
@@ -97,7 +97,7 @@ class FeedbackResponse(BaseModel):
 
 
 async def _authorized(request: Request, pool: Pool, model: type[BaseModel]) -> tuple[ApiKeyOrg, Any] | JSONResponse:
-    from tokentra_functions.ingest import authorize, read_limited_body
+    from tokentra_functions.ingest import authorize
 
     key = await authorize(request, pool, SCOPES)
     if isinstance(key, JSONResponse):

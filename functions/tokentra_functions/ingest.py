@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, autocommit, error, function_app, json_body, on_connect
+from tokentra_functions._app import Pool, autocommit, error, function_app, json_body, on_connect, read_limited_body
 from tokentra_functions.auth import ApiKeyOrg, authorize
 from tokentra_functions.batch_body import BodyError, parse_batch
 from tokentra_functions.budget_enforcement import settle_budgets
@@ -67,19 +67,6 @@ async def plan_ingest(conn: AsyncConn) -> None:
         if conn.broken:
             raise
         log.warning("planning ingest on a new connection failed: %s", type(exc).__name__)
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than limit (without reading much past it)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 async def read_authorized_body(request: Request, pool: Pool) -> tuple[ApiKeyOrg, bytes] | JSONResponse:

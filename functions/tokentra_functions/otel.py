@@ -29,8 +29,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool, error, function_app, json_body
-from tokentra_functions.ingest import authorize, read_limited_body, store_events
+from tokentra_functions._app import Pool, error, function_app, json_body, read_limited_body
+from tokentra_functions.ingest import authorize, store_events
 from tokentra_functions.models import ErrorBody
 
 router = APIRouter(tags=["otel"])

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tokentra.routing import RouteRequest, Snapshot, decide
-from tokentra_functions._app import Pool, error, function_app
+from tokentra_functions._app import Pool, error, function_app, read_limited_body
 from tokentra_functions._inputs import Text
 from tokentra_functions.auth import ApiKeyOrg, authorize
 from tokentra_functions.models import ErrorBody
@@ -215,7 +215,6 @@ async def route_snapshot(request: Request, pool: Pool) -> Response:
                                    "content": {"application/json": {"schema": RouteBody.model_json_schema()}}}},
 )
 async def route(request: Request) -> Response:
-    from tokentra_functions.ingest import read_limited_body
 
     pool = request.app.state.pool  # not a dependency: resolving one costs more than the decision
     # A key verified in the last seconds answers from memory (revocations reach it by notification) and is

@@ -5,7 +5,10 @@ mid-stream, and provider keys never reaching the client."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import random
+import socket
 import time
 import uuid
 from decimal import Decimal
@@ -18,6 +21,7 @@ from gateway_helpers import LOOP_LIMIT, TIMEOUT_SECONDS, one_prompt
 from typer.testing import CliRunner
 
 from tokentra_cli.cli import app as cli
+from tokentra_core.settings import get_settings
 from tokentra_dev.testing.gateway_upstream import ANTHROPIC_KEY, PROVIDER_KEY
 
 runner = CliRunner()
@@ -261,3 +265,62 @@ def test_providers_cli_add_list_remove(gw, monkeypatch) -> None:
     removed = runner.invoke(cli, ["providers", "remove", reports["id"]])
     assert removed.exit_code == 0
     assert gw.sql("select 1 from private.provider_admin_keys where connection_id = %s", reports["id"]) == []
+
+
+def _raw_post(gateway_url: str, key: str, head_extra: str) -> socket.socket:
+    """A socket with a chat-completions request head sent (the body is the caller's)."""
+    url = httpx.URL(gateway_url)
+    sock = socket.create_connection((url.host, url.port), timeout=10)
+    sock.sendall((f"POST {url.path}/openai/v1/chat/completions HTTP/1.1\r\nHost: {url.host}\r\n"
+                  f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n{head_extra}\r\n").encode())
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+@pytest.mark.parametrize("framing", ["declared", "chunked"])
+def test_an_oversized_body_is_refused_without_being_read_whole(gw, gateway_url, framing: str) -> None:
+    """A body over the gateway's limit gets the provider-style 413: at once when its Content-Length says
+    so (no byte of it sent), and as soon as a chunked body passes the limit, long before it would end."""
+    limit = get_settings().gateway_max_body_bytes
+    key = gw.key()
+    if framing == "declared":
+        sock = _raw_post(gateway_url, key, f"Content-Length: {limit + random.randint(1, 10**6)}\r\n")
+        answer = _answer(sock)
+    else:
+        sock = _raw_post(gateway_url, key, "Transfer-Encoding: chunked\r\n")
+        chunk = b"x" * random.randint(100_000, 1_000_000)
+        sent, answer = 0, b""
+        sock.settimeout(0.001)
+        try:
+            while sent < 4 * limit and not answer:
+                try:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                except TimeoutError:
+                    pass  # the server stopped reading: its answer is on the way
+                sent += len(chunk)
+                try:
+                    answer = sock.recv(65536)
+                except TimeoutError:
+                    pass
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(10)
+        answer += _answer(sock)
+        assert sent < 2 * limit, f"the gateway read {sent} bytes of a body limited to {limit}"
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == "request_too_large" and str(limit) in body["error"]["message"]
+    assert gw.usage(key, expect=0, timeout=0.5) == []

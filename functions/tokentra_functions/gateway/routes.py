@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokentra_core.db import AsyncConn
 from tokentra_core.settings import get_settings
-from tokentra_functions._app import Pool
+from tokentra_functions._app import Pool, read_limited, read_limited_body
 from tokentra_functions._guard import RequestGuard
 from tokentra_functions.gateway import cache as gateway_cache
 from tokentra_functions.gateway import metrics
@@ -184,13 +184,14 @@ def _attribution(key: Any, headers: dict[str, str]) -> dict[str, Any]:
     return {k: v for k, v in attribution.items() if v}
 
 
-async def _forward(state: Any, headers: dict[str, str], raw: bytes, provider: Flavor, endpoint: str, path: str,
-                   started: float) -> Response:
+async def _forward(state: Any, headers: dict[str, str], raw: bytes | None, provider: Flavor, endpoint: str,
+                   path: str, started: float) -> Response:
+    """The call, whose body `raw` is None when it was larger than the gateway takes (read_limited)."""
     started_at = now_utc()
     settings = get_settings()
     pool: AsyncConnectionPool[AsyncConn] = state.pool
     try:
-        if len(raw) > settings.gateway_max_body_bytes:
+        if raw is None:
             raise Refusal("request_too_large", f"A request carries at most {settings.gateway_max_body_bytes} bytes.")
         try:
             body = json.loads(raw)
@@ -277,8 +278,8 @@ def _preview(body: dict[str, Any]) -> str:
 async def _via_router(request: Request, provider: Flavor, endpoint: str, path: str) -> Response:
     """A provider call that came through FastAPI's router (the direct dispatch below takes most)."""
     started = time.perf_counter()
-    return await _forward(request.app.state, _headers(request.scope), await request.body(), provider, endpoint, path,
-                          started)
+    raw = await read_limited_body(request, get_settings().gateway_max_body_bytes)
+    return await _forward(request.app.state, _headers(request.scope), raw, provider, endpoint, path, started)
 
 
 # ---------------------------------------------------------------- OpenAI-compatible
@@ -386,6 +387,17 @@ DIRECT: dict[Any, tuple[Flavor, str, str]] = {
     embeddings: ("openai", EMBEDDINGS, "/embeddings"), messages: ("anthropic", MESSAGES, "/messages")}
 
 
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks as the server hands them over."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
 class _Endpoint:
     """One provider endpoint as a bare ASGI app."""
 
@@ -395,17 +407,10 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         scope["route"] = self.route  # as the router would set it: the access log names the route
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        response = await _forward(scope["app"].state, _headers(scope), raw, self.provider, self.endpoint, self.path,
-                                  started)
+        headers = _headers(scope)
+        raw = await read_limited(_body_chunks(receive), headers.get("content-length"),
+                                 get_settings().gateway_max_body_bytes)
+        response = await _forward(scope["app"].state, headers, raw, self.provider, self.endpoint, self.path, started)
         await response(scope, receive, send)
 
 
