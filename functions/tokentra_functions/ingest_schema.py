@@ -10,9 +10,9 @@ The one place to extend when the event grows a field:
 A field added later enters the content hash only when an event carries it, so events without it keep the
 hash they always had and their retries stay duplicates (see _hashed).
 
-Validation is one pydantic pass over the whole batch (no Python validators on the model: they would run
-per event), then one short loop per event that lifts the
-attribution, serializes the event once with pydantic-core, hashes those bytes and looks in them for what
+Validation is one pydantic pass per part of the batch (no Python validators on the model: they would run
+per event; parts, so that Postgres stores one part while the next is read), then one short loop per event
+that lifts the attribution, serializes the event once with pydantic-core, hashes those bytes and looks in them for what
 Postgres cannot store (NUL characters, NaN and Infinity, unpaired surrogates, deep nesting). Only an event
 whose bytes show a sign of one is walked value by value, to name the field or clear it.
 """
@@ -36,8 +36,7 @@ from tokentra_functions.batch_body import Unreadable
 from tokentra_functions.models import Rejection, Short
 
 __all__ = ["ATTRIBUTION", "CHECKS", "SIGNALS", "SIGNALS_KEY", "STAGED", "STAGED_COLUMNS", "Batch", "IngestBatch",
-           "IngestEvent", "Problem", "Staging", "TimeWindow", "staging", "typed_events",
-           "typed_staging", "validate", "validate_typed"]
+           "IngestEvent", "Problem", "Staging", "TimeWindow", "staging", "validate"]
 
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
 MAX_JSON_BYTES = 16_384
@@ -153,7 +152,7 @@ class IngestEvent(BaseModel):
 
 
 # The fast path's event: the integer fields take JSON integers only (strict), so a boolean, a float or
-# a numeric string sends the batch to the lax path, which refuses booleans by name and reads the rest as
+# a numeric string sends the part to the lax path, which refuses booleans by name and reads the rest as
 # it always has. Everything else is IngestEvent's own, so an event reads the same on either path.
 StrictCount = Annotated[int, Field(ge=0, le=10**10, strict=True)]
 StrictMillis = Annotated[int, Field(ge=0, le=86_400_000, strict=True)]
@@ -168,12 +167,6 @@ class _StrictEvent(IngestEvent):
     latency_ms: StrictMillis | None = None
     time_to_first_token_ms: StrictMillis | None = None
     retry_count: Annotated[int, Field(ge=0, le=1000, strict=True)] = 0
-
-
-class _FastBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    events: list[_StrictEvent]
 
 
 class IngestBatch(BaseModel):
@@ -281,7 +274,13 @@ _LATER = tuple(f for f in IngestEvent.model_fields if f not in _HASHED and f not
 _HASHED_OF = operator.itemgetter(*_HASHED)
 _SIGNALS_OF = operator.itemgetter(*SIGNALS)
 _EVENTS = TypeAdapter(list[IngestEvent])
-_FAST_BODY = TypeAdapter(_FastBody)
+_STRICT_EVENTS = TypeAdapter(list[_StrictEvent])
+# What a request id and a timestamp read as in IngestEvent, for ordering and partitioning a batch before
+# its events are validated (in parts, as they are staged).
+_REQUEST_ID = TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True)])
+_REQUEST_IDS = TypeAdapter(list[Annotated[str, StringConstraints(strip_whitespace=True)]])
+_TIMESTAMP = TypeAdapter(datetime)
+_TIMESTAMPS = TypeAdapter(list[datetime])
 
 
 @dataclass
@@ -298,34 +297,36 @@ class Batch:
 
 
 class Staging:
-    """A batch whose events are typed (or rejected already) and are checked and staged in parts, so
-    that the caller can hand the rows staged so far to Postgres while the rest are still being staged.
+    """A batch read from JSON whose events are validated, checked and staged in parts, so that the caller
+    can hand the rows staged so far to Postgres while the rest are still being read: Postgres starts on
+    the first part after about a tenth of the batch's Python work instead of all of it.
 
     Every event ends up in `batch`: staged as a row, or rejected with its index, field and reason."""
 
-    def __init__(self, events: list[tuple[int, IngestEvent]], rejected: list[Rejection], now: datetime,
-                 retention_days: int) -> None:
+    def __init__(self, items: list[Any], now: datetime, retention_days: int) -> None:
         self.window = TimeWindow(now, retention_days)
-        self.batch = Batch(rejected=rejected)
+        self.batch = Batch()
         # In the byte order of request ids (then by index), the order private.ingest_staged claims them
         # in: parts cut from this order lock shared claims in the same order in every batch, so
-        # concurrent batches cannot deadlock, and a repeated id's first occurrence comes first.
-        self.events = sorted(events, key=_claim_order)
-        for _, event in events:
-            # The instant in the standard library's UTC (psycopg reads its offset in C); the binary COPY
-            # never sends offset text, which Postgres refuses past 15:59.
-            event.__dict__["timestamp"] = _utc(event.timestamp)
+        # concurrent batches cannot deadlock, and a repeated id's first occurrence comes first. The ids
+        # are read as the event model reads them (whitespace stripped), so the order is the stored ids'.
+        ids = _read_all(_REQUEST_IDS, _REQUEST_ID, [_field(item, "request_id") for item in items])
+        self.events: list[tuple[int, Any]] = sorted(enumerate(items), key=lambda pair: (ids[pair[0]] or "", pair[0]))
+        self._timestamps = _read_all(_TIMESTAMPS, _TIMESTAMP, [_field(item, "timestamp") for item in items])
 
     def days(self) -> set[date]:
         """The days of the events inside the time window: those a stored event can fall on."""
         earliest, latest = self.window.earliest, self.window.latest
-        return {e.timestamp.date() for _, e in self.events if earliest <= e.timestamp <= latest}
+        return {utc.date() for utc in map(_utc, filter(None, self._timestamps)) if earliest <= utc <= latest}
 
     def stage(self, start: int, stop: int) -> list[tuple]:
-        """Check and stage events[start:stop] (in claim order); the rows staged of them."""
+        """Validate, check and stage events[start:stop] (in claim order); the rows staged of them."""
         batch, window = self.batch, self.window
         first = len(batch.rows)
-        for idx, event in self.events[start:stop]:
+        for idx, event in _typed(self.events[start:stop], batch.rejected):
+            # The instant in the standard library's UTC (psycopg reads its offset in C); the binary COPY
+            # never sends offset text, which Postgres refuses past 15:59.
+            event.__dict__["timestamp"] = _utc(event.timestamp)
             staged = _problem(event, window) or _stage(event, idx)
             if isinstance(staged, Problem):
                 batch.rejected.append(Rejection(index=idx, field=staged.field, message=staged.reason))
@@ -341,19 +342,27 @@ class Staging:
         return self.batch
 
 
-def _claim_order(pair: tuple[int, IngestEvent]) -> tuple[str, int]:
-    return pair[1].request_id, pair[0]
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if item.__class__ is dict else None
+
+
+def _read_all(many: TypeAdapter[list[Any]], one: TypeAdapter[Any], values: list[Any]) -> list[Any]:
+    """values read by the adapters (in one call when all can be), None for each that cannot."""
+    try:
+        return many.validate_python(values)
+    except ValidationError:
+        out = []
+        for value in values:
+            try:
+                out.append(one.validate_python(value))
+            except ValidationError:
+                out.append(None)
+        return out
 
 
 def staging(items: list[Any], now: datetime, retention_days: int) -> Staging:
-    """A Staging of items taken apart one by one: those that are no IngestEvent are rejected already."""
-    rejected: list[Rejection] = []
-    return Staging(_typed(items, rejected), rejected, now, retention_days)
-
-
-def typed_staging(events: list[IngestEvent], now: datetime, retention_days: int) -> Staging:
-    """A Staging of events typed_events read."""
-    return Staging(list(enumerate(events)), [], now, retention_days)
+    """A Staging of a batch's items, as read from JSON (an item that could not be is a batch_body.Unreadable)."""
+    return Staging(items, now, retention_days)
 
 
 def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
@@ -361,53 +370,45 @@ def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
     return staging(items, now, retention_days).staged()
 
 
-def typed_events(body: bytes) -> list[IngestEvent] | None:
-    """The events of a `{"events": [...]}` body whose every event has the right shape, validated from
-    the bytes in one pass of pydantic-core (no Python objects for the parsed JSON first); None when the
-    body or any event does not fit, for parse_batch and validate to take apart and report event by event."""
+def _typed(items: list[tuple[int, Any]], rejected: list[Rejection]) -> list[tuple[int, IngestEvent]]:
+    """(index, event) of the (index, item) pairs that are IngestEvents; the others are rejected with their
+    first error. Well-formed items, the usual case, are read in one strict pass; otherwise the items are
+    taken one rule at a time so that each bad one is named and costs only itself."""
     try:
-        return list(_FAST_BODY.validate_json(body).events)
-    except ValueError:  # pydantic's ValidationError, and a body that is not JSON at all
-        return None
-
-
-def validate_typed(events: list[IngestEvent], now: datetime, retention_days: int) -> Batch:
-    """validate() for events typed_events read: the rules beyond the types (window, totals, what
-    Postgres cannot store) still reject single events."""
-    return typed_staging(events, now, retention_days).staged()
-
-
-def _typed(items: list[Any], rejected: list[Rejection]) -> list[tuple[int, IngestEvent]]:
-    """(index, event) of the items that are IngestEvents, validated in one pass when all are; the others
-    are rejected with their first error."""
+        return list(zip((idx for idx, _ in items), _STRICT_EVENTS.validate_python([item for _, item in items]),
+                        strict=True))
+    except ValidationError:
+        pass
     bad: set[int] = set()
-    for idx, item in enumerate(items):
+    for position, (idx, item) in enumerate(items):
         problem = _unreadable_or_boolean(item)
         if problem is not None:
-            bad.add(idx)
+            bad.add(position)
             rejected.append(Rejection(index=idx, field=problem.field, message=problem.reason))
     positions = list(range(len(items)))
     while True:
         good = [i for i in positions if i not in bad]
         try:
-            events = _EVENTS.validate_python(items if len(good) == len(items) else [items[i] for i in good])
+            events = _EVENTS.validate_python([items[i][1] for i in good])
         except ValidationError as exc:
-            _reject_invalid(exc, good, bad, rejected)
+            _reject_invalid(exc, good, bad, rejected, items)
             continue  # every error of the batch is reported at once: the second pass succeeds
-        return list(zip(good, events, strict=True))
+        return [(items[i][0], event) for i, event in zip(good, events, strict=True)]
 
 
-def _reject_invalid(exc: ValidationError, good: list[int], bad: set[int], rejected: list[Rejection]) -> None:
+def _reject_invalid(exc: ValidationError, good: list[int], bad: set[int], rejected: list[Rejection],
+                    items: list[tuple[int, Any]]) -> None:
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = err["loc"]
         if not loc or not isinstance(loc[0], int):
             continue
-        idx = good[loc[0]]
-        if idx in bad:
+        position = good[loc[0]]
+        if position in bad:
             continue  # an event's first error is the one reported
-        bad.add(idx)
+        bad.add(position)
         where = ".".join(str(p) for p in loc[1:]) or "event"
-        rejected.append(Rejection(index=idx, field=where, message=err["msg"].removeprefix("Value error, ")))
+        rejected.append(Rejection(index=items[position][0], field=where,
+                                  message=err["msg"].removeprefix("Value error, ")))
 
 
 def _unreadable_or_boolean(item: Any) -> Problem | None:
