@@ -40,6 +40,7 @@ from tokentra_core.db import AsyncConn, one_async
 from tokentra_core.settings import get_settings
 from tokentra_functions._app import autocommit
 from tokentra_functions.gateway.errors import Refusal
+from tokentra_functions.gateway.read_ahead import ReadAhead
 from tokentra_functions.key_changes import KeyChanges
 
 log = logging.getLogger("tokentra.gateway")
@@ -129,7 +130,8 @@ class Admission:
         self.leases: dict[tuple[Any, ...], Lease] = {}
         self.lease_locks: dict[tuple[Any, ...], asyncio.Lock] = {}
         self.cards: dict[tuple[str, str], tuple[float, PriceCard]] = {}
-        self._reading: set[Any] = set()  # keys and price cards being read ahead
+        self._keys_ahead = ReadAhead("key")
+        self._cards_ahead = ReadAhead("price card")
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -154,6 +156,8 @@ class Admission:
             await self._sync_once(retire_all=True)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self._keys_ahead.drain()
+        await self._cards_ahead.drain()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -173,21 +177,11 @@ class Admission:
             if policy.expires_at is not None and policy.expires_at <= time.time():
                 self.keys.pop(digest, None)
                 return None
-            # Read again ahead of the entry's end, by a task of its own, so a key in use never makes a
-            # call wait for that round trip (the entry stays valid, and notifications still drop it).
-            if cached.until - now < get_settings().gateway_key_cache_seconds / 4 and digest not in self._reading:
-                self._reading.add(digest)
-                self._spawn(self._read_ahead(digest))
+            # The entry stays valid while it is read again, and notifications still drop it.
+            if self._keys_ahead.due(digest, cached.until - now, get_settings().gateway_key_cache_seconds):
+                self._keys_ahead.start(digest, lambda: self._read_key(digest))
             return cached.row, policy
         return await self._read_key(digest)
-
-    async def _read_ahead(self, digest: bytes) -> None:
-        try:
-            await self._read_key(digest)
-        except Exception as exc:  # the entry runs out as it would have; the next call reads it
-            log.warning("gateway key read ahead failed: %s", type(exc).__name__)
-        finally:
-            self._reading.discard(digest)
 
     async def _read_key(self, digest: bytes) -> tuple[dict[str, Any], KeyPolicy] | None:
         """The key's row from the database, kept in the cache unless a change was announced meanwhile."""
@@ -347,10 +341,8 @@ class Admission:
         hit = self.cards.get((provider, model))
         if hit is None or hit[0] <= now:
             hit = await self._read_card(provider, model)
-        elif hit[0] - now < settings.gateway_price_seconds / 4 and (provider, model) not in self._reading:
-            # Read again ahead of the card's end, by a task of its own: no call waits for that round trip.
-            self._reading.add((provider, model))
-            self._spawn(self._read_card_ahead(provider, model))
+        elif self._cards_ahead.due((provider, model), hit[0] - now, settings.gateway_price_seconds):
+            self._cards_ahead.start((provider, model), lambda: self._read_card(provider, model))
         return hit[1].max_cost(input_tokens, max_tokens, settings.budget_default_max_output_tokens)
 
     async def _read_card(self, provider: str, model: str) -> tuple[float, PriceCard]:
@@ -364,14 +356,6 @@ class Admission:
             self.cards.clear()
         self.cards[(provider, model)] = hit = (now + get_settings().gateway_price_seconds, card)
         return hit
-
-    async def _read_card_ahead(self, provider: str, model: str) -> None:
-        try:
-            await self._read_card(provider, model)
-        except Exception as exc:  # the card runs out as it would have; the next call reads it
-            log.warning("gateway price card read ahead failed: %s", type(exc).__name__)
-        finally:
-            self._reading.discard((provider, model))
 
     # ------------------------------------------------------------ budgets
     async def reserve(self, org_id: UUID, key_id: UUID, provider: str, model: str, input_tokens: int,

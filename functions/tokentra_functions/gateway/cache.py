@@ -15,6 +15,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from tokentra_core.db import AsyncConn
+from tokentra_functions.gateway.read_ahead import ReadAhead
 from tokentra_functions.gateway.wire import CHAT, MESSAGES
 
 log = logging.getLogger("tokentra.gateway.cache")
@@ -24,7 +25,7 @@ SETTINGS_SECONDS = 10.0
 _NOT_PARAMS = {"model", "messages", "system", "stream", "stream_options", "metadata", "user", "store"}
 _enabled: dict[UUID, tuple[float, bool]] = {}
 _tasks: set[asyncio.Task[None]] = set()
-_reading: set[UUID] = set()
+_enabled_ahead = ReadAhead("cache setting")
 
 
 def applies(endpoint: str, stream: bool) -> bool:
@@ -41,22 +42,10 @@ async def enabled(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> bool:
     now = time.monotonic()
     hit = _enabled.get(org_id)
     if hit is not None and hit[0] > now:
-        if hit[0] - now < SETTINGS_SECONDS / 4 and org_id not in _reading:
-            _reading.add(org_id)
-            task = asyncio.get_running_loop().create_task(_read_ahead(pool, org_id))
-            _tasks.add(task)
-            task.add_done_callback(_tasks.discard)
+        if _enabled_ahead.due(org_id, hit[0] - now, SETTINGS_SECONDS):
+            _enabled_ahead.start(org_id, lambda: _read_enabled(pool, org_id))
         return hit[1]
     return await _read_enabled(pool, org_id)
-
-
-async def _read_ahead(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> None:
-    try:
-        await _read_enabled(pool, org_id)
-    except Exception as exc:  # the entry runs out as it would have; the next call reads it
-        log.warning("cache setting read ahead failed org=%s: %s", org_id, type(exc).__name__)
-    finally:
-        _reading.discard(org_id)
 
 
 async def _read_enabled(pool: AsyncConnectionPool[AsyncConn], org_id: UUID) -> bool:

@@ -6,7 +6,6 @@ database round trip: keys, counters, prices and budget leases live in memory (ad
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from tokentra_core.settings import get_settings
 from tokentra_functions.auth import ApiKeyOrg
 from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.gateway.errors import Refusal
+from tokentra_functions.gateway.read_ahead import ReadAhead
 from tokentra_functions.gateway.wire import RequestFacts
 
 log = logging.getLogger("tokentra.gateway")
@@ -113,8 +113,8 @@ class Upstream:
 
 
 _credentials: dict[tuple[UUID, str], Upstream] = {}
-_reading: set[tuple[UUID, str]] = set()
-_tasks: set[asyncio.Task[None]] = set()
+# A connection that is gone answers a read with a Refusal: its entry was dropped, the next call is refused.
+_credentials_ahead = ReadAhead("credentials", expected=(Refusal,))
 
 
 async def upstream_for(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> Upstream:
@@ -125,24 +125,10 @@ async def upstream_for(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provi
     now = time.monotonic()
     cached = _credentials.get((org_id, provider))
     if cached is not None and cached.expires > now:
-        if cached.expires - now < get_settings().gateway_credentials_seconds / 4 and (org_id, provider) not in _reading:
-            _reading.add((org_id, provider))
-            task = asyncio.get_running_loop().create_task(_read_ahead(pool, org_id, provider))
-            _tasks.add(task)
-            task.add_done_callback(_tasks.discard)
+        if _credentials_ahead.due((org_id, provider), cached.expires - now, get_settings().gateway_credentials_seconds):
+            _credentials_ahead.start((org_id, provider), lambda: _read_upstream(pool, org_id, provider))
         return cached
     return await _read_upstream(pool, org_id, provider)
-
-
-async def _read_ahead(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> None:
-    try:
-        await _read_upstream(pool, org_id, provider)
-    except Refusal:
-        pass  # the connection is gone: its entry was dropped, and the next call is refused
-    except Exception as exc:  # the entry runs out as it would have; the next call reads it
-        log.warning("gateway credentials read ahead failed: %s", type(exc).__name__)
-    finally:
-        _reading.discard((org_id, provider))
 
 
 async def _read_upstream(pool: AsyncConnectionPool[AsyncConn], org_id: UUID, provider: str) -> Upstream:
