@@ -101,7 +101,8 @@ def test_rate_limits_requests_and_tokens(gw, openai_client) -> None:
         client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt())
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt())
-    assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
+    # the window slides: a minute filled past its limit still weighs on the next one for a while
+    assert 1 <= int(limited.value.response.headers["retry-after"]) <= 120
     assert limited.value.code == "rate_limit_exceeded"
     tokens_key = gw.key(tpm=100)
     tokens_client = openai_client(tokens_key, max_retries=0)

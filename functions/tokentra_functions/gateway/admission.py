@@ -6,7 +6,8 @@
   process drops the entry at once, so a revocation or rotation applies everywhere as soon as the
   notification arrives. While the listener is down, nothing is served from the
   cache (every call reads the key), so a lost notification cannot keep a revoked key alive.
-- Counters: requests and tokens per key per minute and prompt repeats (the runaway guard) are counted in
+- Counters: requests and tokens per key per minute (limits apply over the sliding last 60 seconds: see
+  sliding_wait) and prompt repeats (the runaway guard) are counted in
   memory and added to the database's windows every gateway_sync_seconds by a background task, which
   brings back every process's totals. One process enforces its limits exactly; with several, a limit can
   be passed by what the others admitted since their last sync.
@@ -25,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -112,6 +114,30 @@ class PriceCard:
             out = default_max_output
         cost = (input_tokens * self.input_mtok + out * self.output_mtok) * _MTOK + self.request_usd
         return cost.quantize(_CENT_E12, rounding=ROUND_UP)
+
+
+_EMPTY_WINDOW = (0, 0, 0, 0)
+
+
+def sliding_wait(current: int, previous: int, elapsed: float, limit: int, more: int) -> int:
+    """Seconds until a key may go on under a per-minute limit counted over the sliding last 60 seconds, or
+    0 when it may now. `current` is counted in this clock minute so far, `previous` in the one before,
+    which weighs by the share of it still inside the window; `elapsed` is seconds into this minute; `more`
+    is what going on adds (1 for a request, 0 for tokens, whose count is only known afterwards). A fixed
+    clock minute would let a key send its whole limit at the end of one minute and again at the start of
+    the next. The same rule as the database's private.take_rate_limit."""
+    left = 60 - elapsed
+    counted = current + previous * left / 60
+    # A request counted already may be the limit's last; tokens already at the limit leave no room.
+    if counted <= limit if more else counted < limit:
+        return 0
+    if current + more <= limit and previous:
+        # fits this minute once enough of the previous one has slid out of the window
+        wait = left - (limit - current - more) * 60 / previous
+    else:
+        # this minute alone is full: wait for its end, then until its weight lets `more` in
+        wait = left + 60 * (1 - (limit - more) / current)
+    return max(1, math.ceil(wait))
 
 
 class Admission:
@@ -233,13 +259,21 @@ class Admission:
         if policy.rpm is None and policy.tpm is None:
             return "ok", 0
         minute = int(now // 60) * 60
-        window = self.windows[key_id].setdefault(minute, [0, 0, 0, 0])
+        by_minute = self.windows[key_id]
+        window = by_minute.setdefault(minute, [0, 0, 0, 0])
         window[2] += 1
-        retry = max(1, int(minute + 60 - now + 0.999))
-        if policy.rpm is not None and window[0] + window[2] > policy.rpm:
-            return "rpm", retry
-        if policy.tpm is not None and window[1] + window[3] >= policy.tpm:
-            return "tpm", retry
+        previous = by_minute.get(minute - 60, _EMPTY_WINDOW)
+        elapsed = now - minute
+        if policy.rpm is not None:
+            # This call is counted; a retry would be one more.
+            wait = sliding_wait(window[0] + window[2], previous[0] + previous[2], elapsed, policy.rpm, 1)
+            if wait:
+                return "rpm", wait
+        if policy.tpm is not None:
+            # The call's own tokens are not known yet: refused once the tokens counted reach the limit.
+            wait = sliding_wait(window[1] + window[3], previous[1] + previous[3], elapsed, policy.tpm, 0)
+            if wait:
+                return "tpm", wait
         return "ok", 0
 
     def count_tokens(self, key_id: UUID, tokens: int) -> None:
