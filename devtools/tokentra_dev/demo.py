@@ -3,6 +3,7 @@ to the real ingest function, and the platform shows what it knows."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from rich.console import Console
@@ -18,11 +19,11 @@ from tokentra_dev.traffic import month_of_traffic
 console = Console()
 
 
-def send_traffic(url: str, key: str, days: int) -> dict[str, int]:
+def send_traffic(url: str, key: str, days: int, end: datetime) -> dict[str, int]:
     import tokentra
 
     tokentra.configure(api_key=key, url=url, max_queue_size=200_000)
-    events = list(month_of_traffic(days=days))
+    events = list(month_of_traffic(days=days, end=end))
     with Progress(TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(f"{days} days of traffic", total=len(events))
@@ -95,7 +96,10 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
         console.print(f"[bold]Database[/bold]   {settings.dsn if not settings.database_url else 'DATABASE_URL'}")
         console.print(f"[bold]Demo org[/bold]   {org.id}  (enterprise plan)")
         console.print(f"[bold]API key[/bold]    {key.key}  (shown once; only its hash is stored)")
-        stats = send_traffic(url, key.key, days)
+        # One instant for the traffic and for where the intelligence section looks for its spike: a demo
+        # that runs past midnight must not look for the spike a day after the one it sent.
+        traffic_end = datetime.now(UTC)
+        stats = send_traffic(url, key.key, days, traffic_end)
         console.print(f"SDK delivered {stats['accepted']:,} events ({stats['duplicates']} duplicates, "
                       f"{stats['rejected']} rejected, {stats['dropped_queue_full'] + stats['dropped_failed']} dropped, "
                       f"{stats['retries']} retries in {stats['requests']} requests)")
@@ -107,7 +111,7 @@ def run(days: int = 30, keep_serving: bool = False) -> None:
             show as show_intelligence,  # recommendations, anomalies, forecast
         )
 
-        show_intelligence(org.id, days, settings)
+        show_intelligence(org.id, days, settings, traffic_end)
         from tokentra_dev.demo_reports import show as show_report  # last week's grounded summary
 
         show_report(org.id, settings)  # before the LLM section, whose AI spend line then counts it too

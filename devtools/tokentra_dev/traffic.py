@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 
 @dataclass(frozen=True)
@@ -61,25 +61,33 @@ def _season(ts: datetime) -> float:
 SPIKE_DAY, SPIKE_HOURS = 24, (3, 6)  # the planted summarize spike: 03:00-06:00 UTC on the day-24 date
 
 
+def _first_hour(days: int, end: datetime) -> datetime:
+    """Where the traffic starts: midnight UTC on the Monday on or before the date `days` days before
+    `end`'s. Every event is drawn in order from one seeded stream, and the load follows the hour of the day
+    and the day of the week: started on a Monday, the traffic's hours are the same (only its dates move)
+    whatever the day and hour it is generated at, and so is what the detectors find in it."""
+    first = end.astimezone(UTC).date() - timedelta(days=days)
+    return datetime.combine(first - timedelta(days=first.weekday()), time(), UTC)
+
+
 def spike_window(days: int, end: datetime, spike_day: int = SPIKE_DAY) -> tuple[datetime, datetime] | None:
-    """The planted spike's hours: SPIKE_HOURS on the calendar date `spike_day` days into the traffic, so
-    the three hours stay together whatever the hour the traffic starts at; None when the traffic is too
-    short to hold it (it then always ends before `end`)."""
+    """The planted spike's hours: SPIKE_HOURS on the calendar date `spike_day` days into the traffic;
+    None when the traffic is too short to hold it (it then always ends before `end`)."""
     if days <= spike_day:
         return None
-    start = end.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
-    first = (start + timedelta(days=spike_day)).replace(hour=SPIKE_HOURS[0])
+    first = _first_hour(days, end) + timedelta(days=spike_day, hours=SPIKE_HOURS[0])
     return first, first + timedelta(hours=SPIKE_HOURS[1] - SPIKE_HOURS[0])
 
 
 def month_of_traffic(days: int = 30, end: datetime | None = None, seed: int = 7,
                      spike_day: int = SPIKE_DAY) -> Iterator[dict]:
-    """Yield usage events hour by hour for `days` days ending at `end` (default: this hour)."""
+    """Yield usage events hour by hour from the Monday at least `days` days before `end` (default: now)
+    up to `end`'s hour, that hour excluded."""
     rng = random.Random(seed)
-    end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
+    end = (end or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    start = _first_hour(days, end)
     spike = spike_window(days, end, spike_day)
-    for hour in range(days * 24):
+    for hour in range(int((end - start) / timedelta(hours=1))):
         ts = start + timedelta(hours=hour)
         day = hour // 24
         for w in WORKLOADS:

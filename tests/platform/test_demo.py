@@ -3,6 +3,7 @@ and without LLM provider keys (the keys pointing at the scripted provider server
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -133,9 +134,9 @@ def _flat(text: str) -> str:
 
 def _explanation(dsn: str, org: str, text: str) -> dict:
     """The printed explanation of the planted spike (the whole organization's cost), and the stored one it
-    must be. The incident ends with the planted hours (06:00 UTC) and starts within them: the traffic's noise
-    follows the hour the demo runs at, and in some hours the detector opens the incident at 04:00 or 05:00."""
-    head = re.search(r"Explanation of the cost spike of the organization, (\w{3} \d{2} \w{3}) (0[345]):00–06:00 UTC "
+    must be: the incident is the planted hours, 03:00-06:00 UTC on a Thursday (the traffic, and so what the
+    detector finds in it, is the same whatever the day and hour the demo runs at)."""
+    head = re.search(r"Explanation of the cost spike of the organization, (Thu \d{2} \w{3}) (03):00–06:00 UTC "
                      r"\(source: (\w+), ", text)
     assert head, "the planted spike is explained"
     with connect(dsn) as conn:
@@ -242,17 +243,37 @@ def test_demo_with_keys_shows_the_consensus_record_and_an_llm_explanation(dsn):
                      rf"{spend['calls']} calls, of its \$50\.00 monthly cap", text)
 
 
+def _hours(events: list[dict]) -> list[tuple]:
+    """The events with their time as an offset from the traffic's first hour: what the detectors see."""
+    first = min(datetime.fromisoformat(e["timestamp"]) for e in events).replace(minute=0, second=0, microsecond=0)
+    return [(datetime.fromisoformat(e["timestamp"]) - first, e["metadata"]["feature"], e["model"],
+             e["input_tokens"], e["output_tokens"], e["status"]) for e in events]
+
+
+@functools.cache
+def _reference() -> list[tuple]:
+    """The hours up to the spike's end of the traffic generated on Thu 03 Dec 2026 at 22:26 UTC."""
+    return _hours([e for e in month_of_traffic(days=SPIKE_DAYS, end=datetime(2026, 12, 3, 22, 26, tzinfo=UTC))
+                   if datetime.fromisoformat(e["timestamp"]) < datetime(2026, 11, 26, 6, tzinfo=UTC)])
+
+
+# Every hour of the day, on every day of the week.
 @pytest.mark.parametrize("hour", range(24))
-def test_the_planted_spike_is_three_whole_hours_inside_the_traffic_whatever_the_hour(hour: int):
-    """The demo runs at any hour; the spike must not split across two dates (it once did between 03:00
-    and 06:00 UTC, when the day-24 block of hours straddled midnight)."""
-    end = datetime(2026, 11, 23, hour, 17, tzinfo=UTC)
+def test_the_planted_spike_and_its_history_are_the_same_whatever_the_day_and_hour(hour: int):
+    """The demo runs at any day and hour: the spike is three whole hours inside the traffic (it once split
+    across two dates), and the hours up to it are the same, only moved by whole weeks (the detector once
+    opened the incident at 03:00, 04:00 or 05:00 depending on the hour the traffic was generated at)."""
+    end = datetime(2026, 11, 23 + hour % 7, hour, 59, 59, tzinfo=UTC)
     start, stop = spike_window(SPIKE_DAYS, end)
-    first = end.replace(minute=0) - timedelta(days=SPIKE_DAYS)
-    assert (start.hour, stop - start) == (3, timedelta(hours=3))
-    assert first + timedelta(days=23) < start and stop <= end.replace(minute=0)
-    summarize = [datetime.fromisoformat(e["timestamp"]) for e in month_of_traffic(days=SPIKE_DAYS, end=end)
-                 if e["metadata"]["feature"] == "summarize"]
+    assert (start.hour, start.strftime("%a"), stop - start) == (3, "Thu", timedelta(hours=3))
+    assert stop <= end.replace(minute=0, second=0)
+    events = list(month_of_traffic(days=SPIKE_DAYS, end=end))
+    first = min(datetime.fromisoformat(e["timestamp"]) for e in events)
+    assert first.strftime("%a %H") == "Mon 00" and first <= end - timedelta(days=SPIKE_DAYS)
+    assert max(datetime.fromisoformat(e["timestamp"]) for e in events) < end.replace(minute=0, second=0)
+    until_spike = [e for e in events if datetime.fromisoformat(e["timestamp"]) < stop]
+    assert _hours(until_spike) == _reference()
+    summarize = [datetime.fromisoformat(e["timestamp"]) for e in events if e["metadata"]["feature"] == "summarize"]
     during = sum(start <= t < stop for t in summarize)
     day_before = sum(start - timedelta(days=1) <= t < stop - timedelta(days=1) for t in summarize)
     assert during > 3 * max(day_before, 1), (during, day_before)
