@@ -39,6 +39,12 @@ def usage(db, org: str, at: datetime, cost: str | None, **cols) -> None:
     )
 
 
+def db_now(db) -> datetime:
+    """The transaction's now(), at which the budget reads its current period: a row stamped by this
+    process's clock lands in the next day when the transaction began just before midnight."""
+    return db.execute("select now() as n").fetchone()["n"]
+
+
 def budget(db, org: str, **cols) -> str:
     row = {"org_id": org, "name": "b", "amount": 100, "period": "monthly", **cols}
     return db.execute(
@@ -110,7 +116,7 @@ def test_scopes_count_only_their_own_usage(db):
     ).fetchone()["id"]
     pinned = db.execute("select id from private.new_api_key(%s, %s)", (org, project)).fetchone()["id"]
     other_key = db.execute("select id from private.new_api_key(%s)", (org,)).fetchone()["id"]
-    now = datetime.now(UTC)
+    now = db_now(db)
     usage(db, org, now, "1", team="growth", feature="chat", end_user_id="u1", api_key_id=other_key)
     usage(db, org, now, "2", team="sales", project="search", model="gpt-4o", api_key_id=other_key)
     usage(db, org, now, "4", api_key_id=pinned, feature="chat")
@@ -134,7 +140,7 @@ def test_scopes_count_only_their_own_usage(db):
 def test_unpriced_usage_counts_at_the_providers_dearest_price_never_zero(db):
     org = make_org(db)
     b = budget(db, org, period="daily")
-    usage(db, org, datetime.now(UTC), None, model="brand-new-model", input_tokens=1_000_000, output_tokens=0)
+    usage(db, org, db_now(db), None, model="brand-new-model", input_tokens=1_000_000, output_tokens=0)
     dearest = db.execute("select input_mtok from private.conservative_mtok('openai')").fetchone()[
         "input_mtok"
     ]
@@ -151,11 +157,11 @@ def test_status_thresholds_and_projection(db):
     org = make_org(db)
     b = budget(db, org, period="daily", amount=10, alert_thresholds=[50, 80, 100])
     assert state(db, b)["status"] == "ok"
-    usage(db, org, datetime.now(UTC), "5")
+    usage(db, org, db_now(db), "5")
     s = state(db, b)
     assert (s["status"], s["crossed_thresholds"], s["remaining"]) == ("warning", [50], Decimal(5))
     assert s["projected_spend"] >= Decimal(5)
-    usage(db, org, datetime.now(UTC), "5")
+    usage(db, org, db_now(db), "5")
     assert state(db, b)["status"] == "exceeded"
 
 
