@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -15,13 +14,20 @@ from tokentra_dev import demo_budgets
 
 def test_demo_shows_budgets_crossing_thresholds_and_delivered_alerts(functions_url, tenant, dsn, monkeypatch):
     with connect(dsn, autocommit=True) as conn:
-        for i in range(30):  # this month's traffic of two teams and features
+        # This month's traffic of two teams and features, spread over the month so far: rows stamped minutes
+        # back fell in the month before when the test ran in the first minutes of a month.
+        month = conn.execute(
+            "select now() as now, p.period_start as start from public.organizations o cross join lateral "
+            "private.budget_period('monthly', 1::smallint, o.timezone, now()) p where o.id = %s",
+            (tenant.org_id,),
+        ).fetchone()
+        for i in range(30):
             conn.execute(
                 "insert into public.usage_records (org_id, occurred_at, request_id, provider, model, team, "
                 "feature, cost_usd, priced) values (%s, %s, %s, 'openai', 'gpt-4o', %s, %s, %s, true)",
                 (
                     tenant.org_id,
-                    datetime.now(UTC) - timedelta(minutes=i),
+                    month["now"] - (month["now"] - month["start"]) * i / 30,
                     str(uuid.uuid4()),
                     "search" if i % 3 else "support",
                     "chat" if i % 2 else "summarize",
