@@ -27,10 +27,12 @@ from tokentra_dev.testing.gateway_upstream import ANTHROPIC_KEY, PROVIDER_KEY
 runner = CliRunner()
 
 
-def eventually(call, refused: type[Exception] | None, within: float = 2.0) -> Exception | None:
+def eventually(call, refused: type[Exception] | None, within: float = 30.0) -> Exception | None:
     """Run `call` until it is refused with `refused` (or, with None, until it succeeds), within `within`
     seconds: a key's change reaches the gateway's cache by a notification, so it takes effect moments after
-    the command that made it, not at the instant it returns. Answers the refusal (None when it succeeded)."""
+    the command that made it, not at the instant it returns. Answers the refusal (None when it succeeded).
+    The bound is generous because it costs nothing when the change lands at once, and on a busy machine
+    moments can be seconds."""
     deadline = time.monotonic() + within
     while True:
         try:
@@ -108,10 +110,11 @@ def test_rate_limits_requests_and_tokens(gw, openai_client) -> None:
     tokens_client = openai_client(tokens_key, max_retries=0)
     tokens_client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt(), max_tokens=150)
     gw.usage(tokens_key, 1)
-    time.sleep(0.3)  # the writer counts the tokens right after storing the row
-    with pytest.raises(openai.RateLimitError) as over:
-        tokens_client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt())
-    assert over.value.code == "tokens_rate_limit_exceeded"
+    # The writer counts the tokens right after storing the row: refused once it has (how soon depends on
+    # the machine's load, so no fixed pause).
+    over = eventually(lambda: tokens_client.chat.completions.create(model="gpt-4o-mini", messages=one_prompt()),
+                      openai.RateLimitError)
+    assert isinstance(over, openai.RateLimitError) and over.code == "tokens_rate_limit_exceeded"
 
 
 def test_hard_budget_admits_exactly_what_fits_under_100_concurrent_calls(gw, openai_client, upstream) -> None:
