@@ -25,7 +25,8 @@ from tokentra_functions.gateway import policy
 from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.key_changes import KeyChanges
 
-TTL = 2.0
+# Long enough that a busy machine's late wake-ups and slow reads fit in an entry's last quarter (2 s).
+TTL = 8.0
 
 
 async def _scenario(dsn: str, presented: str, org_id: uuid.UUID, key_id: uuid.UUID) -> None:
@@ -49,9 +50,11 @@ async def _scenario(dsn: str, presented: str, org_id: uuid.UUID, key_id: uuid.UU
         upstream = await policy.upstream_for(pool, org_id, "openai")
         assert await gateway_cache.enabled(pool, org_id) is False
         setting = gateway_cache._enabled[org_id]
-        # Into the last quarter of the four entries: calls are answered from them and start the reads.
-        end = min(first.until, card[0], upstream.expires, setting[0])
-        await asyncio.sleep(end - time.monotonic() - TTL / 5)
+        # Into the last quarter of all four entries (made moments apart): calls are answered from them and
+        # start the reads, which then have most of a quarter to land before the first entry ends.
+        ends = (first.until, card[0], upstream.expires, setting[0])
+        end = min(ends)
+        await asyncio.sleep(max(ends) - TTL / 4 + 0.05 - time.monotonic())
         assert (await adm.key(presented)) == (first.row, first.policy)
         assert await adm.max_cost("openai", "gpt-4o-mini", 100, 20) > 0
         assert await policy.upstream_for(pool, org_id, "openai") is upstream
