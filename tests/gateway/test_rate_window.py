@@ -26,6 +26,14 @@ def test_a_burst_at_a_minutes_end_still_counts_after_it() -> None:
     assert _admits(50, 80, 30.0, 100, 0)
 
 
+def _retry_fits(current: int, previous: int, elapsed: float, limit: int, more: int, after: float) -> bool:
+    """Whether a retry `after` seconds later, with no other traffic, would be admitted."""
+    at = elapsed + after
+    if at < 60:  # the same minute: a retry adds `more` to it
+        return _admits(current + more, previous, at, limit, more)
+    return _admits(more, current, at - 60, limit, more)  # the next one: this minute is the previous
+
+
 @pytest.mark.parametrize("seed", [11, 2024, random.randrange(10**9)])
 def test_the_wait_is_the_first_whole_second_a_retry_fits(seed: int) -> None:
     """Whatever the counts and the instant, a refusal's wait is when a retry (with no other traffic) would
@@ -42,12 +50,7 @@ def test_the_wait_is_the_first_whole_second_a_retry_fits(seed: int) -> None:
             continue
         assert 1 <= wait <= 120, (seed, limit, current, previous, elapsed, wait)
 
-        def fits(after: float) -> bool:
-            at = elapsed + after
-            if at < 60:  # the same minute: a retry adds `more` to it
-                return _admits(current + more, previous, at, limit, more)
-            return _admits(more, current, at - 60, limit, more)  # the next one: this minute is the previous
-
-        assert fits(wait + 1e-6), (seed, limit, current, previous, elapsed, wait)
+        case = (current, previous, elapsed, limit, more)
+        assert _retry_fits(*case, wait + 1e-6), (seed, case, wait)
         if wait > 1:
-            assert not fits(wait - 1), (seed, limit, current, previous, elapsed, wait)
+            assert not _retry_fits(*case, wait - 1), (seed, case, wait)
