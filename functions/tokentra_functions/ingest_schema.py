@@ -36,7 +36,7 @@ from tokentra_functions.batch_body import Unreadable
 from tokentra_functions.models import Rejection, Short
 
 __all__ = ["ATTRIBUTION", "CHECKS", "SIGNALS", "SIGNALS_KEY", "STAGED", "STAGED_COLUMNS", "Batch", "IngestBatch",
-           "IngestEvent", "Problem", "Staging", "TimeWindow", "staging", "validate"]
+           "IngestEvent", "Problem", "Staging", "TimeWindow", "staging"]
 
 # Serialized JSON of metadata and of raw_usage, each; how deep either may nest.
 MAX_JSON_BYTES = 16_384
@@ -335,12 +335,6 @@ class Staging:
             batch.reservations.append(event.reservation_id)
         return batch.rows[first:]
 
-    def staged(self) -> Batch:
-        """Every event checked and staged; rejections in index order."""
-        self.stage(0, len(self.events))
-        self.batch.rejected.sort(key=lambda r: r.index)
-        return self.batch
-
 
 def _field(item: Any, name: str) -> Any:
     return item.get(name) if item.__class__ is dict else None
@@ -363,11 +357,6 @@ def _read_all(many: TypeAdapter[list[Any]], one: TypeAdapter[Any], values: list[
 def staging(items: list[Any], now: datetime, retention_days: int) -> Staging:
     """A Staging of a batch's items, as read from JSON (an item that could not be is a batch_body.Unreadable)."""
     return Staging(items, now, retention_days)
-
-
-def validate(items: list[Any], now: datetime, retention_days: int) -> Batch:
-    """Validate a batch; every item ends up staged or rejected with its index, field and reason."""
-    return staging(items, now, retention_days).staged()
 
 
 def _typed(items: list[tuple[int, Any]], rejected: list[Rejection]) -> list[tuple[int, IngestEvent]]:
