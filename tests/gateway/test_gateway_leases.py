@@ -1,6 +1,7 @@
 """Admission in memory across two gateway processes: budget leases never let the processes together admit
 more than a hard budget holds, and once idle leases are handed back the budget admits exactly what fits;
-a revoked key is refused at once by processes that had it cached."""
+a revoked key is refused at once by processes that had it cached; a runaway loop spread over both is
+stopped, while prompts seen once are never written to the database."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 import openai
 import pytest
-from gateway_helpers import one_prompt
+from gateway_helpers import LOOP_LIMIT, one_prompt
 
 from tokentra_cli.functions_server import free_port, start_functions
 
@@ -23,7 +24,8 @@ IDLE_SECONDS = 2.0  # gateway_lease_idle_seconds' default, which both servers ru
 @pytest.fixture(scope="module")
 def two_gateways(dsn: str, gateway_url: str) -> Iterator[list[str]]:
     """The tests' gateway and a second server process on the same database."""
-    proc, url = start_functions(free_port(), env={"DATABASE_URL": dsn, "TOKENTRA_GATEWAY_POLICY_WAIT_SECONDS": "900"})
+    proc, url = start_functions(free_port(), env={"DATABASE_URL": dsn, "TOKENTRA_GATEWAY_POLICY_WAIT_SECONDS": "900",
+                                                        "TOKENTRA_GATEWAY_LOOP_LIMIT": str(LOOP_LIMIT)})
     yield [gateway_url + "/openai/v1", url + "/gateway/openai/v1"]
     proc.terminate()
     proc.wait(120)
@@ -131,3 +133,36 @@ def test_revocation_reaches_every_process_that_cached_the_key(gw, two_gateways) 
             break
     assert all(refused), "a revoked key is refused by every process within moments"
     assert time.monotonic() - started < 2
+
+
+def test_a_loop_over_two_processes_is_stopped_and_single_prompts_stay_in_memory(gw, two_gateways) -> None:
+    key = gw.key()
+    loop = one_prompt()
+    # Unique prompts first, in random number and order over both processes: none is a repeat.
+    singles = random.randint(5, 15)
+
+    async def calls() -> tuple[int, str | None]:
+        clients = [_client(url, key) for url in two_gateways]
+        try:
+            for _ in range(singles):
+                await random.choice(clients).chat.completions.create(model="gpt-4o-mini", messages=one_prompt())
+            # The same prompt, taking turns; a pause lets each process's counts reach the other.
+            for turn in range(LOOP_LIMIT + 4):
+                try:
+                    await clients[turn % 2].chat.completions.create(model="gpt-4o-mini", messages=loop)
+                except openai.RateLimitError as exc:
+                    return turn, exc.code
+                await asyncio.sleep(0.5)
+            return LOOP_LIMIT + 4, None
+        finally:
+            for c in clients:
+                await c.close()
+
+    admitted, code = asyncio.run(calls())
+    assert code == "runaway_loop_blocked", f"the loop ran {admitted} times unstopped"
+    # Each process may admit one call the database has not heard of yet: at most one more than the limit.
+    assert LOOP_LIMIT <= admitted <= LOOP_LIMIT + 1, admitted
+    rows = gw.sql("select prompt_hash, sum(calls) as calls from private.gateway_prompt_repeats where key_id = %s "
+                  "group by 1", gw.keys[key])
+    assert len(rows) == 1, f"only the repeated prompt reached the database, not the {singles} single ones"
+    assert rows[0]["calls"] >= LOOP_LIMIT

@@ -10,7 +10,8 @@
   sliding_wait) and prompt repeats (the runaway guard) are counted in
   memory and added to the database's windows every gateway_sync_seconds by a background task, which
   brings back every process's totals. One process enforces its limits exactly; with several, a limit can
-  be passed by what the others admitted since their last sync.
+  be passed by what the others admitted since their last sync, and the runaway guard by one call per
+  process (a prompt seen once in a process stays there: only repeats are sent).
 - Budgets: a call's maximum cost is computed in memory from the model's price card; calls are admitted
   against a lease, a chunk of every hard budget covering them reserved in the database in one round trip
   (private.gateway_lease) and given back unused, so the leases of all processes together never hold more
@@ -253,7 +254,10 @@ class Admission:
             slot = (key_id, prompt_hash, start)
             counts = self.prompts.setdefault(slot, [0, 0])
             counts[1] += 1
-            self.prompts_pending.add(slot)
+            # Most prompts are seen once: only a repeat can be a loop, so a prompt goes to the database
+            # from its second call here (with the first), not as one row per call.
+            if counts[0] + counts[1] >= 2:
+                self.prompts_pending.add(slot)
             if counts[0] + counts[1] > settings.gateway_loop_limit:
                 return "loop", settings.gateway_block_seconds
         if policy.rpm is None and policy.tpm is None:
@@ -364,7 +368,7 @@ class Admission:
         if now - self._pruned > 30:  # past loop windows, now and then (one entry per distinct prompt)
             self._pruned = now
             oldest = now - 2 * settings.gateway_loop_window_seconds
-            for pkey in [k for k, c in self.prompts.items() if k[2] < oldest and not c[1]]:
+            for pkey in [k for k in self.prompts if k[2] < oldest and k not in self.prompts_pending]:
                 del self.prompts[pkey]
         return windows, prompts
 
