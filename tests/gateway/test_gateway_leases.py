@@ -146,13 +146,21 @@ def test_a_loop_over_two_processes_is_stopped_and_single_prompts_stay_in_memory(
         try:
             for _ in range(singles):
                 await random.choice(clients).chat.completions.create(model="gpt-4o-mini", messages=one_prompt())
-            # The same prompt, taking turns; a pause lets each process's counts reach the other.
+            # The same prompt, taking turns. After each call, wait until the process that served it has
+            # sent its count (from its second call there), so each process knows the other's counts up to
+            # the other's last call, however slowly its counter sync runs on a busy machine.
+            seen = [0, 0]
             for turn in range(LOOP_LIMIT + 4):
                 try:
                     await clients[turn % 2].chat.completions.create(model="gpt-4o-mini", messages=loop)
                 except openai.RateLimitError as exc:
                     return turn, exc.code
-                await asyncio.sleep(0.5)
+                seen[turn % 2] += 1
+                sent = sum(n for n in seen if n >= 2)
+                deadline = time.monotonic() + 20
+                while sent and _repeats(gw, key) < sent:
+                    assert time.monotonic() < deadline, f"the loop's count never reached {sent} in the database"
+                    await asyncio.sleep(0.05)
             return LOOP_LIMIT + 4, None
         finally:
             for c in clients:
@@ -166,3 +174,9 @@ def test_a_loop_over_two_processes_is_stopped_and_single_prompts_stay_in_memory(
                   "group by 1", gw.keys[key])
     assert len(rows) == 1, f"only the repeated prompt reached the database, not the {singles} single ones"
     assert rows[0]["calls"] >= LOOP_LIMIT
+
+
+def _repeats(gw, key: str) -> int:
+    """The most calls the database holds for any one prompt of this key."""
+    return gw.sql("select coalesce(max(calls), 0) as n from private.gateway_prompt_repeats where key_id = %s",
+                  gw.keys[key])[0]["n"]
