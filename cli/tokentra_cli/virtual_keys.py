@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tokentra_core.db import Conn, connect, one
+from tokentra_functions.gateway.admin import MAX_TPM
 
 app = typer.Typer(help="Virtual keys: what applications hold to call providers through the gateway.",
                   no_args_is_help=True)
@@ -67,8 +68,8 @@ def create(
     period: Annotated[str, typer.Option(help="daily, weekly or monthly.")] = "monthly",
     hard_limit: Annotated[bool, typer.Option(
         "--hard-limit/--soft-limit", help="Hard: refuse calls that could pass the budget. Soft: alert only.")] = True,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute.", min=1)] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.", min=1)] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute.", min=1, max=10_000_000)] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.", min=1, max=MAX_TPM)] = None,
     models: Annotated[str | None, typer.Option(help="Allowed models, comma-separated (default: all).")] = None,
     providers: Annotated[str | None, typer.Option(help="Allowed providers: openai,anthropic (default: both).")] = None,
     expires: Annotated[str | None, typer.Option(help="ISO-8601 time or a duration (30d, 12h).")] = None,

@@ -46,6 +46,9 @@ def test_virtual_keys_over_http_by_role(dsn, gateway_url, upstream, http) -> Non
     # bad input names the field
     bad = http.post(f"{base}/virtual-keys", json={**body, "period": "hourly"}, headers=org.auth("admin"))
     assert bad.status_code == 422 and "period" in bad.json()["message"]
+    # A limit past the column's integer range is refused by name, not a 500 from the insert.
+    bad = http.post(f"{base}/virtual-keys", json={**body, "tpm": 9_999_999_999}, headers=org.auth("admin"))
+    assert bad.status_code == 422 and "tpm" in bad.json()["message"]
     # the key works through the gateway at once
     call = http.post(f"{gateway_url}/openai/v1/chat/completions", headers={"authorization": f"Bearer {key['key']}"},
                       json={"model": "gpt-4o-mini", "messages": one_prompt()})

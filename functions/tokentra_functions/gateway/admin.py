@@ -31,6 +31,10 @@ ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorBody}, 403: {"
 NOT_FOUND = {"error": "not_found", "message": "no active virtual key with that id in this organization"}
 
 
+# The column is a Postgres integer: a larger limit was a 500 from the insert.
+MAX_TPM = 2_147_483_647
+
+
 class VirtualKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -44,7 +48,7 @@ class VirtualKeyIn(BaseModel):
     period: Literal["daily", "weekly", "monthly"] = "monthly"
     hard_limit: bool = Field(default=True, description="Refuse calls that could pass the budget (strict).")
     rpm: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    tpm: Annotated[int, Field(ge=1, le=10_000_000_000)] | None = None
+    tpm: Annotated[int, Field(ge=1, le=MAX_TPM)] | None = None
     models: Annotated[list[Tag], Field(min_length=1, max_length=200)] | None = None
     providers: Annotated[list[Literal["openai", "anthropic"]], Field(min_length=1)] | None = None
     expires_at: Moment | None = None
