@@ -1,6 +1,6 @@
 """An empty pass-through, the floor under the gateway's added latency: the same server stack as
 `tokentra serve` (uvicorn with the protocol tokentra_functions._http.SPEC names, FastAPI) and the same
-provider client as the gateway (one pooled aiohttp session), the body parsed once and forwarded to
+provider client as the gateway (one pooled ProviderClient), the body parsed once and forwarded to
 TOKENTRA_PASSTHROUGH_UPSTREAM, the answer returned, no policy at all.
 
     TOKENTRA_PASSTHROUGH_UPSTREAM=http://127.0.0.1:PORT uvicorn tokentra_dev.testing.passthrough:app \
@@ -14,22 +14,24 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from tokentra_functions.gateway.provider_client import ProviderClient
+
 UPSTREAM = os.environ.get("TOKENTRA_PASSTHROUGH_UPSTREAM", "http://127.0.0.1:8000")
-_session: dict[str, aiohttp.ClientSession] = {}
+_client: dict[str, ProviderClient] = {}
 
 
 @asynccontextmanager
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
-    # As the gateway's session: no proxy environment, a large pool, no total timeout.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
-                                     timeout=aiohttp.ClientTimeout(total=None, sock_read=60),
-                                     trust_env=False) as session:
-        _session["s"] = session
+    # As the gateway's client: a large pool, no total timeout.
+    client = ProviderClient(max_connections=1000, connect_timeout=10, read_timeout=60)
+    _client["c"] = client
+    try:
         yield
+    finally:
+        await client.close()
 
 
 app = FastAPI(lifespan=_lifespan)
@@ -39,10 +41,8 @@ app = FastAPI(lifespan=_lifespan)
 async def chat(request: Request) -> Response:
     raw = await request.body()
     json.loads(raw)  # the gateway reads every body once
-    async with _session["s"].post(UPSTREAM + "/v1/chat/completions", data=raw, allow_redirects=False,
-                                  headers={"authorization": request.headers.get("authorization", ""),
-                                           "content-type": "application/json",
-                                           "accept-encoding": "identity"}) as upstream:
+    headers = {"authorization": request.headers.get("authorization", ""), "content-type": "application/json",
+               "accept-encoding": "identity"}
+    async with await _client["c"].request("POST", UPSTREAM + "/v1/chat/completions", headers, raw) as upstream:
         content = await upstream.read()
-    return Response(content=content, status_code=upstream.status,
-                    media_type=upstream.headers.get("content-type"))
+    return Response(content=content, status_code=upstream.status, media_type=upstream.header("content-type"))

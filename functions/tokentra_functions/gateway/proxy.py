@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import AsyncConnectionPool
 
@@ -29,6 +28,7 @@ from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.admission import Admission, Hold
 from tokentra_functions.gateway.errors import Refusal
 from tokentra_functions.gateway.policy import Decision, Upstream, VirtualKey, budget_attribution
+from tokentra_functions.gateway.provider_client import ProviderClient, ProviderResponse, UpstreamError
 from tokentra_functions.gateway.recorder import UsageRecorder
 from tokentra_functions.gateway.wire import CHAT, MESSAGES, RequestFacts, StreamTap, tokens, usage_of
 
@@ -49,7 +49,7 @@ _tasks: set[asyncio.Task[None]] = set()  # stream pumps outliving their client
 @dataclass(slots=True)
 class Call:
     pool: AsyncConnectionPool[AsyncConn]
-    session: aiohttp.ClientSession
+    client: ProviderClient
     recorder: UsageRecorder
     admission: Admission
     key: VirtualKey
@@ -73,7 +73,7 @@ class Call:
     # ------------------------------------------------------------ attempts
     async def run(self) -> Response:
         candidates = [self.decision.model, *self.decision.fallbacks]
-        failure: tuple[str, aiohttp.ClientResponse | None, bytes] | None = None
+        failure: tuple[str, ProviderResponse | None, bytes] | None = None
         for index, model in enumerate(candidates):
             last = index == len(candidates) - 1
             if index:
@@ -91,9 +91,9 @@ class Call:
                     content = await response.read()
                 finally:
                     response.release()  # back to the pool once read to its end, closed otherwise
-            except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutErrors too
+            except TimeoutError:  # the connect and read timeouts
                 failure = ("timeout", None, b"")
-            except aiohttp.ClientError:
+            except UpstreamError:
                 failure = ("unreachable", None, b"")
             else:
                 if response.status in FALLBACK_STATUSES and not last:
@@ -123,7 +123,7 @@ class Call:
             self.key.org_id, self.key.key_id, self.provider, model, self.facts.input_tokens_bound,
             self.facts.max_output_tokens, budget_attribution(self.attribution))
 
-    async def _send(self, model: str) -> aiohttp.ClientResponse:
+    async def _send(self, model: str) -> ProviderResponse:
         """The attempt's request; the answer's headers are in, its body is not read yet."""
         body = self.raw
         inject = self.endpoint == CHAT and self.facts.stream and not self.facts.asked_stream_usage
@@ -134,7 +134,7 @@ class Call:
                 payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             body = json.dumps(payload, separators=(",", ":")).encode()
         url = self.upstream.base_url + (self.path if self.provider == "openai" else "/v1" + self.path)
-        return await self.session.post(url, data=body, headers=self.headers, allow_redirects=False)
+        return await self.client.request("POST", url, self.headers, body)
 
     def _attempt_failed(self, model: str, cause: str) -> None:
         metrics.FALLBACKS.labels(self.provider, cause).inc()
@@ -142,7 +142,7 @@ class Call:
                               "latency_ms": round((time.perf_counter() - self.started) * 1000)})
 
     # ------------------------------------------------------------ answers
-    def _answer(self, model: str, response: aiohttp.ClientResponse, content: bytes) -> Response:
+    def _answer(self, model: str, response: ProviderResponse, content: bytes) -> Response:
         # The answer's bytes go back as they came; reading its usage (a JSON parse), the cache store and the
         # usage event (its fields, its JSON line for the writer) come just after it is written to the
         # client, not before: call_soon runs them once the handler's send, which does not yield, has put
@@ -172,7 +172,7 @@ class Call:
             error_code = _error_code(content) or str(status_code)
         self._record(model, served, raw_usage, tier, _status(status_code), error_code, None)
 
-    def _stream(self, model: str, response: aiohttp.ClientResponse) -> StreamingResponse:
+    def _stream(self, model: str, response: ProviderResponse) -> StreamingResponse:
         strip = self.endpoint == CHAT and not self.facts.asked_stream_usage
         pump = _Pump(self, model, response, StreamTap(self.endpoint, strip))
         task = asyncio.get_running_loop().create_task(pump.run(), name="gateway-stream")
@@ -242,7 +242,7 @@ class _Pump:
     """Reads the provider's stream to its end whatever the client does, passing events on while the
     client listens; records the usage when the provider is done."""
 
-    def __init__(self, call: Call, model: str, response: aiohttp.ClientResponse, tap: StreamTap) -> None:
+    def __init__(self, call: Call, model: str, response: ProviderResponse, tap: StreamTap) -> None:
         self.call, self.model, self.response, self.tap = call, model, response, tap
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.listening = True
@@ -251,7 +251,7 @@ class _Pump:
     async def run(self) -> None:
         status, error_code = "success", None
         try:
-            async for chunk in self.response.content.iter_any():
+            async for chunk in self.response.iter_chunks():
                 out = self.tap.feed(chunk)
                 if out:
                     if self.first_byte is None:
@@ -263,8 +263,8 @@ class _Pump:
                 self.queue.put_nowait(rest)
         except TimeoutError:
             status, error_code = "timeout", "stream_timeout"
-        except aiohttp.ClientError as exc:
-            status, error_code = "error", type(exc).__name__
+        except UpstreamError:
+            status, error_code = "error", "stream_broken"
         finally:
             self.response.release()  # back to the pool once read to its end, closed otherwise
             self.queue.put_nowait(None)
@@ -285,14 +285,10 @@ class _Pump:
             self.listening = False
 
 
-def pass_back(response: aiohttp.ClientResponse) -> dict[str, str]:
-    """The provider's headers the client gets (aiohttp keeps names as the provider spelled them)."""
-    out = {}
-    for name, value in response.headers.items():
-        lower = name.lower()
-        if lower in PASS_BACK or lower.startswith(PASS_BACK_PREFIXES):
-            out[lower] = value
-    return out
+def pass_back(response: ProviderResponse) -> dict[str, str]:
+    """The provider's headers the client gets."""
+    return {name: value for name, value in response.headers
+            if name in PASS_BACK or name.startswith(PASS_BACK_PREFIXES)}
 
 
 def _status(code: int) -> str:

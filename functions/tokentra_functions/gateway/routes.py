@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -37,6 +36,7 @@ from tokentra_functions.gateway import metrics
 from tokentra_functions.gateway.admission import Admission
 from tokentra_functions.gateway.errors import Flavor, Refusal
 from tokentra_functions.gateway.policy import admit, budget_attribution, decide, presented_key, upstream_for
+from tokentra_functions.gateway.provider_client import ProviderClient, UpstreamError
 from tokentra_functions.gateway.proxy import Call, now_utc, pass_back, upstream_headers
 from tokentra_functions.gateway.recorder import UsageRecorder
 from tokentra_functions.gateway.wire import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, request_facts
@@ -46,32 +46,27 @@ log = logging.getLogger("tokentra.gateway")
 
 
 @asynccontextmanager
-async def _upstream_session(app: FastAPI) -> AsyncIterator[None]:
-    """One pooled HTTP client per server process for every upstream call, made when the server starts.
+async def _provider_client(app: FastAPI) -> AsyncIterator[None]:
+    """One pooled provider client per server process for every upstream call, made when the server starts.
 
-    aiohttp rather than httpx: its client adds a fraction of httpx's per-call time, and every call pays
-    it. The proxy environment is ignored (a provider's key must not travel through a proxy configured for
-    something else); redirects are not followed (proxy.py). Answers are asked for uncompressed
-    (accept-encoding: identity, proxy.py) since the gateway reads each one's usage; one compressed anyway
-    is decoded before it is read and passed on (content-encoding is not among the headers passed back).
-    No cookie jar: the session serves every organization, so a cookie one provider answer sets must not
-    travel with another organization's calls."""
+    Redirects are not followed and the proxy environment is ignored (provider_client.py says why).
+    Answers are asked for uncompressed (accept-encoding: identity, proxy.py) since the gateway reads each
+    one's usage; one gzip- or deflate-compressed anyway is decoded before it is read and passed on
+    (content-encoding is not among the headers passed back). No cookies: the client serves every
+    organization, so a cookie one provider answer sets must not travel with another organization's calls."""
     settings = get_settings()
-    timeout = aiohttp.ClientTimeout(total=None, connect=settings.gateway_timeout_seconds,
-                                    sock_connect=settings.gateway_connect_timeout_seconds,
-                                    sock_read=settings.gateway_timeout_seconds)
-    connector = aiohttp.TCPConnector(limit=settings.gateway_max_connections, limit_per_host=0)
-    session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
-                                    cookie_jar=aiohttp.DummyCookieJar())
-    app.state.gateway_session = session
+    client = ProviderClient(max_connections=settings.gateway_max_connections,
+                            connect_timeout=settings.gateway_connect_timeout_seconds,
+                            read_timeout=settings.gateway_timeout_seconds)
+    app.state.gateway_client = client
     try:
         yield
     finally:
         # After the server has stopped taking calls; streams still being read to their usage end here.
-        await session.close()
+        await client.close()
 
 
-router = APIRouter(prefix="/gateway", tags=["gateway"], lifespan=_upstream_session)
+router = APIRouter(prefix="/gateway", tags=["gateway"], lifespan=_provider_client)
 
 
 # ---------------------------------------------------------------- documented bodies
@@ -128,9 +123,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # ---------------------------------------------------------------- shared state
 # Each takes the app's state (request.app.state, or scope["app"].state on the direct path).
-def _session(state: Any) -> aiohttp.ClientSession:
-    session: aiohttp.ClientSession = state.gateway_session
-    return session
+def _client(state: Any) -> ProviderClient:
+    client: ProviderClient = state.gateway_client
+    return client
 
 
 def admission(state: Any) -> Admission:
@@ -235,7 +230,7 @@ async def _forward(state: Any, headers: dict[str, str], raw: bytes | None, provi
         return Refusal("service_unavailable", "TokenTRA could not check this call's policy; retry shortly.",
                        retry_after=1).response(provider)
     metrics.child(metrics.OVERHEAD, provider).observe(time.perf_counter() - started)
-    call = Call(pool=pool, session=_session(state), recorder=recorder(state), admission=adm, key=key,
+    call = Call(pool=pool, client=_client(state), recorder=recorder(state), admission=adm, key=key,
                 provider=provider,
                 endpoint=endpoint, path=path, body=body, raw=raw, facts=facts, decision=decision, upstream=upstream,
                 headers=upstream_headers(provider, upstream, headers), attribution=attribution,
@@ -323,13 +318,12 @@ async def _listing(request: Request, pool: AsyncConnectionPool[AsyncConn], provi
         return refusal.response(provider)
     url = upstream.base_url + (path if provider == "openai" else "/v1" + path)
     try:
-        async with _session(request.app.state).get(url, headers=upstream_headers(provider, upstream,
-                                                                                 _headers(request.scope)),
-                                         allow_redirects=False) as response:
+        async with await _client(request.app.state).request(
+                "GET", url, upstream_headers(provider, upstream, _headers(request.scope))) as response:
             content = await response.read()
     except TimeoutError:
         return Refusal("upstream_timeout", f"The {provider} API did not answer (timeout).").response(provider)
-    except aiohttp.ClientError:
+    except UpstreamError:
         return Refusal("upstream_unreachable", f"The {provider} API did not answer (unreachable).").response(provider)
     if response.status == 200 and one is None and key.allowed_models is not None:
         payload = json.loads(content)
@@ -363,14 +357,13 @@ async def count_tokens(request: Request, pool: Pool) -> Response:
         metrics.REFUSALS.labels(refusal.reason).inc()
         return refusal.response("anthropic")
     try:
-        async with _session(request.app.state).post(
-                upstream.base_url + "/v1/messages/count_tokens", data=raw,
-                headers=upstream_headers("anthropic", upstream, _headers(request.scope)),
-                                          allow_redirects=False) as response:
+        async with await _client(request.app.state).request(
+                "POST", upstream.base_url + "/v1/messages/count_tokens",
+                upstream_headers("anthropic", upstream, _headers(request.scope)), raw) as response:
             content = await response.read()
     except TimeoutError:
         return Refusal("upstream_timeout", "The anthropic API did not answer (timeout).").response("anthropic")
-    except aiohttp.ClientError:
+    except UpstreamError:
         return Refusal("upstream_unreachable", "The anthropic API did not answer (unreachable).").response("anthropic")
     return Response(content=content, status_code=response.status, headers=pass_back(response))
 
