@@ -176,14 +176,13 @@ class ProviderResponse:
 
     __slots__ = ("_client", "_connection", "_decoder", "_released", "headers", "status")
 
-    def __init__(self, client: ProviderClient, connection: _Connection) -> None:
+    def __init__(self, client: ProviderClient, connection: _Connection, compressed: bool) -> None:
         self._client, self._connection = client, connection
         self.status = connection.status
         self.headers = connection.headers  # (lower-case name, value), in the provider's order
         self._released = False
-        self._decoder: Any = None
-        if _encoding(self.headers) in _DECODED:
-            self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, told apart by the header
+        # gzip or zlib, told apart by their header
+        self._decoder: Any = zlib.decompressobj(zlib.MAX_WBITS | 32) if compressed else None
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -244,7 +243,7 @@ class ProviderClient:
             encoding = _encoding(connection.headers)
             if encoding not in _DECODED and encoding not in ("", "identity"):
                 raise UpstreamError(f"the provider answered with content-encoding {encoding}, which is not decoded")
-            return ProviderResponse(self, connection)
+            return ProviderResponse(self, connection, encoding in _DECODED)
         except BaseException:
             if connection is not None:
                 connection.close()
@@ -307,7 +306,7 @@ class ProviderClient:
             async with asyncio.timeout(self.connect_timeout):
                 await loop.create_connection(lambda: connection, host, port, ssl=context,
                                              server_hostname=host if context else None)
-        except TimeoutError:
+        except TimeoutError:  # an OSError too, but it is the caller's timeout, not an unreachable provider
             raise
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"could not connect to {host}:{port}: {exc}") from exc
