@@ -156,12 +156,14 @@ class Settings(BaseSettings):
     gateway_policy_wait_seconds: float = Field(default=120, gt=0)
     # Admission without a database round trip per call: keys' policy cached this long (changes are also
     # announced on a LISTEN channel, read over gateway_listen_url when the main URL is a transaction pooler),
-    # counters synced every sync_seconds, and budget leases of about lease_calls calls' maximum cost (at most
-    # lease_share of a budget's room) used for lease_seconds, given back after lease_idle_seconds unused.
+    # counters synced every sync_seconds, and budget leases of about lease_calls calls' maximum cost, or of
+    # lease_rate_seconds of calls at the rate the last lease was used when that is more (at most lease_share
+    # of a budget's room), used for lease_seconds, given back after lease_idle_seconds unused.
     gateway_key_cache_seconds: float = Field(default=10, ge=0)
     gateway_listen_url: str | None = None
     gateway_sync_seconds: float = Field(default=0.2, gt=0)
     gateway_lease_calls: int = Field(default=50, ge=1)
+    gateway_lease_rate_seconds: float = Field(default=2, ge=0)
     gateway_lease_share: float = Field(default=0.5, gt=0, le=1)
     gateway_lease_seconds: float = Field(default=10, gt=0)
     gateway_lease_idle_seconds: float = Field(default=2, gt=0)

@@ -180,3 +180,31 @@ def _repeats(gw, key: str) -> int:
     """The most calls the database holds for any one prompt of this key."""
     return gw.sql("select coalesce(max(calls), 0) as n from private.gateway_prompt_repeats where key_id = %s",
                   gw.keys[key])[0]["n"]
+
+
+def test_a_busy_key_leases_for_seconds_of_its_calls_not_a_fixed_count(dsn: str, gw) -> None:
+    """Each lease reads the budgets' spend in the database, so a key making many calls a second must lease
+    for its rate, not every few calls; the budget's admissions stay exact (leases are capped by its room)."""
+    per_lease, calls = random.choice([2, 3]), random.randint(300, 400)
+    proc, url = start_functions(free_port(), env={"DATABASE_URL": dsn, "TOKENTRA_GATEWAY_LEASE_CALLS": str(per_lease),
+                                                        "TOKENTRA_GATEWAY_LEASE_RATE_SECONDS": "1"})
+    key = gw.key(budget=Decimal("1000"), period="daily")
+    try:
+        async def run() -> int:
+            client = _client(url + "/gateway/openai/v1", key)
+            try:
+                return sum([await _call(client) for _ in range(calls)])
+            finally:
+                await client.close()
+
+        assert asyncio.run(run()) == calls
+    finally:
+        proc.terminate()
+        proc.wait(120)
+    leases = gw.sql("select count(*) as n from private.budget_reservations where api_key_id = %s and kind = 'lease'",
+                    gw.keys[key])[0]["n"]
+    # A fixed size needs at least calls / per_lease leases; sized by the rate (tens of calls a second at the
+    # very least here), a few dozen at most.
+    assert 1 <= leases < calls / per_lease / 3, f"{leases} leases for {calls} calls of {per_lease} each"
+    rows = gw.usage(key, calls, timeout=60)
+    assert len(rows) == calls

@@ -94,6 +94,14 @@ class Lease:
     admitted: Decimal = Decimal(0)
     used: float = 0.0
     retired: bool = False
+    started: float = field(default_factory=time.monotonic)
+    calls: int = 0  # admitted against it, for the rate the next lease is sized by
+
+    def rate(self, now: float) -> float:
+        """Calls per second admitted against this lease so far (0 before a tenth of a second has passed:
+        too short to tell a burst from a rate)."""
+        elapsed = now - self.started
+        return self.calls / elapsed if elapsed >= 0.1 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +140,7 @@ class PriceCard:
 
 
 _EMPTY_WINDOW = (0, 0, 0, 0)
+_RATE_WINDOW = 1.0  # seconds of calls a slot's rate is measured over, across leases shorter than that
 
 
 def sliding_wait(current: int, previous: int, elapsed: float, limit: int, more: int) -> int:
@@ -486,7 +495,13 @@ class Admission:
             old.retired = True
             if old.id is not None:
                 previous, unused = old.id, old.granted - old.admitted
-        want = max(cost, cost * settings.gateway_lease_calls)
+        # A busy slot leases for a few seconds of its calls, not a fixed count: each lease reads the budgets'
+        # spend (the raw rows since the last rollup refresh among it), so at hundreds of calls a second a
+        # fixed 50 calls' lease made leasing most of the database's work per call.
+        last = old if old is not None else self.leases.get(slot)
+        rate = last.rate(time.monotonic()) if last is not None else 0.0
+        calls = max(settings.gateway_lease_calls, math.ceil(rate * settings.gateway_lease_rate_seconds))
+        want = max(cost, cost * calls)
         try:
             async with self.pool.connection(timeout=settings.gateway_policy_wait_seconds) as conn:
                 cur = await conn.execute(
@@ -509,8 +524,11 @@ class Admission:
         granted = Decimal(row["granted"]) if row["granted"] is not None else Decimal(0)
         replaced = self.leases.get(slot) if ahead else None
         # No await from here on: no call admits against the replaced lease once its unused part is counted.
-        self.leases[slot] = Lease(org_id=org_id, id=row["lease_id"], granted=granted,
-                                  until=time.monotonic() + settings.gateway_lease_seconds)
+        now = time.monotonic()
+        lease = self.leases[slot] = Lease(org_id=org_id, id=row["lease_id"], granted=granted,
+                                          until=now + settings.gateway_lease_seconds)
+        if last is not None and now - last.started < _RATE_WINDOW:  # short leases measure the rate together
+            lease.started, lease.calls = last.started, last.calls
         if replaced is not None:
             replaced.retired = True
             if replaced.id is not None:
@@ -529,6 +547,7 @@ class Admission:
         if lease.granted - lease.admitted < cost:
             return False
         lease.admitted += cost
+        lease.calls += 1
         return Hold(id=uuid.uuid4(), lease=lease, amount=cost, provider=provider, model=model,
                     attribution=attribution)
 
