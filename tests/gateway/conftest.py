@@ -87,6 +87,21 @@ class GatewayOrg:
                 return rows
             time.sleep(0.05)
 
+    def calls(self, expect: int, key: str | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """The reservations of the organization's gateway calls (of one key's, with `key`) once `expect` of them
+        are closed: the usage writer closes each right after storing its usage."""
+        deadline = time.monotonic() + timeout
+        query = "select * from private.budget_reservations where org_id = %s and kind = 'call'"
+        args: list[Any] = [self.org_id]
+        if key is not None:
+            query += " and api_key_id = %s"
+            args.append(self.keys[key])
+        while True:
+            rows = self.sql(query, *args)
+            if sum(r["status"] != "open" for r in rows) >= expect or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
     def sql(self, query: str, *args: Any) -> list[dict[str, Any]]:
         with connect(self.dsn, autocommit=True) as conn:
             cur = conn.execute(query, args)

@@ -99,8 +99,7 @@ def test_leases_across_two_processes_never_pass_the_budget_and_return_what_fits(
     assert total == fit, f"exactly the calls that fit were admitted ({total} of {fit} at ${amount})"
     rows = gw.usage(key, total, timeout=60)
     assert len(rows) == total and sum(r["cost_usd"] for r in rows) <= budget
-    calls = gw.sql("select status, amount_usd from private.budget_reservations where api_key_id = %s "
-                   "and kind = 'call'", gw.keys[key])
+    calls = gw.calls(total, key=key)
     assert len(calls) == total and {c["status"] for c in calls} == {"committed"}
     assert all(abs(c["amount_usd"] - amount) < Decimal("0.000001") for c in calls)
     time.sleep(IDLE_SECONDS + 1.0)

@@ -78,7 +78,8 @@ def _stored_once(gw, key: str, ids: list[str]) -> None:
     time.sleep(LINGER_SECONDS + 0.5)  # a second write of any call would have landed by now
     rows = gw.usage(key, len(ids), timeout=0)
     assert sorted(str(r["request_id"]) for r in rows) == sorted(ids)
-    # each call admitted against the hard budget became its own reservation, committed by its usage
+    # each call admitted against the hard budget became its own reservation, committed at its stored cost
+    gw.calls(len(ids))
     reservations = gw.sql("select status, count(*) as n from private.budget_reservations "
                           "where org_id = %s and kind = 'call' group by 1", gw.org_id)
     assert reservations == [{"status": "committed", "n": len(ids)}]

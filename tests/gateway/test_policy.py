@@ -141,22 +141,23 @@ def test_hard_budget_admits_exactly_what_fits_under_100_concurrent_calls(gw, ope
     refused = [r for r in results if isinstance(r, openai.RateLimitError)]
     admitted = [r for r in results if not isinstance(r, openai.RateLimitError)]
     assert refused and all(r.code == "budget_exceeded" for r in refused)
-    # Calls are admitted in memory against leases; the usage writer, after the answers, carves each call's
-    # reservation out of its lease, then stores its usage (in that order): wait for every usage row first.
+    # Calls are admitted in memory against leases; the usage writer, after the answers, stores their usage,
+    # then closes each call's reservation and takes it off its lease (in that order): wait for both.
     rows = gw.usage(key, len(admitted), timeout=30)
     assert len(rows) == len(admitted)
-    held = gw.sql("select amount_usd from private.budget_reservations where api_key_id = %s and kind = 'call'",
-                  gw.keys[key])
+    held = gw.calls(len(admitted), key=key)
     amounts = {r["amount_usd"] for r in held}
     assert len(held) == len(admitted) and len(amounts) == 1, "one reservation per admitted call, all equal"
     amount = amounts.pop()
     assert len(admitted) == math.floor(Decimal(1) / amount), "exactly the calls that fit were admitted"
     assert all(abs(r["cost_usd"] - amount) < Decimal("0.000001") for r in rows), "each cost its reservation"
     assert sum(r["cost_usd"] for r in rows) <= Decimal(1)
-    # every reservation was committed by its usage event, none left holding the budget
+    # every reservation was committed at its stored usage's cost, none left holding the budget
     states = gw.sql("select status, count(*) as n from private.budget_reservations where api_key_id = %s "
                     "and kind = 'call' group by 1", gw.keys[key])
     assert [(s["status"], s["n"]) for s in states] == [("committed", len(admitted))]
+    cost = {r["request_id"]: r["cost_usd"] for r in rows}
+    assert {r["request_id"]: r["actual_cost_usd"] for r in held} == cost, "each closed at its call's stored cost"
     # calls were admitted in memory against leases; what leases still hold and what was spent fit the budget
     leased = gw.sql("select coalesce(sum(amount_usd), 0) as held from private.budget_reservations "
                     "where api_key_id = %s and kind = 'lease' and status = 'open'", gw.keys[key])[0]["held"]

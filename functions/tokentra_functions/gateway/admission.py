@@ -15,8 +15,9 @@
 - Budgets: a call's maximum cost is computed in memory from the model's price card; calls are admitted
   against a lease, a chunk of every hard budget covering them reserved in the database in one round trip
   (private.gateway_lease) and given back unused, so the leases of all processes together never hold more
-  than the budgets have room for, and what each process admits never passes its lease. Each admitted call
-  becomes a reservation of its own before its usage is stored (the usage writer carves it out of the lease).
+  than the budgets have room for, and what each process admits never passes its lease. Once an admitted
+  call's usage is stored, the usage writer closes it as a reservation of its own and takes its amount off
+  the lease (private.gateway_commit_calls).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class Hold:
     model: str
     attribution: dict[str, Any] = field(default_factory=dict)
 
-    def carve(self) -> dict[str, Any]:
+    def report(self) -> dict[str, Any]:
+        """What the usage writer needs to close the call against its lease (private.gateway_commit_calls)."""
         return {"reservation_id": str(self.id), "lease_id": str(self.lease.id), "amount_usd": str(self.amount),
                 "provider": self.provider, "model": self.model, "attribution": self.attribution}
 

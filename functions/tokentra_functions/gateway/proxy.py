@@ -199,8 +199,7 @@ class Call:
         event = self._event(self.request_id, served or model, status, error_code)
         event.update(counts)
         event.update(raw_usage=raw_usage, service_tier=tier, time_to_first_token_ms=ttft_ms,
-                     is_streaming=self.facts.stream, retry_count=len(self.attempts),
-                     reservation_id=str(self.reservation.id) if self.reservation else None)
+                     is_streaming=self.facts.stream, retry_count=len(self.attempts))
         if model != self.facts.model:
             event["routed_from_model"] = self.facts.model
         if self.decision.rule_id and model == self.decision.model:
@@ -208,7 +207,7 @@ class Call:
         if self.decision.arm and model == self.decision.model:
             event["routing_arm"] = self.decision.arm
         self.recorder.submit(self.key.ingest_key, event,
-                             self.reservation.carve() if self.reservation is not None else None)
+                             self.reservation.report() if self.reservation is not None else None)
 
     def _record_attempts(self) -> None:
         """Each abandoned attempt is a usage row of its own (an error that cost nothing), recorded once."""

@@ -2,15 +2,15 @@
 off the server's event loop.
 
 Each finished call is handed, as one JSON line, to the usage writer, a process of its own
-(usage_writer.py) that batches calls, carves each call admitted against a budget lease into a reservation
-of its own (so its event commits it) and stores them with the ingest function's own store_events (same
-validation, pricing, exactly-once claim by request id, reservation commit), retrying a failed write with
+(usage_writer.py) that batches calls, stores them with the ingest function's own store_events (same
+validation, pricing, exactly-once claim by request id), then closes each call admitted against a budget
+lease as a reservation of its own at its stored cost, taking it off the lease; it retries a failed write with
 backoff under the same ids. The server keeps every call until the writer confirms it; a writer that dies
-is started again and sent every unconfirmed call, which the repeatable carve and the request-id claim
+is started again and sent every unconfirmed call, which the request-id claim and the repeatable commit
 store once. On shutdown the server waits for every confirmation before its leases are handed back. What is
 lost is bounded to a crash of the server process before it handed a call to the writer, the last
-FLUSH_SECONDS of calls (a writer that outlives a dying server still writes what it received); the
-reservations of lost calls expire with their TTL.
+FLUSH_SECONDS of calls (a writer that outlives a dying server still writes what it received); a lost
+call's amount stays held in its lease until the lease's TTL.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ WRITER = "tokentra_functions.gateway.usage_writer"
 FLUSH_SECONDS = 0.05
 
 
-def encode(seq: int, key: ApiKeyOrg, event: dict[str, Any], carve: dict[str, Any] | None) -> bytes:
+def encode(seq: int, key: ApiKeyOrg, event: dict[str, Any], hold: dict[str, Any] | None) -> bytes:
     """One call as the writer reads it (usage_writer.parse): one line of JSON."""
     return json.dumps({"seq": seq, "key": [str(key.key_id), str(key.org_id),
                                            str(key.project_id) if key.project_id else None],
-                       "event": event, "carve": carve}, separators=(",", ":"), default=str).encode() + b"\n"
+                       "event": event, "hold": hold}, separators=(",", ":"), default=str).encode() + b"\n"
 
 
 class UsageRecorder:
@@ -54,13 +54,13 @@ class UsageRecorder:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, key: ApiKeyOrg, event: dict[str, Any], carve: dict[str, Any] | None = None) -> None:
+    def submit(self, key: ApiKeyOrg, event: dict[str, Any], hold: dict[str, Any] | None = None) -> None:
         """Hand one call's event to the writer (never blocks, never raises); its tokens count against the
-        key's tokens-per-minute window at once. carve: the call's hold in a budget lease (Hold.carve)."""
+        key's tokens-per-minute window at once. hold: the call's hold in a budget lease (Hold.report)."""
         self._idle.clear()
         self.admission.count_tokens(key.key_id, event.get("input_tokens", 0) + event.get("output_tokens", 0))
         self.seq += 1
-        self.pending.append(line := encode(self.seq, key, event, carve))
+        self.pending.append(line := encode(self.seq, key, event, hold))
         self.unconfirmed[self.seq] = line
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():

@@ -6,8 +6,8 @@ already, or given up after the retries). Written here and not in the server: the
 pricing, staging) and its waits then never sit between a request and its answer on the server's event
 loop. It runs at a lower OS priority so the calls in flight get the CPU first.
 
-Every step is safe to repeat under the same ids (the carve inserts each reservation once, the store claims
-each request id once), so a call this process received but did not confirm before it died is sent again
+Every step is safe to repeat under the same ids (the store claims each request id once, the commit closes
+each call's reservation once), so a call this process received but did not confirm before it died is sent again
 to the next writer and still lands once. When its standard input closes (the server stopping, or dying),
 it writes what it received and exits.
 
@@ -39,7 +39,11 @@ from tokentra_functions.ingest import store_events
 
 log = logging.getLogger("tokentra.gateway.usage")
 
-Call = tuple[int, ApiKeyOrg, dict[str, Any], dict[str, Any] | None]  # sequence number, key, event, carve
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)  # Decimal costs as strings, which jsonb_to_recordset reads as numeric
+
+Call = tuple[int, ApiKeyOrg, dict[str, Any], dict[str, Any] | None]  # sequence number, key, event, hold
 
 
 def parse(line: bytes) -> Call:
@@ -47,7 +51,7 @@ def parse(line: bytes) -> Call:
     item = json.loads(line)
     key_id, org_id, project_id = item["key"]
     key = ingest_key(UUID(key_id), UUID(org_id), UUID(project_id) if project_id else None)
-    return item["seq"], key, item["event"], item["carve"]
+    return item["seq"], key, item["event"], item["hold"]
 
 
 class Writer:
@@ -78,24 +82,30 @@ class Writer:
     async def write(self, batch: list[Call]) -> None:
         settings = get_settings()
         by_key: dict[UUID, tuple[ApiKeyOrg, list[int], list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        for seq, key, event, carve in batch:
+        for seq, key, event, hold in batch:
             group = by_key.setdefault(key.key_id, (key, [], [], []))
             group[1].append(seq)
             group[2].append(event)
-            if carve is not None:
-                group[3].append(carve)
-        for key, seqs, events, carves in by_key.values():
+            if hold is not None:
+                group[3].append({**hold, "request_id": event["request_id"]})
+        for key, seqs, events, holds in by_key.values():
             stored = failed = 0
             costs: dict[str, Decimal] = {}
             delay = settings.gateway_usage_retry_base_seconds
             for attempt in range(1, settings.gateway_usage_attempts + 1):
                 try:
-                    if carves:  # repeatable: each reservation is inserted once, whatever the retries
-                        async with autocommit(self.pool) as conn:  # one statement: no BEGIN, COMMIT
-                            await conn.execute("select private.gateway_carve_calls(%s, %s)",
-                                               (key.org_id, Jsonb(carves)))
                     result = await store_events(self.pool, key, events)
-                    costs = await self.costs(key, events)
+                    rows = await self.stored(key, events)
+                    if holds:  # after the store, so each call is closed at its stored cost; repeatable
+                        for hold in holds:
+                            row = rows.get(hold["request_id"])
+                            hold["stored"], hold["cost_usd"] = row is not None, row[1] if row else None
+                        async with autocommit(self.pool) as conn:  # one statement: no BEGIN, COMMIT
+                            await conn.execute("select private.gateway_commit_calls(%s, %s)",
+                                               (key.org_id, Jsonb(holds, dumps=_dumps)))
+                    costs = defaultdict(Decimal)
+                    for provider, cost in rows.values():
+                        costs[provider] += cost or Decimal(0)
                 except Exception as exc:  # the database is away: retry the same request ids
                     log.warning("gateway usage write failed org=%s events=%d attempt=%d: %s",
                                 key.org_id, len(events), attempt, type(exc).__name__)
@@ -116,21 +126,19 @@ class Writer:
                                        "costs": {p: str(c) for p, c in costs.items()}}).encode() + b"\n")
             await self.out.drain()
 
-    async def costs(self, key: ApiKeyOrg, events: list[dict[str, Any]]) -> dict[str, Decimal]:
-        """The priced cost of stored calls by provider, for the server's metrics."""
+    async def stored(self, key: ApiKeyOrg, events: list[dict[str, Any]]) -> dict[str, tuple[str, Decimal | None]]:
+        """The provider and priced cost of each of the calls that is stored, by request id: for the server's
+        metrics, and the cost each call's reservation is committed at."""
         ids = [e["request_id"] for e in events]
         stamps = sorted(e["timestamp"] for e in events)
         async with autocommit(self.pool) as conn:  # one statement: no BEGIN, COMMIT
             # Bounds on occurred_at let the planner open only the batch's day partitions, not all of them.
             cur = await conn.execute(
-                "select u.provider, sum(u.cost_usd) as cost from public.usage_records u "
+                "select u.request_id, u.provider, u.cost_usd from public.usage_records u "
                 "where u.org_id = %s and u.occurred_at >= %s::timestamptz and u.occurred_at <= %s::timestamptz "
-                "and u.request_id = any(%s) group by 1",
+                "and u.request_id = any(%s)",
                 (key.org_id, stamps[0], stamps[-1], ids))
-            costs: dict[str, Decimal] = defaultdict(Decimal)
-            for row in await cur.fetchall():
-                costs[row["provider"]] += row["cost"] or Decimal(0)
-        return costs
+            return {row["request_id"]: (row["provider"], row["cost_usd"]) for row in await cur.fetchall()}
 
 
 def _local_backend(pid: int, started: float) -> bool:
