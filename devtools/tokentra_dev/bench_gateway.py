@@ -133,7 +133,7 @@ async def _measure(targets: dict[str, tuple[str, dict[str, str]]], calls: int, c
     return out
 
 
-def run(calls: int = 400, clients: int = 50) -> dict[str, Any]:
+def run(calls: int = 2000, clients: int = 50) -> dict[str, Any]:
     settings = get_settings()
     upstream_proc, upstream = _start_upstream()
     key, org_id = _setup(settings.dsn, upstream)
