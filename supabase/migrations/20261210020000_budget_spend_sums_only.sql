@@ -19,7 +19,7 @@ declare
   unfolded numeric;
   wm timestamptz := (select s.watermark from private.usage_rollup_state s);
 begin
-  if (select l.kind from private.usage_layout l) = 'hypertable' then
+  if private.rollups_are_continuous_aggregates() then
     -- Continuous aggregates keep their own raw tail: the views read them as before.
     if grain = 'day' then
       select coalesce(sum(v.cost_usd), 0) into folded from analytics.usage_daily v
