@@ -40,9 +40,6 @@ from tokentra_functions.ingest import store_events
 log = logging.getLogger("tokentra.gateway.usage")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=str)  # Decimal costs as strings, which jsonb_to_recordset reads as numeric
-
 Call = tuple[int, ApiKeyOrg, dict[str, Any], dict[str, Any] | None]  # sequence number, key, event, hold
 
 
@@ -99,10 +96,11 @@ class Writer:
                     if holds:  # after the store, so each call is closed at its stored cost; repeatable
                         for hold in holds:
                             row = rows.get(hold["request_id"])
-                            hold["stored"], hold["cost_usd"] = row is not None, row[1] if row else None
+                            cost = row[1] if row else None  # as text, like amount_usd: numeric in SQL
+                            hold["stored"], hold["cost_usd"] = row is not None, None if cost is None else str(cost)
                         async with autocommit(self.pool) as conn:  # one statement: no BEGIN, COMMIT
                             await conn.execute("select private.gateway_commit_calls(%s, %s)",
-                                               (key.org_id, Jsonb(holds, dumps=_dumps)))
+                                               (key.org_id, Jsonb(holds)))
                     costs = defaultdict(Decimal)
                     for provider, cost in rows.values():
                         costs[provider] += cost or Decimal(0)
