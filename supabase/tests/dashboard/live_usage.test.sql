@@ -1,7 +1,7 @@
 -- Live usage: the per-second job broadcasts the minutes that received calls since its last run, once
 -- per change, to the organization's usage topic only.
 begin;
-select plan(6);
+select plan(8);
 
 insert into public.organizations (id, name) values
   ('00000000-0000-4000-8000-0000000da1a1', 'live-a'), ('00000000-0000-4000-8000-0000000da1b1', 'live-b');
@@ -36,6 +36,12 @@ select is(pg_temp.usage_messages('00000000-0000-4000-8000-0000000da1b1'), 0::big
 select private.broadcast_live_usage();
 select is(pg_temp.usage_messages('00000000-0000-4000-8000-0000000da1a1'), 1::bigint,
           'unchanged minutes are not sent twice');
+
+-- a second without new claims (the cursor past them and the overlap) sends nothing, answers 0, and
+-- still moves the cursor
+update private.usage_live_state set claimed_through = now() + interval '1 minute';
+select is(private.broadcast_live_usage(), 0, 'a second without new claims sends nothing');
+select is((select claimed_through from private.usage_live_state), now(), 'and the cursor moves to this run');
 
 -- it is scheduled every second (pg_cron where present, else the worker reads the same table)
 select is((select schedule from private.periodic_jobs where name = 'tokentra-usage-live'), '1 seconds',
