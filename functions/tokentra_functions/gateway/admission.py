@@ -491,6 +491,7 @@ class Admission:
         unused part is handed back once the new lease replaced it."""
         org_id, key_id, provider, model, _ = slot
         settings = get_settings()
+        last = self.leases.get(slot)  # the lease in use, whose rate sizes the next
         old = None if ahead else self.leases.pop(slot, None)
         previous, unused = None, Decimal(0)
         if old is not None:
@@ -500,7 +501,6 @@ class Admission:
         # A busy slot leases for a few seconds of its calls, not a fixed count: each lease reads the budgets'
         # spend (the raw rows since the last rollup refresh among it), so at hundreds of calls a second a
         # fixed 50 calls' lease made leasing most of the database's work per call.
-        last = old if old is not None else self.leases.get(slot)
         rate = last.rate(time.monotonic()) if last is not None else 0.0
         calls = max(settings.gateway_lease_calls, math.ceil(rate * settings.gateway_lease_rate_seconds))
         want = max(cost, cost * calls)

@@ -39,7 +39,6 @@ from tokentra_functions.ingest import store_events
 
 log = logging.getLogger("tokentra.gateway.usage")
 
-
 Call = tuple[int, ApiKeyOrg, dict[str, Any], dict[str, Any] | None]  # sequence number, key, event, hold
 
 
