@@ -18,7 +18,13 @@ Tag = Annotated[Text, Field(min_length=1, max_length=200)]
 # Conditions are stored and answered with their numbers as JSON numbers, as every amount in the API.
 AsNumber = PlainSerializer(float, return_type=float, when_used="json")
 Window = Annotated[
-    int, Field(ge=1, le=1440, description="Minutes; read in whole UTC hours from the rollups.")
+    int,
+    Field(
+        ge=1,
+        le=1440,
+        description="Minutes before each evaluation, from the hourly rollups: the hour in progress counts "
+        "whole, a finished hour the window partly covers in proportion.",
+    ),
 ]
 
 

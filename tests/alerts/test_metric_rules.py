@@ -7,6 +7,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 
 def org_with_rule(db, rule_type: str, condition: dict) -> tuple[str, str]:
     org = str(uuid.uuid4())
@@ -41,19 +43,56 @@ def rule_events(db, rule: str) -> list[dict]:
     ).fetchall()
 
 
+def an_hour_ago_plus(seconds: int) -> datetime:
+    """A moment `seconds` past the start of the last whole UTC hour: fixed within the hour, always past."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, seconds=-seconds)
+
+
+def steady_day(db, org: str, at: datetime) -> None:
+    for h in range(1, 25):  # a steady $0.50 an hour for the day before
+        calls(db, org, at - timedelta(hours=h), 5, cost="0.10")
+
+
 def test_spend_spike_raises_once_and_resolves_when_spend_calms(db):
-    now = datetime.now(UTC)
+    at = an_hour_ago_plus(1800)
     org, rule = org_with_rule(db, "spend_spike", {"window_minutes": 60, "factor": 3, "min_spend_usd": 1})
-    for h in range(1, 25):  # a steady $0.50 an hour for a day
-        calls(db, org, now - timedelta(hours=h), 5, cost="0.10")
-    evaluate(db, now)
+    steady_day(db, org, at)
+    evaluate(db, at)
     assert rule_events(db, rule) == []
-    calls(db, org, now - timedelta(minutes=1), 40, cost="0.10")  # $4 this hour: 8x the usual
-    evaluate(db, now)
-    evaluate(db, now)
+    calls(db, org, at - timedelta(minutes=1), 40, cost="0.10")  # $4 in the last hour: 8x the usual
+    evaluate(db, at)
+    evaluate(db, at)
     (event,) = rule_events(db, rule)
     assert event["status"] == "open" and "spent in the window" in event["title"]
-    evaluate(db, now + timedelta(hours=2))  # two hours later the spike is out of the window
+    evaluate(db, at + timedelta(hours=2))  # two hours later the spike is out of the window
+    assert [e["status"] for e in rule_events(db, rule)] == ["resolved"]
+
+
+@pytest.mark.parametrize("seconds_past_the_hour", [0, 30, 600, 3599])
+def test_a_spike_a_minute_ago_counts_wherever_the_hour_stands(db, seconds_past_the_hour):
+    # The window is the last window_minutes, not the hour so far: just past HH:00 the spike of a minute
+    # before belongs to the previous hour's rollup and must still count.
+    at = an_hour_ago_plus(seconds_past_the_hour)
+    org, rule = org_with_rule(db, "spend_spike", {"window_minutes": 60, "factor": 3, "min_spend_usd": 1})
+    steady_day(db, org, at)
+    calls(db, org, at - timedelta(minutes=1), 40, cost="0.10")
+    evaluate(db, at)
+    (event,) = rule_events(db, rule)
+    assert event["status"] == "open"
+    assert 4 <= float(event["details"]["value"]) <= 4.5  # the spike, and at most an hour of the steady spend
+    assert 0.45 <= float(event["details"]["baseline"]) <= 0.55
+
+
+def test_an_open_spike_stays_open_across_the_turn_of_the_hour(db):
+    at = an_hour_ago_plus(0) - timedelta(minutes=5)  # HH:55 of the hour before the last whole one
+    org, rule = org_with_rule(db, "spend_spike", {"window_minutes": 60, "factor": 3, "min_spend_usd": 1})
+    steady_day(db, org, at)
+    calls(db, org, at - timedelta(minutes=5), 40, cost="0.10")  # $4 at HH:50
+    evaluate(db, at)
+    assert [e["status"] for e in rule_events(db, rule)] == ["open"]
+    evaluate(db, at + timedelta(minutes=10))  # HH+1:05: the spike was 15 minutes ago
+    assert [e["status"] for e in rule_events(db, rule)] == ["open"]
+    evaluate(db, at + timedelta(minutes=70))  # HH+2:05: 75 minutes ago, out of the window
     assert [e["status"] for e in rule_events(db, rule)] == ["resolved"]
 
 
