@@ -45,7 +45,8 @@ def rule_events(db, rule: str) -> list[dict]:
 
 def an_hour_ago_plus(seconds: int) -> datetime:
     """A moment `seconds` past the start of the last whole UTC hour: fixed within the hour, always past."""
-    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, seconds=-seconds)
+    last_whole_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return last_whole_hour + timedelta(seconds=seconds)
 
 
 def steady_day(db, org: str, at: datetime) -> None:
