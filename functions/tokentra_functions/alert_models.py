@@ -22,8 +22,8 @@ Window = Annotated[
     Field(
         ge=1,
         le=1440,
-        description="Minutes before each evaluation, from the hourly rollups: the hour in progress counts "
-        "whole, a finished hour the window partly covers in proportion.",
+        description="Minutes before each evaluation, measured to the minute (from the start of the minute "
+        "the window begins in); the part of a window older than three hours reads hourly rollups in proportion.",
     ),
 ]
 
