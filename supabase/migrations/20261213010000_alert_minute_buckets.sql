@@ -49,6 +49,7 @@ language sql stable set search_path = '' as $$
   select date_bin('1 minute', now() - interval '3 hours', timestamptz '2000-01-01 00:00:00+00')
 $$;
 comment on function private.usage_minutes_keep_from() is 'Oldest minute usage_minutes keeps.';
+revoke all on function private.usage_minutes_keep_from() from public;
 
 -- The one definition of how usage rows become minute sums; like private.usage_rollup_select, source is
 -- SQL written in this schema's own functions, never a caller's.
@@ -92,6 +93,7 @@ end
 $$;
 comment on function private.follow_usage_watermark() is
   'Trigger: sum the usage rows a watermark move passes into usage_minutes and drop minutes past three hours.';
+revoke all on function private.follow_usage_watermark() from public;
 
 -- The capture trigger of 20261122002100, with the late rows' minute sums added (only rows the minutes
 -- cover: older ones would never be read).
