@@ -194,11 +194,6 @@ revoke all on function private.alert_rule_matches(jsonb, text, text, text, text,
 -- minutes kept reads hourly buckets, a finished hour in proportion to the part covered; where no minutes
 -- cover the window at all, the hour in progress counts whole, as before. The spend baseline (mean spend
 -- per window over the baseline hours before the window) reads hourly buckets.
---
--- Covered, the hourly buckets are read from the rollup table, its deltas and the raw rows past the
--- watermark before exact_from, which is what analytics.usage_hourly adds up, but with the raw rows
--- bounded: the view cannot bound them (its watermark is known only when it runs), so for a large
--- organization the planner scanned the whole day's partition for them, 70 ms a rule.
 create or replace function private.alert_rule_measure(rule public.alert_rules, at timestamptz default now())
 returns table (value numeric, baseline numeric, requests bigint)
 language plpgsql stable rows 1 set search_path = '' set jit = off as $$
@@ -216,41 +211,20 @@ declare
   hourly_from timestamptz := date_trunc('hour', case when rule.type = 'spend_spike' then base_since else since end, 'UTC');
   -- Covered, the hourly buckets serve the baseline and the part of the window before exact_from.
   hourly_before timestamptz := case when covered then exact_from else 'infinity' end;
-  -- Nothing hourly counts for an error or latency rule whose window the minutes cover.
+  -- Nothing hourly counts for an error or latency rule whose window the minutes cover: skip reading it.
   hourly_needed boolean := not covered or rule.type = 'spend_spike' or since < exact_from;
 begin
   return query
-  with hourly as (
-    select v.bucket, v.cost_usd, v.errors, v.requests, v.latency_histogram
+  with rows as (
+    select v.cost_usd, v.errors, v.requests, v.latency_histogram,
+           case when not covered and v.bucket + interval '1 hour' > at then 1
+                else private.hour_share(v.bucket, since, hourly_to) end as w,
+           case when v.bucket + interval '1 hour' > at then 0
+                else private.hour_share(v.bucket, base_since, since) end as b
       from analytics.usage_hourly v
-     where not covered and v.org_id = rule.org_id and v.bucket >= hourly_from and v.bucket <= at
+     where hourly_needed and v.org_id = rule.org_id and v.bucket >= hourly_from and v.bucket <= at
+       and v.bucket < hourly_before
        and private.alert_rule_matches(c, v.provider, v.model, v.team, v.project, v.feature)
-    union all
-    select h.bucket, h.cost_usd, h.errors, h.requests, h.latency_histogram
-      from private.usage_rollup_hourly h
-     where covered and hourly_needed and h.org_id = rule.org_id and h.bucket >= hourly_from and h.bucket < hourly_before
-       and private.alert_rule_matches(c, h.provider, h.model, h.team, h.project, h.feature)
-    union all
-    select d.bucket, d.cost_usd, d.errors, d.requests, d.latency_histogram
-      from private.usage_rollup_deltas d
-     where covered and hourly_needed and d.org_id = rule.org_id and d.bucket >= hourly_from and d.bucket < hourly_before
-       and private.alert_rule_matches(c, d.provider, d.model, d.team, d.project, d.feature)
-    union all
-    select date_bin('1 hour', u.occurred_at, timestamptz '2000-01-01 00:00:00+00'), coalesce(sum(u.cost_usd), 0),
-           count(*) filter (where u.status <> 'success'), count(*), analytics.latency_histogram(u.latency_ms)
-      from public.usage_records u
-     where covered and hourly_needed and u.org_id = rule.org_id and u.occurred_at >= greatest(wm, hourly_from)
-       and u.occurred_at < date_trunc('hour', hourly_before, 'UTC') + interval '1 hour'
-       and private.alert_rule_matches(c, u.provider, u.model, u.team, u.project, u.feature)
-     group by 1
-  ), rows as (
-    select h.cost_usd, h.errors, h.requests, h.latency_histogram,
-           case when not covered and h.bucket + interval '1 hour' > at then 1
-                else private.hour_share(h.bucket, since, hourly_to) end as w,
-           case when h.bucket + interval '1 hour' > at then 0
-                else private.hour_share(h.bucket, base_since, since) end as b
-      from hourly h
-     where h.bucket < hourly_before
     union all
     select m.cost_usd, m.errors, m.requests, m.latency_histogram, 1, 0
       from private.usage_minutes m
