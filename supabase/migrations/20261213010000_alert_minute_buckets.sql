@@ -71,7 +71,7 @@ revoke all on function private.usage_minute_select(text, integer) from public;
 
 -- When the refresh moves the watermark, the rows it passes become minute sums and minutes past three hours
 -- go; it runs inside the refresh, under the rollup lock the refresh holds exclusively. A watermark moved
--- back is the usage table truncated (private.forget_truncated_usage): nothing is left to sum.
+-- back (the usage table truncated, private.forget_truncated_usage) starts the minutes over from it.
 create function private.follow_usage_watermark() returns trigger
 language plpgsql volatile set search_path = '' as $$
 declare
@@ -79,7 +79,7 @@ declare
 begin
   if new.watermark < old.watermark then
     delete from private.usage_minutes;
-    update private.usage_minutes_state set complete_since = '-infinity';
+    update private.usage_minutes_state set complete_since = new.watermark;
     return null;
   end if;
   execute 'insert into private.usage_minutes '

@@ -1,7 +1,7 @@
 -- The minute sums metric rules read follow the watermark: a refresh sums the rows it passes, minutes past
 -- three hours go, and truncating the usage table empties them.
 begin;
-select plan(7);
+select plan(8);
 
 insert into public.organizations (id, name) values ('00000000-0000-0000-0000-00000000a11e', 'minutes');
 insert into public.usage_records (org_id, occurred_at, request_id, provider, model, cost_usd, priced, status, latency_ms)
@@ -33,6 +33,11 @@ values ('00000000-0000-0000-0000-00000000a11e', now() - interval '30 minutes 10 
 select is((select sum(cost_usd) from private.usage_minutes where org_id = '00000000-0000-0000-0000-00000000a11e'
             and bucket = date_bin('1 minute', now() - interval '30 minutes 10 seconds', timestamptz '2000-01-01')),
           7.5, 'a late row lands in its minute');
+
+-- a watermark moved back starts the minutes over from it (rows past it are read raw)
+update private.usage_rollup_state set watermark = now() - interval '1 hour';
+select results_eq($$select (select count(*) from private.usage_minutes), (select complete_since from private.usage_minutes_state)$$,
+                  $$values (0::bigint, now() - interval '1 hour')$$, 'a watermark moved back empties the minutes');
 
 truncate public.usage_records;
 select is((select count(*) from private.usage_minutes), 0::bigint, 'truncating the usage empties the minutes');
