@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from test_metric_rules import an_hour_ago_plus, evaluate, org_with_rule, rule_events
+from metric_rule_helpers import an_hour_ago_plus, evaluate, org_with_rule, rule_events
 
 
 def per_minute(db, org: str, start: datetime, minutes: int, n: int = 1, cost: str = "0.02",

@@ -3,21 +3,11 @@ it stays open, resolved when the condition clears. Time is set by back-dating ro
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-
-def org_with_rule(db, rule_type: str, condition: dict) -> tuple[str, str]:
-    org = str(uuid.uuid4())
-    db.execute("insert into public.organizations (id, name) values (%s, 'metrics')", (org,))
-    rule = db.execute(
-        "insert into public.alert_rules (org_id, name, type, condition) values (%s, %s, %s, %s) returning id",
-        (org, rule_type, rule_type, json.dumps(condition)),
-    ).fetchone()["id"]
-    return org, str(rule)
+from metric_rule_helpers import an_hour_ago_plus, evaluate, org_with_rule, rule_events
 
 
 def calls(
@@ -29,24 +19,6 @@ def calls(
         "from generate_series(1, %s) i",
         (org, at, str(uuid.uuid4()), cost, status, latency, n),
     )
-
-
-def evaluate(db, at: datetime) -> dict:
-    return db.execute("select private.evaluate_alert_rules(%s) as r", (at,)).fetchone()["r"]
-
-
-def rule_events(db, rule: str) -> list[dict]:
-    return db.execute(
-        "select status, severity, title, details from public.alert_events where rule_id = %s "
-        "order by created_at",
-        (rule,),
-    ).fetchall()
-
-
-def an_hour_ago_plus(seconds: int) -> datetime:
-    """A moment `seconds` past the start of the last whole UTC hour: fixed within the hour, always past."""
-    last_whole_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    return last_whole_hour + timedelta(seconds=seconds)
 
 
 def steady_day(db, org: str, at: datetime) -> None:
