@@ -35,13 +35,13 @@ log = logging.getLogger("tokentra.ingest")
 # it). It is kept, not dropped, so that private.ingest_staged's statements keep their plans: a new table
 # each time would have them planned again at every call. (The price names a batch's parts have resolved
 # are kept beside it in a table private.ingest_staged creates itself.)
-_STAGE = (f"create temp table if not exists ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
+STAGE_TABLE = (f"create temp table if not exists ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
           "on commit delete rows")
-_COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
-_TYPES = [kind for _, kind in STAGED]
+STAGE_COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
+STAGED_TYPES = [kind for _, kind in STAGED]
 # The first part of a batch (see _parts); a batch under twice this many is stored in one part.
 _FIRST_PART = 100
-_NOBODY = UUID(int=0)  # the organization and key of the empty batch a new connection stores
+NOBODY = UUID(int=0)  # the organization and key of the empty batch a new connection stores
 _CONFLICT = "conflicts with the stored event of this request_id (content differs); not stored"
 # Per pool (so per database), the days this process has seen given a usage partition. A batch whose days
 # are all known skips the partition check, a round trip; a backfilled day still gets its partition first.
@@ -59,8 +59,8 @@ async def plan_ingest(conn: AsyncConn) -> None:
         async with conn.transaction():
             await conn.execute("select set_config('lock_timeout', '1s', true), "
                                "set_config('statement_timeout', '10s', true)")
-            await conn.execute(_STAGE)
-            await conn.execute("select from private.ingest_staged(%s, %s, null)", (_NOBODY, _NOBODY))
+            await conn.execute(STAGE_TABLE)
+            await conn.execute("select from private.ingest_staged(%s, %s, null)", (NOBODY, NOBODY))
     except psycopg.Error as exc:
         if conn.broken:
             raise
@@ -144,7 +144,7 @@ async def _store(pool: Pool, key: ApiKeyOrg, events: Staging) -> list[tuple[int,
             known |= days
         outcomes: list[tuple[int, str, bool]] = []
         async with conn.transaction():
-            await conn.execute(_STAGE)
+            await conn.execute(STAGE_TABLE)
             staged = False  # whether the temporary table holds a part already stored
             pending: asyncio.Task[list[tuple[int, str, bool]]] | None = None
             for start, stop in _parts(len(events.events)):
@@ -158,8 +158,8 @@ async def _store(pool: Pool, key: ApiKeyOrg, events: Staging) -> list[tuple[int,
                     # Not truncate: that gives the table a new file, which invalidates the cached plans.
                     await conn.execute("delete from pg_temp.ingest_batch")
                 cur = conn.cursor()
-                async with cur.copy(_COPY) as copy:
-                    copy.set_types(_TYPES)
+                async with cur.copy(STAGE_COPY) as copy:
+                    copy.set_types(STAGED_TYPES)
                     for row in rows:
                         await copy.write_row(row)
                 pending = asyncio.ensure_future(_ingest_staged(conn, key))

@@ -112,7 +112,7 @@ def test_a_new_connection_is_planned_for_ingest_without_writing_anything(dsn):
     import psycopg
     from psycopg.rows import dict_row
 
-    from tokentra_functions.ingest import _NOBODY, _STAGE, plan_ingest
+    from tokentra_functions.ingest import NOBODY, STAGE_TABLE, plan_ingest
 
     def counts() -> tuple[int, int]:
         with psycopg.connect(dsn) as conn:
@@ -126,8 +126,8 @@ def test_a_new_connection_is_planned_for_ingest_without_writing_anything(dsn):
             await plan_ingest(conn)
             status = conn.info.transaction_status
             async with conn.transaction():  # one transaction: behind a pooler, one server connection
-                await conn.execute(_STAGE)
-                cur = await conn.execute("select * from private.ingest_staged(%s, %s, null)", (_NOBODY, _NOBODY))
+                await conn.execute(STAGE_TABLE)
+                cur = await conn.execute("select * from private.ingest_staged(%s, %s, null)", (NOBODY, NOBODY))
                 outcomes = await cur.fetchall()
             return status, outcomes
 
