@@ -36,7 +36,7 @@ log = logging.getLogger("tokentra.ingest")
 # each time would have them planned again at every call. (The price names a batch's parts have resolved
 # are kept beside it in a table private.ingest_staged creates itself.)
 STAGE_TABLE = (f"create temp table if not exists ingest_batch ({', '.join(f'{name} {kind}' for name, kind in STAGED)}) "
-          "on commit delete rows")
+               "on commit delete rows")
 STAGE_COPY = f"copy pg_temp.ingest_batch ({', '.join(STAGED_COLUMNS)}) from stdin (format binary)"
 STAGED_TYPES = [kind for _, kind in STAGED]
 # The first part of a batch (see _parts); a batch under twice this many is stored in one part.
